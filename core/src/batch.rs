@@ -1,0 +1,469 @@
+//! Batches: the open batch that impressions accumulate in, the rule that closes it (count,
+//! bytes, age, explicit flush), and its encoding into the hoisted, columnar wire format.
+//! The open batch keeps each impression in a fixed 32-byte record and its strings in one
+//! interner, so recording allocates nothing once capacities have grown.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::intern::Interner;
+use crate::proto;
+use crate::wire::DecodedImpression;
+
+/// Hard cap on impressions per batch (configurable below it).
+pub const MAX_BATCH_IMPRESSIONS: usize = 8192;
+/// Encoded batches stay below this, so the gzip body (plus the send-time member) always
+/// fits the 64 KiB that `sendBeacon` and fetch keepalive carry.
+pub const MAX_BATCH_ENCODED_BYTES: usize = 60 * 1024;
+/// Worst-case encoded growth of one impression: ten columns of 5-byte varints plus two new
+/// strings of the longest allowed id; a batch closes when one more might not fit.
+const MAX_IMPRESSION_GROWTH: usize =
+    10 * 5 + 2 * (crate::contract::DEFAULT_MAX_ID_LEN as usize + 3);
+/// Page views per batch; more closes the batch (page view index must fit `u16`).
+pub const MAX_PAGE_VIEWS_PER_BATCH: usize = 1024;
+/// Fixed encoded cost of a page view entry, for the size estimate.
+const PAGE_VIEW_BYTES: usize = 40;
+
+/// One buffered impression: 32 bytes, strings interned in the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub item: u32,
+    /// Interned artwork id plus one; 0 for none.
+    pub artwork: u32,
+    pub row: u32,
+    pub column: u32,
+    /// Milliseconds from the page view's start.
+    pub first_visible_ms: u32,
+    pub visible_ms: u32,
+    pub focused_ms: u32,
+    pub page_view: u16,
+    pub max_visible_pct: u8,
+}
+
+/// What the batch records about a page view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPageView {
+    pub ordinal: u64,
+    pub page: u32,
+    /// Interned request id plus one; 0 for none.
+    pub request_id: u32,
+    pub start_mono: u64,
+    pub start_wall: u64,
+    pub ended: bool,
+    pub duration_ms: u64,
+}
+
+/// A page view as the logger describes it to the batch.
+#[derive(Clone, Copy, Debug)]
+pub struct PageViewRef<'a> {
+    pub ordinal: u64,
+    pub page: &'a str,
+    pub request_id: Option<&'a str>,
+    pub start_mono: u64,
+    pub start_wall: u64,
+}
+
+/// The batch being filled.
+#[derive(Clone, Debug, Default)]
+pub struct OpenBatch {
+    pub strings: Interner,
+    pub page_views: Vec<BatchPageView>,
+    pub impressions: Vec<Pending>,
+    /// Seq of the first impression; the rest follow without gaps.
+    pub first_seq: u64,
+    /// Monotonic time the first impression arrived.
+    pub opened_at: u64,
+    encoded_estimate: usize,
+}
+
+impl OpenBatch {
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.impressions.is_empty()
+    }
+
+    /// Number of buffered impressions.
+    pub fn len(&self) -> usize {
+        self.impressions.len()
+    }
+
+    /// The batch-local index of a page view, adding it if new; `None` when the batch has no
+    /// room for another page view (close it and retry).
+    pub fn page_view(&mut self, pv: &PageViewRef<'_>) -> Option<u16> {
+        if let Some(i) = self.page_views.iter().position(|p| p.ordinal == pv.ordinal) {
+            return Some(i as u16);
+        }
+        if self.page_views.len() >= MAX_PAGE_VIEWS_PER_BATCH {
+            return None;
+        }
+        let page = self.intern(pv.page);
+        let request_id = pv.request_id.map_or(0, |r| self.intern(r) + 1);
+        self.page_views.push(BatchPageView {
+            ordinal: pv.ordinal,
+            page,
+            request_id,
+            start_mono: pv.start_mono,
+            start_wall: pv.start_wall,
+            ended: false,
+            duration_ms: 0,
+        });
+        self.encoded_estimate += PAGE_VIEW_BYTES;
+        Some((self.page_views.len() - 1) as u16)
+    }
+
+    /// Records that a page view in this batch ended.
+    pub fn end_page_view(&mut self, ordinal: u64, duration_ms: u64) {
+        if let Some(p) = self.page_views.iter_mut().find(|p| p.ordinal == ordinal) {
+            p.ended = true;
+            p.duration_ms = duration_ms;
+        }
+    }
+
+    /// Interns a string, counting its bytes towards the size estimate when new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        let before = self.strings.len();
+        let index = self.strings.intern(s);
+        if self.strings.len() > before {
+            self.encoded_estimate += s.len() + 2;
+        }
+        index
+    }
+
+    /// Buffers an impression; `seq` must be the next seq after the buffered ones.
+    pub fn push(&mut self, seq: u64, now: u64, p: Pending) {
+        if self.impressions.is_empty() {
+            self.first_seq = seq;
+            self.opened_at = now;
+        }
+        self.encoded_estimate += varint_len(u64::from(p.item))
+            + varint_len(u64::from(p.artwork))
+            + varint_len(u64::from(p.row))
+            + varint_len(u64::from(p.column))
+            + 2 * varint_len(u64::from(p.first_visible_ms))
+            + varint_len(u64::from(p.visible_ms))
+            + varint_len(u64::from(p.focused_ms))
+            + 3;
+        self.impressions.push(p);
+    }
+
+    /// True when the batch must close before another impression is added.
+    pub fn full(&self, max_impressions: usize) -> bool {
+        self.impressions.len() >= max_impressions
+            || self.encoded_estimate + MAX_IMPRESSION_GROWTH >= MAX_BATCH_ENCODED_BYTES
+    }
+
+    /// Empties the batch, keeping capacity.
+    pub fn clear(&mut self) {
+        self.strings.clear();
+        self.page_views.clear();
+        self.impressions.clear();
+        self.encoded_estimate = 0;
+    }
+
+    /// Heap bytes reserved by the batch, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.strings.heap_bytes()
+            + self.page_views.capacity() * core::mem::size_of::<BatchPageView>()
+            + self.impressions.capacity() * core::mem::size_of::<Pending>()
+    }
+
+    /// The wire form: `header` supplies the hoisted fields, this batch the tables and columns.
+    pub fn to_proto(&self, mut header: proto::Batch, mono_epoch: u32) -> proto::Batch {
+        let base = self
+            .page_views
+            .iter()
+            .map(|p| p.start_mono)
+            .min()
+            .unwrap_or(0);
+        header.strings = (0..self.strings.len() as u32)
+            .map(|i| self.strings.get(i).to_string())
+            .collect();
+        header.page_views = self
+            .page_views
+            .iter()
+            .map(|p| proto::PageView {
+                ordinal: p.ordinal,
+                page: p.page,
+                request_id: p.request_id,
+                start_offset_ms: p.start_mono - base,
+                start_wall_ms: p.start_wall,
+                ended: p.ended,
+                duration_ms: p.duration_ms,
+            })
+            .collect();
+        let mut cols = Columns::new(self.first_seq);
+        for (i, p) in self.impressions.iter().enumerate() {
+            cols.push(&DecodedImpression {
+                seq: self.first_seq + i as u64,
+                page_view: usize::from(p.page_view),
+                item: p.item,
+                artwork: p.artwork.checked_sub(1),
+                row: p.row,
+                column: p.column,
+                first_visible_ms: i64::from(p.first_visible_ms),
+                visible_ms: p.visible_ms,
+                max_visible_pct: u32::from(p.max_visible_pct),
+                focused_ms: p.focused_ms,
+            });
+        }
+        header.impressions = Some(cols.finish());
+        let clock = header.clock.get_or_insert_with(Default::default);
+        clock.mono_epoch = mono_epoch;
+        clock.mono_base_ms = base;
+        header
+    }
+}
+
+/// Builds the columnar impressions from rows, delta-coding and omitting all-zero columns.
+#[derive(Debug)]
+pub struct Columns {
+    out: proto::Impressions,
+    prev_seq: u64,
+    prev_page_view: i64,
+    prev_first_visible: i64,
+}
+
+impl Columns {
+    /// Columns whose first impression has `first_seq`.
+    pub fn new(first_seq: u64) -> Self {
+        Columns {
+            out: proto::Impressions {
+                first_seq,
+                ..Default::default()
+            },
+            prev_seq: first_seq,
+            prev_page_view: 0,
+            prev_first_visible: 0,
+        }
+    }
+
+    /// Appends one impression; seqs must increase.
+    pub fn push(&mut self, imp: &DecodedImpression) {
+        let o = &mut self.out;
+        let gap = if o.item.is_empty() {
+            0
+        } else {
+            imp.seq.saturating_sub(self.prev_seq + 1)
+        };
+        o.seq_gap.push(gap);
+        let pv = imp.page_view as i64;
+        o.page_view_delta.push((pv - self.prev_page_view) as i32);
+        o.item.push(imp.item);
+        o.artwork.push(imp.artwork.map_or(0, |a| a + 1));
+        o.row.push(imp.row);
+        o.column.push(imp.column);
+        o.first_visible_delta_ms
+            .push(imp.first_visible_ms - self.prev_first_visible);
+        o.visible_ms.push(imp.visible_ms);
+        o.max_visible_pct.push(imp.max_visible_pct);
+        o.focused_ms.push(imp.focused_ms);
+        self.prev_seq = imp.seq;
+        self.prev_page_view = pv;
+        self.prev_first_visible = imp.first_visible_ms;
+    }
+
+    /// The finished columns, with all-zero columns left empty.
+    pub fn finish(mut self) -> proto::Impressions {
+        let o = &mut self.out;
+        drop_if_zero(&mut o.seq_gap);
+        drop_if_zero(&mut o.page_view_delta);
+        drop_if_zero(&mut o.artwork);
+        drop_if_zero(&mut o.row);
+        drop_if_zero(&mut o.column);
+        drop_if_zero(&mut o.first_visible_delta_ms);
+        drop_if_zero(&mut o.visible_ms);
+        drop_if_zero(&mut o.max_visible_pct);
+        drop_if_zero(&mut o.focused_ms);
+        self.out
+    }
+}
+
+fn drop_if_zero<T: Default + PartialEq>(column: &mut Vec<T>) {
+    if column.iter().all(|v| *v == T::default()) {
+        column.clear();
+    }
+}
+
+/// Rebuilds a batch holding only `rows` of `source` (whose strings and page views they
+/// index), with its own minimal string table: used to split a batch the collector refused
+/// as too large.
+pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch {
+    let mut strings = Interner::default();
+    let mut page_views: Vec<proto::PageView> = Vec::new();
+    let mut pv_map: Vec<(usize, usize)> = Vec::new();
+    let text = |i: u32| source.strings.get(i as usize).map_or("", String::as_str);
+    let mut cols = Columns::new(rows.first().map_or(0, |r| r.seq));
+    for row in rows {
+        let pv = match pv_map.iter().find(|(old, _)| *old == row.page_view) {
+            Some(&(_, new)) => new,
+            None => {
+                let mut p = source
+                    .page_views
+                    .get(row.page_view)
+                    .cloned()
+                    .unwrap_or_default();
+                p.page = strings.intern(text(p.page));
+                p.request_id = match p.request_id.checked_sub(1) {
+                    Some(r) => strings.intern(text(r)) + 1,
+                    None => 0,
+                };
+                page_views.push(p);
+                pv_map.push((row.page_view, page_views.len() - 1));
+                page_views.len() - 1
+            }
+        };
+        cols.push(&DecodedImpression {
+            page_view: pv,
+            item: strings.intern(text(row.item)),
+            artwork: row.artwork.map(|a| strings.intern(text(a))),
+            ..*row
+        });
+    }
+    let mut out = source.clone();
+    out.strings = (0..strings.len() as u32)
+        .map(|i| strings.get(i).to_string())
+        .collect();
+    out.page_views = page_views;
+    out.impressions = Some(cols.finish());
+    out.send = None;
+    out
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire;
+    use prost::Message;
+
+    fn pv(ordinal: u64) -> PageViewRef<'static> {
+        PageViewRef {
+            ordinal,
+            page: "home",
+            request_id: Some("req-1"),
+            start_mono: 1000 * ordinal,
+            start_wall: 5,
+        }
+    }
+
+    fn filled(n: u32) -> OpenBatch {
+        let mut b = OpenBatch::default();
+        for i in 0..n {
+            let page_view = b.page_view(&pv(u64::from(i / 10))).unwrap();
+            let item = b.intern(&alloc::format!("title:{}", i % 7));
+            b.push(
+                100 + u64::from(i),
+                0,
+                Pending {
+                    item,
+                    artwork: 0,
+                    row: i / 4,
+                    column: i % 4,
+                    first_visible_ms: 10 * i,
+                    visible_ms: 1500,
+                    focused_ms: 0,
+                    page_view,
+                    max_visible_pct: 100,
+                },
+            );
+        }
+        b
+    }
+
+    #[test]
+    fn a_buffered_impression_takes_32_bytes() {
+        assert!(core::mem::size_of::<Pending>() <= 32);
+    }
+
+    #[test]
+    fn encoding_round_trips_through_the_decoder() {
+        let b = filled(25);
+        let bytes = b.to_proto(proto::Batch::default(), 3).encode_to_vec();
+        let decoded = wire::decode_batch(&bytes).unwrap();
+        let rows = wire::impressions(&decoded).unwrap();
+        assert_eq!(rows.len(), 25);
+        assert_eq!(rows[0].seq, 100);
+        assert_eq!(rows[24].seq, 124);
+        assert_eq!(wire::string(&decoded, rows[8].item), Some("title:1"));
+        assert_eq!(rows[13].page_view, 1);
+        assert_eq!(rows[13].first_visible_ms, 130);
+        assert_eq!(rows[13].artwork, None);
+        assert_eq!(decoded.page_views[2].start_offset_ms, 2000);
+        assert_eq!(decoded.clock.unwrap().mono_epoch, 3);
+    }
+
+    #[test]
+    fn columns_that_are_all_zero_are_omitted() {
+        let cols = filled(5)
+            .to_proto(proto::Batch::default(), 0)
+            .impressions
+            .unwrap();
+        assert!(cols.seq_gap.is_empty() && cols.artwork.is_empty() && cols.focused_ms.is_empty());
+        assert_eq!(cols.item.len(), 5);
+    }
+
+    #[test]
+    fn a_batch_is_full_at_the_configured_count() {
+        assert!(!filled(9).full(10));
+        assert!(filled(10).full(10));
+    }
+
+    #[test]
+    fn a_batch_closes_before_its_encoding_outgrows_a_beacon() {
+        let mut b = OpenBatch::default();
+        let page_view = b.page_view(&pv(0)).unwrap();
+        let mut i = 0u32;
+        while !b.full(MAX_BATCH_IMPRESSIONS) {
+            let item = b.intern(&alloc::format!("title:{:058}", i));
+            b.push(
+                u64::from(i) + 1,
+                0,
+                Pending {
+                    item,
+                    artwork: 0,
+                    row: i,
+                    column: i,
+                    first_visible_ms: i,
+                    visible_ms: 1000,
+                    focused_ms: 0,
+                    page_view,
+                    max_visible_pct: 100,
+                },
+            );
+            i += 1;
+        }
+        let bytes = b.to_proto(proto::Batch::default(), 0).encode_to_vec();
+        assert!(
+            bytes.len() <= MAX_BATCH_ENCODED_BYTES,
+            "{} bytes",
+            bytes.len()
+        );
+        assert!(
+            bytes.len() > MAX_BATCH_ENCODED_BYTES * 9 / 10,
+            "{} bytes",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn a_subset_keeps_only_the_strings_and_page_views_it_uses() {
+        let full = filled(30).to_proto(proto::Batch::default(), 0);
+        let rows = wire::impressions(&full).unwrap();
+        let half = subset(&full, &rows[20..]);
+        let back = wire::impressions(&half).unwrap();
+        assert_eq!(back.len(), 10);
+        assert_eq!(back[0].seq, 120);
+        assert_eq!(half.page_views.len(), 1);
+        assert_eq!(half.page_views[0].ordinal, 2);
+        for (a, b) in rows[20..].iter().zip(&back) {
+            assert_eq!(wire::string(&full, a.item), wire::string(&half, b.item));
+            assert_eq!(
+                (a.row, a.column, a.first_visible_ms),
+                (b.row, b.column, b.first_visible_ms)
+            );
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Configuration: who is logging (app, platform, device, ids the host chooses), the rules
+//! (contract, re-entry, sampling) and the resource limits. Validated once at start-up.
+
+use alloc::string::String;
+use core::fmt;
+
+use crate::contract::{Contract, valid_id};
+use crate::proto;
+use crate::sampling::{PPM, SampleKey};
+
+/// Default cap on impressions per batch: large enough for gzip to find repeats, small
+/// enough that one lost batch is a small loss.
+pub const DEFAULT_MAX_BATCH_IMPRESSIONS: u32 = 1000;
+/// Default batch age: events reach the backend within a minute even on quiet screens.
+pub const DEFAULT_MAX_BATCH_AGE_MS: u64 = 30_000;
+/// Default bound on queued (closed, compressed) batches: fits a TV's logging budget.
+pub const DEFAULT_MAX_QUEUE_BYTES: u32 = 256 * 1024;
+/// Default first retry delay.
+pub const DEFAULT_RETRY_BASE_MS: u64 = 1_000;
+/// Default longest retry delay: a device retries at least every five minutes.
+pub const DEFAULT_RETRY_MAX_MS: u64 = 5 * 60 * 1000;
+/// Default attempts per batch before it is dropped (and counted): about a day of backoff.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 300;
+/// Smallest useful queue: one full batch must fit.
+pub const MIN_QUEUE_BYTES: u32 = 64 * 1024;
+
+/// The client platform, as it appears on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Tv,
+    Android,
+    Ios,
+    Web,
+    Other,
+}
+
+impl Platform {
+    /// The wire enum.
+    pub fn to_proto(self) -> proto::Platform {
+        match self {
+            Platform::Tv => proto::Platform::Tv,
+            Platform::Android => proto::Platform::Android,
+            Platform::Ios => proto::Platform::Ios,
+            Platform::Web => proto::Platform::Web,
+            Platform::Other => proto::Platform::Other,
+        }
+    }
+}
+
+/// Whether a second qualifying exposure of the same item at the same place in one page
+/// view is a new impression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reentry {
+    /// At most one impression per item and position per page view; later ones are deduped.
+    OncePerPageView,
+    /// Leaving the viewport and coming back is a new impression.
+    AfterLeaving,
+}
+
+/// Everything the logger needs to start.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub app_id: String,
+    pub app_version: String,
+    pub platform: Platform,
+    /// Device model ("LG-OLED55C3"), not an identifier.
+    pub device: String,
+    /// Install id chosen by the host; empty logs none (then sampling by install uses the session).
+    pub install_id: String,
+    /// Key the collector uses to accept this app's uploads.
+    pub app_key: String,
+    /// Seed for session ids and retry jitter; hosts pass platform entropy, tests a constant.
+    pub seed: u64,
+    /// Share of impressions kept, in parts per million.
+    pub sample_rate_ppm: u32,
+    pub sample_key: SampleKey,
+    pub reentry: Reentry,
+    pub contract: Contract,
+    pub max_batch_impressions: u32,
+    pub max_batch_age_ms: u64,
+    pub max_queue_bytes: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            app_id: String::new(),
+            app_version: String::new(),
+            platform: Platform::Other,
+            device: String::new(),
+            install_id: String::new(),
+            app_key: String::new(),
+            seed: 0,
+            sample_rate_ppm: PPM,
+            sample_key: SampleKey::Install,
+            reentry: Reentry::OncePerPageView,
+            contract: Contract::default(),
+            max_batch_impressions: DEFAULT_MAX_BATCH_IMPRESSIONS,
+            max_batch_age_ms: DEFAULT_MAX_BATCH_AGE_MS,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+            retry_base_ms: DEFAULT_RETRY_BASE_MS,
+            retry_max_ms: DEFAULT_RETRY_MAX_MS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// Which setting is unusable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `app_id`, `app_version`, `device` or `install_id` is not a well-formed id.
+    BadId(&'static str),
+    /// `sample_rate_ppm` above one million.
+    SampleRate,
+    /// A batch, queue or retry limit is zero, inverted or beyond the hard caps.
+    Limit(&'static str),
+    /// The contract's thresholds are impossible.
+    Contract,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadId(field) => write!(f, "{field} is not a well-formed id"),
+            ConfigError::SampleRate => f.write_str("sample_rate_ppm must be at most 1000000"),
+            ConfigError::Limit(field) => write!(f, "{field} is out of range"),
+            ConfigError::Contract => f.write_str("contract thresholds are impossible"),
+        }
+    }
+}
+
+impl Config {
+    /// Checks every field; the logger refuses to start on an invalid configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let max = self.contract.max_id_len;
+        if !valid_id(&self.app_id, max) {
+            return Err(ConfigError::BadId("app_id"));
+        }
+        if !valid_id(&self.app_version, max) {
+            return Err(ConfigError::BadId("app_version"));
+        }
+        if !self.device.is_empty() && !valid_id(&self.device, max) {
+            return Err(ConfigError::BadId("device"));
+        }
+        if !self.install_id.is_empty() && !valid_id(&self.install_id, max) {
+            return Err(ConfigError::BadId("install_id"));
+        }
+        if self.app_key.len() > crate::wire::MAX_STRING_LEN {
+            return Err(ConfigError::BadId("app_key"));
+        }
+        if self.sample_rate_ppm > PPM {
+            return Err(ConfigError::SampleRate);
+        }
+        if self.max_batch_impressions == 0
+            || self.max_batch_impressions as usize > crate::batch::MAX_BATCH_IMPRESSIONS
+        {
+            return Err(ConfigError::Limit("max_batch_impressions"));
+        }
+        if self.max_batch_age_ms == 0 {
+            return Err(ConfigError::Limit("max_batch_age_ms"));
+        }
+        if self.max_queue_bytes < MIN_QUEUE_BYTES {
+            return Err(ConfigError::Limit("max_queue_bytes"));
+        }
+        if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
+            return Err(ConfigError::Limit("retry_base_ms/retry_max_ms"));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Limit("max_attempts"));
+        }
+        let c = &self.contract;
+        if c.min_visible_pct == 0 || c.min_visible_pct > 100 || c.max_visible_ms < c.min_visible_ms
+        {
+            return Err(ConfigError::Contract);
+        }
+        Ok(())
+    }
+}

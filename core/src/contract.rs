@@ -1,0 +1,312 @@
+//! The data contract: the versioned rules an impression must satisfy. It is data (loadable
+//! from JSON), so the same rules run on the device at record time, in producers' contract
+//! tests and in the collector. Schema checks are the floor; the point is the semantic
+//! checks: an item that was not on the page, a rank that does not match the layout, a
+//! duplicate exposure, a duration longer than the page view, counters that do not add up.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::proto;
+use crate::wire::{self, DecodedImpression};
+
+/// Version of the rules below; travels in every batch.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// Ids longer than this are almost certainly a bug (a URL or JSON pasted in), and cost bytes.
+pub const DEFAULT_MAX_ID_LEN: u32 = 64;
+
+/// Beyond this an impression is a stuck timer rather than a person looking (4 hours).
+pub const DEFAULT_MAX_VISIBLE_MS: u32 = 4 * 60 * 60 * 1000;
+
+/// Lists and grids longer than this are not laid out by any client we serve.
+pub const DEFAULT_MAX_POSITION: u32 = 10_000;
+
+/// The rules, as data.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Contract {
+    /// The version these rules are published as.
+    pub version: u32,
+    /// An impression needs at least this percentage of the item visible...
+    pub min_visible_pct: u32,
+    /// ...continuously for at least this long.
+    pub min_visible_ms: u32,
+    /// Upper bound on a plausible visible duration.
+    pub max_visible_ms: u32,
+    /// Longest item, artwork, page or request id.
+    pub max_id_len: u32,
+    /// Rows and columns are 0-based and below this.
+    pub max_position: u32,
+    /// Whether every impression must name its artwork.
+    pub require_artwork: bool,
+    /// Page names the app may use; empty allows any well-formed name.
+    pub pages: Vec<String>,
+}
+
+impl Default for Contract {
+    fn default() -> Self {
+        Contract {
+            version: CONTRACT_VERSION,
+            min_visible_pct: 50,
+            min_visible_ms: 1000,
+            max_visible_ms: DEFAULT_MAX_VISIBLE_MS,
+            max_id_len: DEFAULT_MAX_ID_LEN,
+            max_position: DEFAULT_MAX_POSITION,
+            require_artwork: false,
+            pages: Vec::new(),
+        }
+    }
+}
+
+/// A broken rule. The names (see [`Rule::name`]) are stable: they appear in counters,
+/// bad-row outputs and CI reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// Item id empty, too long or with characters outside `[A-Za-z0-9._:/-]`.
+    ItemId,
+    /// Artwork id malformed, or missing when the contract requires one.
+    ArtworkId,
+    /// Page name malformed or not in the contract's list.
+    PageName,
+    /// Request id malformed.
+    RequestId,
+    /// Row or column beyond the contract's bound.
+    Position,
+    /// Visible fraction not a number in 0..=1.
+    Fraction,
+    /// Maximum visible fraction below the threshold.
+    BelowThreshold,
+    /// Visible for less than the minimum time.
+    TooShort,
+    /// Visible for longer than the contract allows.
+    TooLong,
+    /// Visible (or focused) longer than the page view lasted, or before it started.
+    OutsidePageView,
+    /// The item is not in the page's declared layout.
+    NotOnPage,
+    /// The item is in the layout, but at another row or column.
+    WrongPosition,
+    /// The same item at the same place appears twice in one page view.
+    DuplicateExposure,
+    /// The page view is unknown or already ended.
+    UnknownPageView,
+    /// A sequence number did not increase.
+    SeqNotIncreasing,
+    /// The cumulative counters contradict each other or the sequence numbers.
+    CountersInconsistent,
+    /// The page view already tracks as many exposures as a page view may have.
+    PageViewFull,
+}
+
+impl Rule {
+    /// Every rule, for per-rule counters.
+    pub const ALL: [Rule; 17] = [
+        Rule::ItemId,
+        Rule::ArtworkId,
+        Rule::PageName,
+        Rule::RequestId,
+        Rule::Position,
+        Rule::Fraction,
+        Rule::BelowThreshold,
+        Rule::TooShort,
+        Rule::TooLong,
+        Rule::OutsidePageView,
+        Rule::NotOnPage,
+        Rule::WrongPosition,
+        Rule::DuplicateExposure,
+        Rule::UnknownPageView,
+        Rule::SeqNotIncreasing,
+        Rule::CountersInconsistent,
+        Rule::PageViewFull,
+    ];
+
+    /// The stable snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::ItemId => "item_id",
+            Rule::ArtworkId => "artwork_id",
+            Rule::PageName => "page_name",
+            Rule::RequestId => "request_id",
+            Rule::Position => "position",
+            Rule::Fraction => "fraction",
+            Rule::BelowThreshold => "below_threshold",
+            Rule::TooShort => "too_short",
+            Rule::TooLong => "too_long",
+            Rule::OutsidePageView => "outside_page_view",
+            Rule::NotOnPage => "not_on_page",
+            Rule::WrongPosition => "wrong_position",
+            Rule::DuplicateExposure => "duplicate_exposure",
+            Rule::UnknownPageView => "unknown_page_view",
+            Rule::SeqNotIncreasing => "seq_not_increasing",
+            Rule::CountersInconsistent => "counters_inconsistent",
+            Rule::PageViewFull => "page_view_full",
+        }
+    }
+
+    /// Position in [`Rule::ALL`], for counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Ids are printable ASCII from a small set, so they survive every platform's string type,
+/// log line and CSV export unchanged.
+pub fn valid_id(id: &str, max_len: u32) -> bool {
+    !id.is_empty()
+        && id.len() <= max_len as usize
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
+}
+
+/// What an impression says, as checked against the contract (borrowed; no allocation).
+#[derive(Clone, Copy, Debug)]
+pub struct ImpressionFacts<'a> {
+    pub item_id: &'a str,
+    pub artwork_id: Option<&'a str>,
+    pub row: u32,
+    pub column: u32,
+    pub max_visible_pct: u32,
+    pub visible_ms: u32,
+}
+
+impl Contract {
+    /// The checks that need only the impression itself.
+    pub fn check_impression(&self, facts: &ImpressionFacts<'_>) -> Result<(), Rule> {
+        if !valid_id(facts.item_id, self.max_id_len) {
+            return Err(Rule::ItemId);
+        }
+        match facts.artwork_id {
+            Some(art) if !valid_id(art, self.max_id_len) => return Err(Rule::ArtworkId),
+            None if self.require_artwork => return Err(Rule::ArtworkId),
+            _ => {}
+        }
+        if facts.row >= self.max_position || facts.column >= self.max_position {
+            return Err(Rule::Position);
+        }
+        if facts.max_visible_pct > 100 {
+            return Err(Rule::Fraction);
+        }
+        if facts.max_visible_pct < self.min_visible_pct {
+            return Err(Rule::BelowThreshold);
+        }
+        if facts.visible_ms < self.min_visible_ms {
+            return Err(Rule::TooShort);
+        }
+        if facts.visible_ms > self.max_visible_ms {
+            return Err(Rule::TooLong);
+        }
+        Ok(())
+    }
+
+    /// A page name is a well-formed id and, when the contract lists pages, one of them.
+    pub fn check_page_name(&self, page: &str) -> Result<(), Rule> {
+        if !valid_id(page, self.max_id_len)
+            || (!self.pages.is_empty() && !self.pages.iter().any(|p| p == page))
+        {
+            return Err(Rule::PageName);
+        }
+        Ok(())
+    }
+
+    /// Every rule a decoded batch breaks, per impression and for the batch as a whole.
+    /// Used by the collector and by producers' contract tests; the device applies the same
+    /// rules at record time.
+    pub fn check_batch(&self, batch: &proto::Batch) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let impressions = match wire::impressions(batch) {
+            Ok(list) => list,
+            Err(_) => {
+                out.push(Violation {
+                    seq: None,
+                    rule: Rule::CountersInconsistent,
+                });
+                return out;
+            }
+        };
+        let mut seen: Vec<(u64, u32, u32, u32)> = Vec::with_capacity(impressions.len());
+        for imp in &impressions {
+            for rule in self.batch_rules(batch, imp, &seen) {
+                out.push(Violation {
+                    seq: Some(imp.seq),
+                    rule,
+                });
+            }
+            seen.push(exposure_key(batch, imp));
+        }
+        if let Some(c) = &batch.counters {
+            let issued = c.recorded.checked_sub(c.sampled_out + c.deduped);
+            let last = impressions.last().map_or(0, |i| i.seq);
+            if issued != Some(c.last_seq) || last > c.last_seq {
+                out.push(Violation {
+                    seq: None,
+                    rule: Rule::CountersInconsistent,
+                });
+            }
+        }
+        out
+    }
+
+    fn batch_rules(
+        &self,
+        batch: &proto::Batch,
+        imp: &DecodedImpression,
+        seen: &[(u64, u32, u32, u32)],
+    ) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        let item = wire::string(batch, imp.item).unwrap_or("");
+        let artwork = imp.artwork.map(|a| wire::string(batch, a).unwrap_or(""));
+        let facts = ImpressionFacts {
+            item_id: item,
+            artwork_id: artwork,
+            row: imp.row,
+            column: imp.column,
+            max_visible_pct: imp.max_visible_pct,
+            visible_ms: imp.visible_ms,
+        };
+        if let Err(rule) = self.check_impression(&facts) {
+            rules.push(rule);
+        }
+        match batch.page_views.get(imp.page_view) {
+            Some(pv) => {
+                let page = wire::string(batch, pv.page).unwrap_or("");
+                if self.check_page_name(page).is_err() {
+                    rules.push(Rule::PageName);
+                }
+                let shown =
+                    (imp.first_visible_ms.max(0) as u64).saturating_add(u64::from(imp.visible_ms));
+                if imp.first_visible_ms < 0 || (pv.ended && shown > pv.duration_ms) {
+                    rules.push(Rule::OutsidePageView);
+                }
+            }
+            None => rules.push(Rule::UnknownPageView),
+        }
+        if seen.contains(&exposure_key(batch, imp)) {
+            rules.push(Rule::DuplicateExposure);
+        }
+        rules
+    }
+}
+
+fn exposure_key(batch: &proto::Batch, imp: &DecodedImpression) -> (u64, u32, u32, u32) {
+    let ordinal = batch
+        .page_views
+        .get(imp.page_view)
+        .map_or(u64::MAX, |pv| pv.ordinal);
+    (ordinal, imp.item, imp.row, imp.column)
+}
+
+/// One broken rule found in a decoded batch; `seq` is `None` for batch-level rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub seq: Option<u64>,
+    pub rule: Rule,
+}

@@ -1,0 +1,695 @@
+//! Gzip framing (RFC 1952) for upload batches, in `no_std` + `alloc`.
+//!
+//! This module owns the member layout only: header, trailer and the walk over
+//! concatenated members. Raw deflate comes from `miniz_oxide`, CRC-32 from
+//! `crc32fast`. The encoder writes a minimal header (no name, mtime 0, OS
+//! unknown) so identical batches give identical bytes. The decoder treats its
+//! input as untrusted (it comes off the wire or out of a store): it never
+//! panics, checks every bound, verifies CRC-32 and ISIZE of each member, and
+//! never grows its output past the caller's limit, so a gzip bomb costs at
+//! most `max_output` bytes of memory.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
+
+/// zlib's default: most of level 9's ratio at a fraction of its CPU, which
+/// suits small devices compressing batches in the background.
+pub const GZIP_LEVEL: u8 = 6;
+
+/// ID1 and ID2: every gzip member starts with these two bytes.
+const MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// CM = 8 (deflate) is the only method RFC 1952 defines.
+const METHOD_DEFLATE: u8 = 8;
+/// OS = 255 ("unknown"): the bytes do not depend on the host that made them.
+const OS_UNKNOWN: u8 = 255;
+/// Fixed part of the header: magic, CM, FLG, MTIME (4), XFL, OS.
+const HEADER_LEN: usize = 10;
+/// Trailer: CRC-32 then ISIZE, both little endian.
+const TRAILER_LEN: usize = 8;
+
+/// FLG bits. FTEXT is only a hint about the content, so it needs no handling.
+const FHCRC: u8 = 0x02;
+const FEXTRA: u8 = 0x04;
+const FNAME: u8 = 0x08;
+const FCOMMENT: u8 = 0x10;
+/// Bits 5..7 must be zero; a decoder that ignored them could misparse a
+/// future header layout, so RFC 1952 says to reject them.
+const FRESERVED: u8 = 0xe0;
+
+/// Smallest step by which the output buffer grows, so tiny inputs that
+/// expand a lot do not reallocate many times over.
+const MIN_GROW: usize = 4096;
+
+/// Why [`gunzip`] rejected its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GzipError {
+    /// The input ended inside a member (empty input included).
+    Truncated,
+    /// The first member does not start with the gzip magic bytes.
+    BadMagic,
+    /// The compression method is not deflate.
+    UnsupportedMethod,
+    /// Reserved flag bits are set or the header CRC-16 does not match.
+    BadHeader,
+    /// The deflate stream is invalid.
+    Corrupt,
+    /// The CRC-32 in a trailer does not match the decompressed bytes.
+    ChecksumMismatch,
+    /// The ISIZE in a trailer does not match the decompressed length.
+    LengthMismatch,
+    /// The decompressed data would exceed the caller's limit.
+    TooLarge {
+        /// The `max_output` the caller passed.
+        limit: usize,
+    },
+    /// Bytes after the last member that do not start another member.
+    TrailingGarbage,
+}
+
+impl fmt::Display for GzipError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("gzip data is truncated"),
+            Self::BadMagic => f.write_str("not gzip data (bad magic bytes)"),
+            Self::UnsupportedMethod => f.write_str("gzip compression method is not deflate"),
+            Self::BadHeader => f.write_str("gzip header is invalid"),
+            Self::Corrupt => f.write_str("gzip deflate stream is corrupt"),
+            Self::ChecksumMismatch => f.write_str("gzip CRC-32 does not match the data"),
+            Self::LengthMismatch => f.write_str("gzip length field does not match the data"),
+            Self::TooLarge { limit } => {
+                write!(f, "gzip data decompresses to more than {limit} bytes")
+            }
+            Self::TrailingGarbage => f.write_str("unexpected bytes after gzip data"),
+        }
+    }
+}
+
+impl core::error::Error for GzipError {}
+
+/// Appends one complete gzip member holding `data`, compressed at `level`
+/// (0 = stored, 1 = fastest, 9 = best; miniz_oxide caps higher values at 10).
+pub fn gzip_into(data: &[u8], level: u8, out: &mut Vec<u8>) {
+    let deflated = miniz_oxide::deflate::compress_to_vec(data, level);
+    // XFL tells readers how hard the compressor tried, as gzip(1) sets it.
+    let xfl = match level {
+        1 => 4,
+        9.. => 2,
+        _ => 0,
+    };
+    out.reserve(HEADER_LEN + deflated.len() + TRAILER_LEN);
+    out.extend_from_slice(&MAGIC);
+    // FLG 0 and MTIME 0: nothing optional, so output depends on data alone.
+    out.extend_from_slice(&[METHOD_DEFLATE, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN]);
+    out.extend_from_slice(&deflated);
+    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    // ISIZE is the length modulo 2^32 by definition, so truncation is intended.
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+}
+
+/// Compresses `data` into a single gzip member at [`GZIP_LEVEL`].
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    gzip_into(data, GZIP_LEVEL, &mut out);
+    out
+}
+
+/// Decompresses untrusted gzip data of one or more concatenated members.
+///
+/// The result is the concatenation of all members' contents. It fails with
+/// [`GzipError::TooLarge`] as soon as the total would pass `max_output`
+/// bytes, having allocated no more than that. Any byte after the last member
+/// that does not begin another member is [`GzipError::TrailingGarbage`].
+pub fn gunzip(data: &[u8], max_output: usize) -> Result<Vec<u8>, GzipError> {
+    if data.is_empty() {
+        return Err(GzipError::Truncated);
+    }
+    let mut out = Vec::new();
+    // Boxed: the inflater is about 11 KB, too much for small embedded stacks.
+    let mut inflater = Box::<DecompressorOxide>::default();
+    let mut rest = data;
+    loop {
+        rest = gunzip_member(rest, &mut inflater, &mut out, max_output)?;
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        // A lone 0x1f may be a member cut short, so let the parser call it
+        // Truncated; anything else that is not the magic is garbage.
+        if !(rest.starts_with(&MAGIC) || rest == &MAGIC[..1]) {
+            return Err(GzipError::TrailingGarbage);
+        }
+    }
+}
+
+/// Decodes the member at the start of `input`, appending its content to
+/// `out`, and returns the input that follows it.
+fn gunzip_member<'a>(
+    input: &'a [u8],
+    inflater: &mut DecompressorOxide,
+    out: &mut Vec<u8>,
+    max_output: usize,
+) -> Result<&'a [u8], GzipError> {
+    let body = skip_header(input)?;
+    let start = out.len();
+    let rest = inflate(body, inflater, out, start, max_output)?;
+    let (trailer, rest) = rest
+        .split_first_chunk::<TRAILER_LEN>()
+        .ok_or(GzipError::Truncated)?;
+    let content = out.get(start..).ok_or(GzipError::Corrupt)?;
+    let [c0, c1, c2, c3, s0, s1, s2, s3] = *trailer;
+    if u32::from_le_bytes([c0, c1, c2, c3]) != crc32fast::hash(content) {
+        return Err(GzipError::ChecksumMismatch);
+    }
+    if u32::from_le_bytes([s0, s1, s2, s3]) != content.len() as u32 {
+        return Err(GzipError::LengthMismatch);
+    }
+    Ok(rest)
+}
+
+/// Validates the member header at the start of `input` and returns what
+/// follows it, i.e. the raw deflate stream.
+fn skip_header(input: &[u8]) -> Result<&[u8], GzipError> {
+    let mut r = Reader(input);
+    // Byte by byte, so a wrong first byte is BadMagic even in a short input.
+    for expected in MAGIC {
+        if r.byte()? != expected {
+            return Err(GzipError::BadMagic);
+        }
+    }
+    if r.byte()? != METHOD_DEFLATE {
+        return Err(GzipError::UnsupportedMethod);
+    }
+    let flags = r.byte()?;
+    if flags & FRESERVED != 0 {
+        return Err(GzipError::BadHeader);
+    }
+    r.skip(6)?; // MTIME, XFL, OS: informational only.
+    if flags & FEXTRA != 0 {
+        let [lo, hi] = *r.take_array::<2>()?;
+        r.skip(usize::from(u16::from_le_bytes([lo, hi])))?;
+    }
+    if flags & FNAME != 0 {
+        r.skip_zero_terminated()?;
+    }
+    if flags & FCOMMENT != 0 {
+        r.skip_zero_terminated()?;
+    }
+    if flags & FHCRC != 0 {
+        // The CRC-16 covers every header byte before it.
+        let covered = input.len() - r.0.len();
+        let expected = crc32fast::hash(input.get(..covered).ok_or(GzipError::Truncated)?) as u16;
+        if u16::from_le_bytes(*r.take_array::<2>()?) != expected {
+            return Err(GzipError::BadHeader);
+        }
+    }
+    Ok(r.0)
+}
+
+/// Inflates the raw deflate stream at the start of `input`, appending to
+/// `out`, and returns the input after its end. `start` is where this member's
+/// output begins in `out`.
+fn inflate<'a>(
+    mut input: &'a [u8],
+    inflater: &mut DecompressorOxide,
+    out: &mut Vec<u8>,
+    start: usize,
+    max_output: usize,
+) -> Result<&'a [u8], GzipError> {
+    inflater.init();
+    // Non-wrapping: the member's whole output stays addressable for
+    // back-references, so one growing Vec serves as window and result.
+    let flags = TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let mut written = 0;
+    loop {
+        let member_out = out.get_mut(start..).ok_or(GzipError::Corrupt)?;
+        let (status, consumed, produced) = decompress(inflater, input, member_out, written, flags);
+        input = input.get(consumed..).ok_or(GzipError::Corrupt)?;
+        written += produced;
+        match status {
+            TINFLStatus::Done => {
+                out.truncate(start + written);
+                return Ok(input);
+            }
+            TINFLStatus::HasMoreOutput => grow(out, input.len(), max_output)?,
+            // Without TINFL_FLAG_HAS_MORE_INPUT these mean the input ran out.
+            TINFLStatus::FailedCannotMakeProgress | TINFLStatus::NeedsMoreInput => {
+                return Err(GzipError::Truncated);
+            }
+            _ => return Err(GzipError::Corrupt),
+        }
+    }
+}
+
+/// Makes room for more output, never past `max_output` in length or
+/// capacity.
+fn grow(out: &mut Vec<u8>, input_left: usize, max_output: usize) -> Result<(), GzipError> {
+    let len = out.len();
+    if len >= max_output {
+        return Err(GzipError::TooLarge { limit: max_output });
+    }
+    // Doubling keeps reallocation amortised; the input-sized step avoids a
+    // string of tiny grows on the first call.
+    let step = len.max(input_left.saturating_mul(2)).max(MIN_GROW);
+    let new_len = len.saturating_add(step).min(max_output);
+    // Exact, so the capacity (real memory) also stays within the limit.
+    out.reserve_exact(new_len - len);
+    out.resize(new_len, 0);
+    Ok(())
+}
+
+/// A bounds-checked cursor over header bytes.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, GzipError> {
+        let (&b, rest) = self.0.split_first().ok_or(GzipError::Truncated)?;
+        self.0 = rest;
+        Ok(b)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), GzipError> {
+        self.0 = self.0.get(n..).ok_or(GzipError::Truncated)?;
+        Ok(())
+    }
+
+    fn take_array<const N: usize>(&mut self) -> Result<&'a [u8; N], GzipError> {
+        let (taken, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(GzipError::Truncated)?;
+        self.0 = rest;
+        Ok(taken)
+    }
+
+    fn skip_zero_terminated(&mut self) -> Result<(), GzipError> {
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(GzipError::Truncated)?;
+        self.skip(end + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use alloc::vec;
+    use flate2::read::{GzDecoder, MultiGzDecoder};
+    use flate2::{Compression, GzBuilder};
+    use std::io::{Read, Write};
+
+    /// Seeded xorshift64, so every run tests the same bytes.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// Compressible, batch-like text.
+    fn sample(lines: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..lines {
+            out.extend_from_slice(
+                std::format!("{{\"impression\":{i},\"slot\":\"feed-{}\"}}\n", i % 7).as_bytes(),
+            );
+        }
+        out
+    }
+
+    fn flate2_gunzip(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        GzDecoder::new(data).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// A member with a caller-chosen header, for header cases flate2 and
+    /// `gzip` do not produce.
+    fn member_with_header(header: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = header.to_vec();
+        out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(data, GZIP_LEVEL));
+        out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
+    }
+
+    const NO_LIMIT: usize = usize::MAX;
+
+    #[test]
+    fn gzip_writes_fixed_header_and_little_endian_trailer() {
+        let data = sample(3);
+        let z = gzip(&data);
+        assert_eq!(z[..10], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        let trailer = &z[z.len() - 8..];
+        assert_eq!(trailer[..4], crc32fast::hash(&data).to_le_bytes());
+        assert_eq!(trailer[4..], (data.len() as u32).to_le_bytes());
+    }
+
+    #[test]
+    fn gzip_into_appends_after_existing_bytes() {
+        let mut out = b"prefix".to_vec();
+        gzip_into(b"hello", 9, &mut out);
+        assert_eq!(out[..6], *b"prefix");
+        assert_eq!(out[6 + 8], 2, "XFL marks maximum compression");
+        assert_eq!(gunzip(&out[6..], NO_LIMIT).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn empty_payload_round_trips_even_with_zero_limit() {
+        let z = gzip(b"");
+        assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), b"");
+        assert_eq!(gunzip(&z, 0).unwrap(), b"");
+    }
+
+    #[test]
+    fn small_payload_round_trips_at_every_level() {
+        let data = sample(50);
+        for level in 0..=10 {
+            let mut z = Vec::new();
+            gzip_into(&data, level, &mut z);
+            assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), data, "level {level}");
+        }
+    }
+
+    #[test]
+    fn one_mebibyte_pseudo_random_payload_round_trips() {
+        let data = Rng(0x5eed).bytes(1 << 20);
+        assert_eq!(gunzip(&gzip(&data), 1 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn output_exactly_at_limit_is_accepted_and_one_byte_over_is_too_large() {
+        let data = sample(2000);
+        let z = gzip(&data);
+        let out = gunzip(&z, data.len()).unwrap();
+        assert_eq!(out, data);
+        assert!(out.capacity() <= data.len(), "capacity stays within limit");
+        assert_eq!(
+            gunzip(&z, data.len() - 1),
+            Err(GzipError::TooLarge {
+                limit: data.len() - 1
+            })
+        );
+    }
+
+    #[test]
+    fn flate2_decodes_our_output_at_every_level() {
+        let data = sample(500);
+        for level in 0..=10 {
+            let mut z = Vec::new();
+            gzip_into(&data, level, &mut z);
+            assert_eq!(flate2_gunzip(&z), data, "level {level}");
+        }
+    }
+
+    #[test]
+    fn we_decode_flate2_output_with_name_comment_and_extra() {
+        let data = sample(500);
+        let mut enc = GzBuilder::new()
+            .filename("batch-0001.pb")
+            .comment("sightline test")
+            .extra(vec![b'S', b'L', 2, 0, 1, 2])
+            .mtime(1_700_000_000)
+            .write(Vec::new(), Compression::best());
+        enc.write_all(&data).unwrap();
+        let z = enc.finish().unwrap();
+        assert_eq!(
+            z[3],
+            FEXTRA | FNAME | FCOMMENT,
+            "all optional fields present"
+        );
+        assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), data);
+    }
+
+    #[test]
+    fn header_crc_is_verified_when_present() {
+        let mut header = vec![0x1f, 0x8b, 8, FHCRC | FNAME | 0x01, 0, 0, 0, 0, 0, 3];
+        header.extend_from_slice(b"name\0");
+        let crc16 = crc32fast::hash(&header) as u16;
+        let mut good = header.clone();
+        good.extend_from_slice(&crc16.to_le_bytes());
+        assert_eq!(gunzip(&member_with_header(&good, b"x"), 10).unwrap(), b"x");
+
+        let mut bad = header;
+        bad.extend_from_slice(&(crc16 ^ 1).to_le_bytes());
+        assert_eq!(
+            gunzip(&member_with_header(&bad, b"x"), 10),
+            Err(GzipError::BadHeader)
+        );
+    }
+
+    #[test]
+    fn two_concatenated_members_decode_to_their_concatenation() {
+        let (a, b) = (sample(300), b"{\"sent_at\":1}".to_vec());
+        let mut z = gzip(&a);
+        gzip_into(&b, 1, &mut z);
+        let expected = [a, b].concat();
+        assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), expected);
+
+        let mut theirs = Vec::new();
+        MultiGzDecoder::new(&z[..])
+            .read_to_end(&mut theirs)
+            .unwrap();
+        assert_eq!(theirs, expected);
+    }
+
+    #[test]
+    fn output_limit_applies_to_the_total_across_members() {
+        let data = sample(1000);
+        let z = [gzip(&data), gzip(&data)].concat();
+        assert_eq!(gunzip(&z, 2 * data.len()).unwrap().len(), 2 * data.len());
+        let limit = 2 * data.len() - 1;
+        assert_eq!(gunzip(&z, limit), Err(GzipError::TooLarge { limit }));
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_limit_with_too_large() {
+        let bomb = gzip(&vec![0; 64 << 20]);
+        assert!(
+            bomb.len() < 1 << 20,
+            "the input is far smaller than the limit"
+        );
+        assert_eq!(
+            gunzip(&bomb, 1 << 20),
+            Err(GzipError::TooLarge { limit: 1 << 20 })
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_valid_member_is_truncated() {
+        let mut enc = GzBuilder::new()
+            .filename("f")
+            .comment("c")
+            .extra(vec![1, 2, 0, 0])
+            .write(Vec::new(), Compression::default());
+        enc.write_all(&sample(100)).unwrap();
+        for z in [gzip(&sample(100)), enc.finish().unwrap()] {
+            for len in 0..z.len() {
+                assert_eq!(
+                    gunzip(&z[..len], NO_LIMIT),
+                    Err(GzipError::Truncated),
+                    "{len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncating_two_members_anywhere_but_the_boundary_is_truncated() {
+        let first = gzip(b"first");
+        let z = [first.clone(), gzip(b"second")].concat();
+        for len in 0..z.len() {
+            let got = gunzip(&z[..len], NO_LIMIT);
+            if len == first.len() {
+                assert_eq!(got.unwrap(), b"first");
+            } else {
+                assert_eq!(got, Err(GzipError::Truncated), "{len}");
+            }
+        }
+    }
+
+    #[test]
+    fn flipped_trailer_bytes_give_checksum_or_length_mismatch() {
+        let z = gzip(&sample(100));
+        let n = z.len();
+        for (i, expected) in [
+            (n - 8, GzipError::ChecksumMismatch),
+            (n - 5, GzipError::ChecksumMismatch),
+            (n - 4, GzipError::LengthMismatch),
+            (n - 1, GzipError::LengthMismatch),
+        ] {
+            let mut bad = z.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(gunzip(&bad, NO_LIMIT), Err(expected), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn flipped_body_bits_never_yield_wrong_data() {
+        let data = sample(100);
+        let z = gzip(&data);
+        let mut rejected = 0;
+        for i in HEADER_LEN..z.len() - TRAILER_LEN {
+            for bit in 0..8 {
+                let mut bad = z.clone();
+                bad[i] ^= 1 << bit;
+                match gunzip(&bad, NO_LIMIT) {
+                    // Only padding bits after the final block can flip harmlessly.
+                    Ok(out) => assert_eq!(out, data, "byte {i} bit {bit}"),
+                    Err(e) => {
+                        assert!(
+                            matches!(
+                                e,
+                                GzipError::Corrupt
+                                    | GzipError::ChecksumMismatch
+                                    | GzipError::LengthMismatch
+                                    | GzipError::Truncated
+                            ),
+                            "byte {i} bit {bit}: {e:?}"
+                        );
+                        rejected += 1;
+                    }
+                }
+            }
+        }
+        assert!(rejected >= (z.len() - HEADER_LEN - TRAILER_LEN - 1) * 8);
+    }
+
+    #[test]
+    fn invalid_deflate_block_type_is_corrupt() {
+        // BFINAL = 1, BTYPE = 0b11 (reserved), then a zero trailer.
+        let mut z = gzip(b"")[..HEADER_LEN].to_vec();
+        z.extend_from_slice(&[0x07, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(gunzip(&z, NO_LIMIT), Err(GzipError::Corrupt));
+    }
+
+    #[test]
+    fn any_byte_after_the_last_member_is_trailing_garbage() {
+        let z = gzip(b"payload");
+        for tail in [&[0u8][..], &[0; 8], b"junk", &[0x8b], &[0x1f, 0x00]] {
+            let bad = [&z[..], tail].concat();
+            assert_eq!(
+                gunzip(&bad, NO_LIMIT),
+                Err(GzipError::TrailingGarbage),
+                "{tail:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_input_is_truncated() {
+        assert_eq!(gunzip(b"", NO_LIMIT), Err(GzipError::Truncated));
+    }
+
+    #[test]
+    fn wrong_magic_is_bad_magic() {
+        let z = gzip(b"payload");
+        for (i, v) in [(0, 0x1e), (1, 0x8c)] {
+            let mut bad = z.clone();
+            bad[i] = v;
+            assert_eq!(gunzip(&bad, NO_LIMIT), Err(GzipError::BadMagic));
+        }
+        assert_eq!(gunzip(b"{}", NO_LIMIT), Err(GzipError::BadMagic));
+        assert_eq!(
+            gunzip(b"\x78\x9c", NO_LIMIT),
+            Err(GzipError::BadMagic),
+            "zlib"
+        );
+    }
+
+    #[test]
+    fn non_deflate_method_is_unsupported() {
+        let mut z = gzip(b"payload");
+        z[2] = 7;
+        assert_eq!(gunzip(&z, NO_LIMIT), Err(GzipError::UnsupportedMethod));
+    }
+
+    #[test]
+    fn reserved_flag_bits_are_bad_header() {
+        for bit in [0x20, 0x40, 0x80] {
+            let mut z = gzip(b"payload");
+            z[3] |= bit;
+            assert_eq!(gunzip(&z, NO_LIMIT), Err(GzipError::BadHeader), "{bit:#x}");
+        }
+    }
+
+    #[test]
+    fn optional_field_running_past_the_end_is_truncated() {
+        let huge_extra = [0x1f, 0x8b, 8, FEXTRA, 0, 0, 0, 0, 0, 255, 0xff, 0xff, 1, 2];
+        assert_eq!(gunzip(&huge_extra, NO_LIMIT), Err(GzipError::Truncated));
+        let unterminated_name = [0x1f, 0x8b, 8, FNAME, 0, 0, 0, 0, 0, 255, b'a', b'b'];
+        assert_eq!(
+            gunzip(&unterminated_name, NO_LIMIT),
+            Err(GzipError::Truncated)
+        );
+    }
+
+    #[test]
+    fn twenty_thousand_random_mutations_never_panic_or_yield_wrong_data() {
+        let (first, second) = (sample(40), b"{\"sent_at\":1}");
+        let mut enc = GzBuilder::new()
+            .filename("f")
+            .comment("c")
+            .extra(vec![1, 2, 0, 0])
+            .write(Vec::new(), Compression::default());
+        enc.write_all(&first).unwrap();
+        let mut base = enc.finish().unwrap();
+        gzip_into(second, GZIP_LEVEL, &mut base);
+        let both = [&first[..], second].concat();
+
+        let mut rng = Rng(0xdead_beef);
+        let mut rejected = 0;
+        for _ in 0..20_000 {
+            let mut z = base.clone();
+            for _ in 0..1 + rng.below(4) {
+                if z.is_empty() {
+                    break;
+                }
+                let i = rng.below(z.len());
+                match rng.below(5) {
+                    0 => z[i] ^= 1 << rng.below(8),
+                    1 => z[i] = rng.next() as u8,
+                    2 => z.insert(i, rng.next() as u8),
+                    3 => drop(z.remove(i)),
+                    _ => z.truncate(i),
+                }
+            }
+            match gunzip(&z, 4096) {
+                // Unchecked header bytes (MTIME, name, ...) or a cut exactly
+                // between members can change; the content never can.
+                Ok(out) => assert!(out == both || out == first, "{z:?}"),
+                Err(_) => rejected += 1,
+            }
+        }
+        assert!(rejected > 19_000, "only {rejected} mutations were rejected");
+    }
+
+    #[test]
+    fn errors_display_as_plain_sentences() {
+        let text = std::format!("{}", GzipError::TooLarge { limit: 1024 });
+        assert_eq!(text, "gzip data decompresses to more than 1024 bytes");
+        assert_eq!(
+            std::format!("{}", GzipError::TrailingGarbage),
+            "unexpected bytes after gzip data"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! String interning without per-string allocations: one byte arena, one offset table and
+//! an open-addressing index. Cleared tables keep their capacity, so steady-state logging
+//! allocates nothing.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::rng::hash_bytes;
+
+/// Index slots start here and double; small pages never rehash.
+const INITIAL_SLOTS: usize = 64;
+
+#[derive(Clone, Debug, Default)]
+pub struct Interner {
+    arena: Vec<u8>,
+    ends: Vec<u32>,
+    /// Open addressing over string indices plus one; 0 marks an empty slot.
+    slots: Vec<u32>,
+}
+
+impl Interner {
+    /// The index of `s`, adding it if new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(i) = self.find(s) {
+            return i;
+        }
+        if (self.ends.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        self.arena.extend_from_slice(s.as_bytes());
+        self.ends.push(self.arena.len() as u32);
+        let index = (self.ends.len() - 1) as u32;
+        self.place(s.as_bytes(), index);
+        index
+    }
+
+    /// The index of `s`, if interned.
+    pub fn find(&self, s: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = hash_bytes(0, s.as_bytes()) as usize & mask;
+        loop {
+            match self.slots[slot] {
+                0 => return None,
+                plus_one if self.bytes(plus_one - 1) == s.as_bytes() => return Some(plus_one - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// The string at `index` (empty if out of range).
+    pub fn get(&self, index: u32) -> &str {
+        core::str::from_utf8(self.bytes(index)).unwrap_or("")
+    }
+
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when nothing is interned.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of string data held.
+    pub fn text_bytes(&self) -> usize {
+        self.arena.len()
+    }
+
+    /// Heap bytes reserved, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity() + 4 * (self.ends.capacity() + self.slots.capacity())
+    }
+
+    /// Forgets every string, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.arena.clear();
+        self.ends.clear();
+        self.slots.iter_mut().for_each(|s| *s = 0);
+    }
+
+    fn bytes(&self, index: u32) -> &[u8] {
+        let i = index as usize;
+        let Some(&end) = self.ends.get(i) else {
+            return &[];
+        };
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.arena[start as usize..end as usize]
+    }
+
+    fn place(&mut self, bytes: &[u8], index: u32) {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash_bytes(0, bytes) as usize & mask;
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = index + 1;
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(INITIAL_SLOTS);
+        self.slots = vec![0; size];
+        for i in 0..self.ends.len() as u32 {
+            let start = if i == 0 { 0 } else { self.ends[i as usize - 1] } as usize;
+            let end = self.ends[i as usize] as usize;
+            let mask = size - 1;
+            let mut slot = hash_bytes(0, &self.arena[start..end]) as usize & mask;
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.slots[slot] = i + 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn interning_the_same_string_twice_gives_the_same_index() {
+        let mut t = Interner::default();
+        let a = t.intern("title:1");
+        let b = t.intern("title:2");
+        assert_ne!(a, b);
+        assert_eq!(t.intern("title:1"), a);
+        assert_eq!(t.get(b), "title:2");
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn thousands_of_strings_survive_growth() {
+        let mut t = Interner::default();
+        for i in 0..5000 {
+            assert_eq!(t.intern(&format!("s{i}")), i);
+        }
+        for i in 0..5000 {
+            assert_eq!(t.find(&format!("s{i}")), Some(i));
+        }
+        assert_eq!(t.find("missing"), None);
+    }
+
+    #[test]
+    fn clearing_forgets_strings_but_keeps_capacity() {
+        let mut t = Interner::default();
+        for i in 0..100 {
+            t.intern(&format!("s{i}"));
+        }
+        let reserved = t.heap_bytes();
+        t.clear();
+        assert!(t.is_empty());
+        assert_eq!(t.find("s1"), None);
+        assert_eq!(t.heap_bytes(), reserved);
+        assert_eq!(t.intern("s1"), 0);
+    }
+}

@@ -1,0 +1,1314 @@
+//! The sans-IO logger: the one object a host drives. Inputs are `handle_*` / `record_*`
+//! calls carrying the current time; outputs are drained with [`Logger::poll_upload`] and
+//! [`Logger::poll_timeout`]. It performs no I/O beyond the [`Store`] the host gave it, reads
+//! no clock and draws no entropy of its own.
+//!
+//! Host run loop:
+//! ```text
+//! on any input:      logger.handle_*(.., now)
+//! then drain:        while let Some(u) = logger.poll_upload(now) { send u (async) }
+//!                    deadline = logger.poll_timeout()
+//! on deadline:       logger.handle_timeout(now)
+//! on HTTP result:    logger.handle_upload_result(u.id, outcome, now)
+//! ```
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use prost::Message;
+
+use crate::batch::{OpenBatch, PageViewRef, Pending};
+use crate::config::{Config, ConfigError};
+use crate::contract::{ImpressionFacts, Rule, valid_id};
+use crate::dedup::{Seen, Verdict};
+use crate::gzip;
+use crate::intern::Interner;
+use crate::persist::{ACKS_KEY, Acks, Entry, JournalImpression, STATE_KEY, State};
+use crate::proto;
+use crate::queue::{BATCH_KEY_PREFIX, ClosedBatch, Queue};
+use crate::rng::Rng;
+use crate::sampling::{self, SampleKey};
+use crate::stats::{DropReason, Stats};
+use crate::store::{Store, frame_into, read_frames, read_single_frame};
+use crate::upload::{
+    self, APP_KEY_HEADER, CONTENT_TYPE, Disposition, UPLOAD_PATH, UPLOAD_TIMEOUT_MS, Upload,
+    UploadOutcome,
+};
+use crate::viewability::{Place, Qualified, Tracker};
+use crate::wire;
+
+/// Name of this SDK on the wire.
+pub const SDK_NAME: &str = "sightline";
+/// Version of this SDK on the wire.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Page views open at once; opening one more ends the oldest (a host that forgets to end
+/// page views must not grow memory without bound).
+pub const MAX_OPEN_PAGE_VIEWS: usize = 16;
+/// Ended page view structures kept for reuse, so steady-state logging does not allocate.
+const SPARE_PAGE_VIEWS: usize = 4;
+
+/// The current time, in both kinds. They are never mixed: monotonic milliseconds measure
+/// durations and deadlines; wall-clock milliseconds (Unix epoch) only stamp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: u64,
+}
+
+impl Now {
+    /// Both clocks at once.
+    pub fn new(mono_ms: u64, wall_ms: u64) -> Self {
+        Now { mono_ms, wall_ms }
+    }
+}
+
+/// A pre-qualified impression: the host measured viewability itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Impression<'a> {
+    pub item_id: &'a str,
+    pub artwork_id: Option<&'a str>,
+    pub row: u32,
+    pub column: u32,
+    /// Monotonic time the exposure started.
+    pub first_visible_mono_ms: u64,
+    pub visible_ms: u64,
+    /// Largest visible share during the exposure, 0.0..=1.0.
+    pub max_visible_fraction: f32,
+    pub focused_ms: u64,
+}
+
+/// An item as the host reports its visibility or focus.
+#[derive(Clone, Copy, Debug)]
+pub struct ItemRef<'a> {
+    pub item_id: &'a str,
+    pub artwork_id: Option<&'a str>,
+    pub row: u32,
+    pub column: u32,
+}
+
+/// What happened to a recorded impression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Buffered for upload under this seq.
+    Logged {
+        seq: u64,
+    },
+    SampledOut,
+    Deduped,
+    /// Logging is disabled (opt-out); nothing was recorded or counted.
+    Disabled,
+}
+
+/// `handle_upload_result` named an upload that is not in flight (already handled, or purged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownUpload(pub u64);
+
+impl fmt::Display for UnknownUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "upload {} is not in flight", self.0)
+    }
+}
+
+struct PageView {
+    ordinal: u64,
+    page: String,
+    request_id: Option<String>,
+    start_mono: u64,
+    start_wall: u64,
+    /// Item and artwork ids seen on this page view.
+    names: Interner,
+    /// Declared layout: rows of interned item ids.
+    layout: Option<Vec<Vec<u32>>>,
+    tracker: Tracker,
+    seen: Seen,
+}
+
+impl PageView {
+    fn check_layout(&self, item: &str, row: u32, column: u32) -> Result<(), Rule> {
+        let Some(layout) = &self.layout else {
+            return Ok(());
+        };
+        let Some(id) = self.names.find(item) else {
+            return Err(Rule::NotOnPage);
+        };
+        let at = layout
+            .get(row as usize)
+            .and_then(|r| r.get(column as usize));
+        if at == Some(&id) {
+            Ok(())
+        } else if layout.iter().any(|r| r.contains(&id)) {
+            Err(Rule::WrongPosition)
+        } else {
+            Err(Rule::NotOnPage)
+        }
+    }
+}
+
+struct InFlight {
+    id: u64,
+    since: u64,
+}
+
+/// The impression logger. See the module docs for the run loop.
+pub struct Logger {
+    config: Config,
+    store: Box<dyn Store>,
+    rng: Rng,
+    session_id: String,
+    sampled_in: bool,
+    mono_epoch: u32,
+    generation: u32,
+    starts: u32,
+    now: u64,
+    wall: u64,
+    enabled: bool,
+    hidden: bool,
+    stats: Stats,
+    page_views: Vec<PageView>,
+    spare: Vec<PageView>,
+    next_page_view: u64,
+    open: OpenBatch,
+    queue: Queue,
+    in_flight: Option<InFlight>,
+    next_send_at: u64,
+    blocked_until_wall: u64,
+    next_batch_id: u64,
+    next_batch_no: u64,
+    record_buf: Vec<u8>,
+    frame_buf: Vec<u8>,
+    qualified: Vec<Qualified>,
+}
+
+impl Logger {
+    /// Starts a logger over `store`, resuming its session, queue, backoff and any journaled
+    /// events a crash left behind.
+    pub fn new(config: Config, store: Box<dyn Store>, now: Now) -> Result<Logger, ConfigError> {
+        config.validate()?;
+        let mut logger = Logger {
+            rng: Rng::new(config.seed),
+            config,
+            store,
+            session_id: String::new(),
+            sampled_in: true,
+            mono_epoch: 0,
+            generation: 0,
+            starts: 0,
+            now: now.mono_ms,
+            wall: now.wall_ms,
+            enabled: true,
+            hidden: false,
+            stats: Stats::default(),
+            page_views: Vec::new(),
+            spare: Vec::new(),
+            next_page_view: 1,
+            open: OpenBatch::default(),
+            queue: Queue::default(),
+            in_flight: None,
+            next_send_at: now.mono_ms,
+            blocked_until_wall: 0,
+            next_batch_id: 1,
+            next_batch_no: 1,
+            record_buf: Vec::new(),
+            frame_buf: Vec::new(),
+            qualified: Vec::new(),
+        };
+        logger.recover();
+        Ok(logger)
+    }
+
+    /// The session id: (session id, seq) identifies every impression.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Counters of this session.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Impressions buffered or queued and not yet acknowledged.
+    pub fn pending(&self) -> u64 {
+        self.stats.pending()
+    }
+
+    /// Compressed bytes queued for upload.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.bytes()
+    }
+
+    /// Heap bytes reserved by the open batch, for memory accounting.
+    pub fn open_batch_heap_bytes(&self) -> usize {
+        self.open.heap_bytes()
+    }
+
+    /// Impressions in the open batch.
+    pub fn open_batch_len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Starts a page view and returns its id (the per-session ordinal). `layout`, when
+    /// given, is the rows of item ids as the server sent them: impressions of items not on
+    /// it, or at another place, are refused.
+    pub fn start_page_view(
+        &mut self,
+        page: &str,
+        request_id: Option<&str>,
+        layout: Option<&[Vec<String>]>,
+        now: Now,
+    ) -> Result<u64, Rule> {
+        self.tick(now);
+        if let Err(rule) = self.config.contract.check_page_name(page) {
+            return Err(self.refuse(rule));
+        }
+        if let Some(r) = request_id {
+            if !valid_id(r, self.config.contract.max_id_len) {
+                return Err(self.refuse(Rule::RequestId));
+            }
+        }
+        if let Some(rows) = layout {
+            let max = self.config.contract.max_id_len;
+            if rows.iter().flatten().any(|id| !valid_id(id, max)) {
+                return Err(self.refuse(Rule::ItemId));
+            }
+            if rows.len() > self.config.contract.max_position as usize
+                || rows
+                    .iter()
+                    .any(|r| r.len() > self.config.contract.max_position as usize)
+            {
+                return Err(self.refuse(Rule::Position));
+            }
+        }
+        if self.page_views.len() >= MAX_OPEN_PAGE_VIEWS {
+            let oldest = self.page_views[0].ordinal;
+            self.end_page_view_at(0, oldest);
+        }
+        let ordinal = self.next_page_view;
+        self.next_page_view += 1;
+        let mut pv = self.spare.pop().unwrap_or_else(|| PageView {
+            ordinal,
+            page: String::new(),
+            request_id: None,
+            start_mono: 0,
+            start_wall: 0,
+            names: Interner::default(),
+            layout: None,
+            tracker: Tracker::default(),
+            seen: Seen::default(),
+        });
+        pv.ordinal = ordinal;
+        pv.page.clear();
+        pv.page.push_str(page);
+        pv.request_id = request_id.map(ToString::to_string);
+        pv.start_mono = self.now;
+        pv.start_wall = self.wall;
+        pv.names.clear();
+        pv.layout = layout.map(|rows| {
+            rows.iter()
+                .map(|r| r.iter().map(|id| pv.names.intern(id)).collect())
+                .collect()
+        });
+        pv.tracker = Tracker::new(self.hidden);
+        pv.seen = Seen::default();
+        self.journal(&Entry::PageViewStart {
+            ordinal,
+            start_mono: pv.start_mono,
+            start_wall: pv.start_wall,
+            page,
+            request_id,
+        });
+        self.page_views.push(pv);
+        Ok(ordinal)
+    }
+
+    /// Ends a page view: its ongoing exposures end now.
+    pub fn end_page_view(&mut self, page_view: u64, now: Now) -> Result<(), Rule> {
+        self.tick(now);
+        let i = self.page_view_index(page_view)?;
+        self.end_page_view_at(i, page_view);
+        self.drive();
+        Ok(())
+    }
+
+    /// The visible share of an item changed (0.0..=1.0).
+    pub fn handle_visibility(
+        &mut self,
+        page_view: u64,
+        item: &ItemRef<'_>,
+        fraction: f32,
+        now: Now,
+    ) -> Result<(), Rule> {
+        self.tick(now);
+        if !self.enabled {
+            return Ok(());
+        }
+        let pct = match fraction_to_pct(fraction) {
+            Some(p) => p,
+            None => return Err(self.refuse(Rule::Fraction)),
+        };
+        let i = self.page_view_index(page_view)?;
+        let place = self.place(i, item)?;
+        let artwork = item
+            .artwork_id
+            .map_or(0, |a| self.page_views[i].names.intern(a) + 1);
+        let c = &self.config.contract;
+        let (threshold, min_ms) = (c.min_visible_pct, u64::from(c.min_visible_ms));
+        let now = self.now;
+        let pv = &mut self.page_views[i];
+        let result = pv.tracker.visibility(
+            place,
+            artwork,
+            pct,
+            threshold,
+            min_ms,
+            now,
+            &mut self.qualified,
+        );
+        if result.is_err() {
+            return Err(self.refuse(Rule::PageViewFull));
+        }
+        self.admit_qualified(i);
+        self.drive();
+        Ok(())
+    }
+
+    /// An item gained or lost focus (TV).
+    pub fn handle_focus(
+        &mut self,
+        page_view: u64,
+        item: &ItemRef<'_>,
+        focused: bool,
+        now: Now,
+    ) -> Result<(), Rule> {
+        self.tick(now);
+        if !self.enabled {
+            return Ok(());
+        }
+        let i = self.page_view_index(page_view)?;
+        let place = self.place(i, item)?;
+        let now = self.now;
+        if self.page_views[i]
+            .tracker
+            .focus(place, focused, now)
+            .is_err()
+        {
+            return Err(self.refuse(Rule::PageViewFull));
+        }
+        Ok(())
+    }
+
+    /// The app or tab went to the background: timers pause, qualified exposures are
+    /// logged, and the open batch is closed so it is durable and can be sent.
+    pub fn handle_app_hidden(&mut self, now: Now) {
+        self.tick(now);
+        self.hidden = true;
+        let min_ms = u64::from(self.config.contract.min_visible_ms);
+        for i in 0..self.page_views.len() {
+            let now = self.now;
+            self.page_views[i]
+                .tracker
+                .hide(min_ms, now, &mut self.qualified);
+            self.admit_qualified(i);
+        }
+        self.close_batch();
+    }
+
+    /// The app or tab is visible again: timers resume.
+    pub fn handle_app_visible(&mut self, now: Now) {
+        self.tick(now);
+        self.hidden = false;
+        for pv in &mut self.page_views {
+            pv.tracker.show(self.now);
+        }
+    }
+
+    /// Records an impression the host qualified itself.
+    pub fn record_impression(
+        &mut self,
+        page_view: u64,
+        imp: &Impression<'_>,
+        now: Now,
+    ) -> Result<Recorded, Rule> {
+        self.tick(now);
+        if !self.enabled {
+            return Ok(Recorded::Disabled);
+        }
+        let Some(pct) = fraction_to_pct(imp.max_visible_fraction) else {
+            return Err(self.refuse(Rule::Fraction));
+        };
+        let facts = ImpressionFacts {
+            item_id: imp.item_id,
+            artwork_id: imp.artwork_id,
+            row: imp.row,
+            column: imp.column,
+            max_visible_pct: pct,
+            visible_ms: u32::try_from(imp.visible_ms).unwrap_or(u32::MAX),
+        };
+        if let Err(rule) = self.config.contract.check_impression(&facts) {
+            return Err(self.refuse(rule));
+        }
+        let i = self.page_view_index(page_view)?;
+        let pv = &self.page_views[i];
+        if let Err(rule) = pv.check_layout(imp.item_id, imp.row, imp.column) {
+            return Err(self.refuse(rule));
+        }
+        let end = imp.first_visible_mono_ms.saturating_add(imp.visible_ms);
+        if imp.first_visible_mono_ms < pv.start_mono
+            || end > self.now
+            || imp.focused_ms > imp.visible_ms
+        {
+            return Err(self.refuse(Rule::OutsidePageView));
+        }
+        let names = &mut self.page_views[i].names;
+        let q = Qualified {
+            place: Place {
+                item: names.intern(imp.item_id),
+                row: imp.row,
+                column: imp.column,
+            },
+            artwork: imp.artwork_id.map_or(0, |a| names.intern(a) + 1),
+            first_visible_mono: imp.first_visible_mono_ms,
+            visible_ms: imp.visible_ms,
+            max_visible_pct: pct,
+            focused_ms: imp.focused_ms,
+        };
+        let outcome = self.admit(i, &q);
+        self.drive();
+        outcome
+    }
+
+    /// Closes the open batch now (explicit flush), making it durable and ready to send.
+    pub fn flush(&mut self, now: Now) {
+        self.tick(now);
+        self.close_batch();
+    }
+
+    /// Call when the deadline from [`Logger::poll_timeout`] has passed.
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.tick(now);
+        if let Some(f) = &self.in_flight {
+            if self.now >= f.since + UPLOAD_TIMEOUT_MS {
+                let id = f.id;
+                // The id is the one in flight, so this cannot be unknown.
+                let _ = self.settle(id, UploadOutcome::NetworkError);
+            }
+        }
+        self.drive();
+    }
+
+    /// The next monotonic time at which the host must call [`Logger::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut deadline: Option<u64> = None;
+        let mut consider = |t: u64| deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
+        if !self.open.is_empty() {
+            consider(self.open.opened_at + self.config.max_batch_age_ms);
+        }
+        match &self.in_flight {
+            Some(f) => consider(f.since + UPLOAD_TIMEOUT_MS),
+            None if !self.queue.is_empty() => consider(self.next_send_at),
+            None => {}
+        }
+        deadline
+    }
+
+    /// The next upload to perform, if one is due. At most one is in flight at a time.
+    pub fn poll_upload(&mut self, now: Now) -> Option<Upload> {
+        self.tick(now);
+        if self.in_flight.is_some() || self.now < self.next_send_at {
+            return None;
+        }
+        let batch = self.queue.front()?;
+        let (id, batch_no) = (batch.id, batch.batch_no);
+        let attempt = batch.attempts + 1;
+        let send = proto::Batch {
+            send: Some(proto::SendInfo {
+                sent_at_wall_ms: self.wall,
+                mono_epoch: self.mono_epoch,
+                sent_at_mono_ms: self.now,
+                attempt,
+            }),
+            ..Default::default()
+        };
+        let mut body = batch.body.clone();
+        gzip::gzip_into(&send.encode_to_vec(), gzip::GZIP_LEVEL, &mut body);
+        if let Some(b) = self.queue.get_mut(id) {
+            b.attempts = attempt;
+        }
+        self.stats.uploads += 1;
+        if attempt > 1 {
+            self.stats.retries += 1;
+        }
+        self.in_flight = Some(InFlight {
+            id,
+            since: self.now,
+        });
+        Some(Upload {
+            id,
+            path: UPLOAD_PATH.to_string(),
+            headers: alloc::vec![
+                ("content-type".to_string(), CONTENT_TYPE.to_string()),
+                (APP_KEY_HEADER.to_string(), self.config.app_key.clone()),
+                (
+                    "x-sightline-batch".to_string(),
+                    format!("{}/{}", self.session_id, batch_no)
+                ),
+            ],
+            body,
+        })
+    }
+
+    /// The outcome of an upload returned by [`Logger::poll_upload`].
+    pub fn handle_upload_result(
+        &mut self,
+        id: u64,
+        outcome: UploadOutcome,
+        now: Now,
+    ) -> Result<(), UnknownUpload> {
+        self.tick(now);
+        let result = self.settle(id, outcome);
+        self.drive();
+        result
+    }
+
+    /// Opt-out and opt-in. Disabling stops recording at once; with `purge`, everything
+    /// buffered or queued is deleted (and counted as purged).
+    pub fn set_enabled(&mut self, enabled: bool, purge: bool, now: Now) {
+        self.tick(now);
+        self.enabled = enabled;
+        if enabled || !purge {
+            return;
+        }
+        let open = self.open.len() as u64;
+        self.open.clear();
+        self.stats.dropped.add(DropReason::Purged, open);
+        for b in self.queue.drain() {
+            self.stats
+                .dropped
+                .add(DropReason::Purged, u64::from(b.count));
+            self.unstore(&b.key());
+        }
+        self.in_flight = None;
+        let spare = &mut self.spare;
+        spare.extend(self.page_views.drain(..).take(SPARE_PAGE_VIEWS));
+        self.checkpoint();
+    }
+
+    /// True unless the user opted out.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    // ---- internals ----
+
+    fn tick(&mut self, now: Now) {
+        // Monotonic time that goes backwards is held, never followed: durations stay >= 0.
+        self.now = self.now.max(now.mono_ms);
+        self.wall = now.wall_ms;
+    }
+
+    fn refuse(&mut self, rule: Rule) -> Rule {
+        self.stats.count_invalid(rule);
+        self.journal(&Entry::Invalid {
+            rule: rule.index() as u8,
+        });
+        rule
+    }
+
+    fn page_view_index(&mut self, ordinal: u64) -> Result<usize, Rule> {
+        match self.page_views.iter().position(|p| p.ordinal == ordinal) {
+            Some(i) => Ok(i),
+            None => Err(self.refuse(Rule::UnknownPageView)),
+        }
+    }
+
+    fn place(&mut self, i: usize, item: &ItemRef<'_>) -> Result<Place, Rule> {
+        let c = &self.config.contract;
+        let rule = if !valid_id(item.item_id, c.max_id_len) {
+            Some(Rule::ItemId)
+        } else if item.artwork_id.is_some_and(|a| !valid_id(a, c.max_id_len)) {
+            Some(Rule::ArtworkId)
+        } else if item.row >= c.max_position || item.column >= c.max_position {
+            Some(Rule::Position)
+        } else {
+            self.page_views[i]
+                .check_layout(item.item_id, item.row, item.column)
+                .err()
+        };
+        if let Some(rule) = rule {
+            return Err(self.refuse(rule));
+        }
+        Ok(Place {
+            item: self.page_views[i].names.intern(item.item_id),
+            row: item.row,
+            column: item.column,
+        })
+    }
+
+    fn end_page_view_at(&mut self, i: usize, ordinal: u64) {
+        let min_ms = u64::from(self.config.contract.min_visible_ms);
+        let now = self.now;
+        self.page_views[i]
+            .tracker
+            .end(min_ms, now, &mut self.qualified);
+        self.admit_qualified(i);
+        let pv = self.page_views.remove(i);
+        let duration_ms = now - pv.start_mono;
+        self.open.end_page_view(ordinal, duration_ms);
+        self.journal(&Entry::PageViewEnd {
+            ordinal,
+            duration_ms,
+        });
+        if self.spare.len() < SPARE_PAGE_VIEWS {
+            self.spare.push(pv);
+        }
+    }
+
+    fn admit_qualified(&mut self, i: usize) {
+        let mut list = core::mem::take(&mut self.qualified);
+        for q in &list {
+            if self.enabled {
+                // Tracker output satisfies the contract by construction, except the
+                // page-view bound, which is counted inside.
+                let _ = self.admit(i, q);
+            }
+        }
+        list.clear();
+        self.qualified = list;
+    }
+
+    /// sample -> dedup -> buffer, for an impression that passed validation.
+    fn admit(&mut self, i: usize, q: &Qualified) -> Result<Recorded, Rule> {
+        if !self.sampled_in {
+            self.stats.recorded += 1;
+            self.stats.sampled_out += 1;
+            self.journal(&Entry::SampledOut);
+            return Ok(Recorded::SampledOut);
+        }
+        let reentry = self.config.reentry;
+        let pv = &mut self.page_views[i];
+        let first = q.first_visible_mono.saturating_sub(pv.start_mono);
+        match pv
+            .seen
+            .admit(reentry, q.place.item, q.place.row, q.place.column, first)
+        {
+            Verdict::Full => return Err(self.refuse(Rule::PageViewFull)),
+            Verdict::Duplicate => {
+                self.stats.recorded += 1;
+                self.stats.deduped += 1;
+                self.journal(&Entry::Deduped);
+                return Ok(Recorded::Deduped);
+            }
+            Verdict::New => {}
+        }
+        self.stats.recorded += 1;
+        let seq = self.enqueue(i, q);
+        Ok(Recorded::Logged { seq })
+    }
+
+    fn enqueue(&mut self, i: usize, q: &Qualified) -> u64 {
+        let max = self.config.max_batch_impressions as usize;
+        if self.open.full(max) {
+            self.close_batch();
+        }
+        let pv = &self.page_views[i];
+        let pv_ref = PageViewRef {
+            ordinal: pv.ordinal,
+            page: &pv.page,
+            request_id: pv.request_id.as_deref(),
+            start_mono: pv.start_mono,
+            start_wall: pv.start_wall,
+        };
+        let page_view = match self.open.page_view(&pv_ref) {
+            Some(index) => index,
+            None => {
+                self.close_batch();
+                let pv = &self.page_views[i];
+                let pv_ref = PageViewRef {
+                    ordinal: pv.ordinal,
+                    page: &pv.page,
+                    request_id: pv.request_id.as_deref(),
+                    start_mono: pv.start_mono,
+                    start_wall: pv.start_wall,
+                };
+                // An empty batch always has room for a page view.
+                self.open.page_view(&pv_ref).unwrap_or(0)
+            }
+        };
+        let pv = &self.page_views[i];
+        let item_id = pv.names.get(q.place.item);
+        let artwork_id = q.artwork.checked_sub(1).map(|a| pv.names.get(a));
+        let item = self.open.intern(item_id);
+        let artwork = artwork_id.map_or(0, |a| self.open.intern(a) + 1);
+        let pending = Pending {
+            item,
+            artwork,
+            row: q.place.row,
+            column: q.place.column,
+            first_visible_ms: clamp_u32(q.first_visible_mono.saturating_sub(pv.start_mono)),
+            visible_ms: clamp_u32(q.visible_ms),
+            focused_ms: clamp_u32(q.focused_ms),
+            page_view,
+            max_visible_pct: q.max_visible_pct.min(100) as u8,
+        };
+        let seq = self.stats.issued + 1;
+        self.stats.issued = seq;
+        self.open.push(seq, self.now, pending);
+        let entry = Entry::Impression(JournalImpression {
+            seq,
+            page_view: pv.ordinal,
+            item: item_id,
+            artwork: artwork_id,
+            row: pending.row,
+            column: pending.column,
+            first_visible_ms: pending.first_visible_ms,
+            visible_ms: pending.visible_ms,
+            focused_ms: pending.focused_ms,
+            max_visible_pct: pending.max_visible_pct,
+        });
+        self.record_buf.clear();
+        entry.encode(self.generation, &mut self.record_buf);
+        self.append_record();
+        if self.open.full(max) {
+            self.close_batch();
+        }
+        seq
+    }
+
+    fn journal(&mut self, entry: &Entry<'_>) {
+        self.record_buf.clear();
+        entry.encode(self.generation, &mut self.record_buf);
+        self.append_record();
+    }
+
+    fn append_record(&mut self) {
+        self.frame_buf.clear();
+        frame_into(&mut self.frame_buf, &self.record_buf);
+        if self.store.journal_append(&self.frame_buf).is_err() {
+            self.stats.store_errors += 1;
+        }
+    }
+
+    /// Closes the open batch batch if the age rule says so.
+    fn drive(&mut self) {
+        if !self.open.is_empty() && self.now >= self.open.opened_at + self.config.max_batch_age_ms {
+            self.close_batch();
+        }
+    }
+
+    fn header(&self, batch_no: u64) -> proto::Batch {
+        let c = &self.config;
+        proto::Batch {
+            schema_version: wire::SCHEMA_VERSION,
+            sdk_name: SDK_NAME.to_string(),
+            sdk_version: SDK_VERSION.to_string(),
+            app_id: c.app_id.clone(),
+            app_version: c.app_version.clone(),
+            platform: c.platform.to_proto() as i32,
+            device: c.device.clone(),
+            install_id: c.install_id.clone(),
+            session_id: self.session_id.clone(),
+            batch_no,
+            contract_version: c.contract.version,
+            sample_rate_ppm: c.sample_rate_ppm,
+            counters: Some(self.stats.to_proto()),
+            clock: Some(proto::BatchClock {
+                closed_at_mono_ms: self.now,
+                closed_at_wall_ms: self.wall,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Encodes, compresses, persists and queues the open batch, then checkpoints.
+    fn close_batch(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let batch_no = self.next_batch_no;
+        let batch = self.open.to_proto(self.header(batch_no), self.mono_epoch);
+        let closed = ClosedBatch {
+            id: self.next_batch_id,
+            batch_no,
+            first_seq: self.open.first_seq,
+            count: self.open.len() as u32,
+            attempts: 0,
+            body: gzip::gzip(&batch.encode_to_vec()),
+        };
+        self.next_batch_id += 1;
+        self.next_batch_no += 1;
+        self.open.clear();
+        self.enqueue_closed(closed);
+        self.checkpoint();
+    }
+
+    fn enqueue_closed(&mut self, closed: ClosedBatch) {
+        self.store_batch(&closed);
+        let in_flight = self.in_flight.as_ref().map(|f| f.id);
+        let max = self.config.max_queue_bytes as usize;
+        for old in self.queue.push(closed, max, in_flight) {
+            self.stats
+                .dropped
+                .add(DropReason::Overflow, u64::from(old.count));
+            self.unstore(&old.key());
+        }
+    }
+
+    fn store_batch(&mut self, batch: &ClosedBatch) {
+        self.frame_buf.clear();
+        frame_into(&mut self.frame_buf, &batch.to_record());
+        if self.store.put(&batch.key(), &self.frame_buf).is_err() {
+            self.stats.store_errors += 1;
+        }
+    }
+
+    fn unstore(&mut self, key: &str) {
+        if self.store.remove(key).is_err() {
+            self.stats.store_errors += 1;
+        }
+    }
+
+    /// Writes counters and ids, starts a new journal generation and re-journals what the
+    /// new generation needs (the epoch and the open page views).
+    fn checkpoint(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        let s = &self.stats;
+        let state = State {
+            session_id: self.session_id.clone(),
+            generation: self.generation,
+            starts: self.starts,
+            next_batch_id: self.next_batch_id,
+            next_batch_no: self.next_batch_no,
+            next_page_view: self.next_page_view,
+            recorded: s.recorded,
+            sampled_out: s.sampled_out,
+            deduped: s.deduped,
+            issued: s.issued,
+            invalid: s.invalid,
+            invalid_by_rule: s.invalid_by_rule.to_vec(),
+        };
+        self.put_json(
+            ACKS_KEY,
+            &Acks::from_stats(&self.stats, self.blocked_until_wall),
+        );
+        self.put_json(STATE_KEY, &state);
+        if self.store.journal_clear().is_err() {
+            self.stats.store_errors += 1;
+        }
+        self.journal(&Entry::Epoch {
+            mono_epoch: self.mono_epoch,
+        });
+        for i in 0..self.page_views.len() {
+            let pv = &self.page_views[i];
+            let entry = Entry::PageViewStart {
+                ordinal: pv.ordinal,
+                start_mono: pv.start_mono,
+                start_wall: pv.start_wall,
+                page: &pv.page,
+                request_id: pv.request_id.as_deref(),
+            };
+            self.record_buf.clear();
+            entry.encode(self.generation, &mut self.record_buf);
+            self.append_record();
+        }
+    }
+
+    fn put_json<T: serde::Serialize>(&mut self, key: &str, value: &T) {
+        self.frame_buf.clear();
+        match serde_json::to_vec(value) {
+            Ok(json) => frame_into(&mut self.frame_buf, &json),
+            Err(_) => {
+                self.stats.store_errors += 1;
+                return;
+            }
+        }
+        if self.store.put(key, &self.frame_buf).is_err() {
+            self.stats.store_errors += 1;
+        }
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        let bytes = match self.store.get(key) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return None,
+            Err(_) => {
+                self.stats.store_errors += 1;
+                return None;
+            }
+        };
+        let parsed = read_single_frame(&bytes).and_then(|json| serde_json::from_slice(json).ok());
+        if parsed.is_none() {
+            self.stats.corrupt_records += 1;
+        }
+        parsed
+    }
+
+    fn settle(&mut self, id: u64, outcome: UploadOutcome) -> Result<(), UnknownUpload> {
+        if self.in_flight.as_ref().map(|f| f.id) != Some(id) {
+            return Err(UnknownUpload(id));
+        }
+        self.in_flight = None;
+        let Some(batch) = self.queue.get_mut(id) else {
+            return Err(UnknownUpload(id));
+        };
+        let (count, attempts, body_len) =
+            (u64::from(batch.count), batch.attempts, batch.body.len());
+        match upload::classify(outcome) {
+            Disposition::Delivered => {
+                self.queue.remove(id);
+                self.stats.delivered += count;
+                self.stats.bytes_delivered += body_len as u64;
+                self.unstore(&crate::queue::batch_key(id));
+                self.next_send_at = self.now;
+            }
+            Disposition::Reject => self.drop_batch(id, DropReason::Rejected),
+            Disposition::Split => self.split(id),
+            Disposition::Retry if attempts >= self.config.max_attempts => {
+                self.drop_batch(id, DropReason::RetriesExhausted);
+            }
+            Disposition::Retry => {
+                let c = &self.config;
+                let backoff =
+                    upload::backoff_ms(attempts, c.retry_base_ms, c.retry_max_ms, &mut self.rng);
+                let asked = match outcome {
+                    UploadOutcome::Status {
+                        retry_after_ms: Some(ms),
+                        ..
+                    } => ms,
+                    _ => 0,
+                };
+                if asked > 0 {
+                    self.blocked_until_wall = self.wall.saturating_add(asked);
+                }
+                self.next_send_at = self.now + backoff.max(asked);
+                if let Some(b) = self.queue.get_mut(id) {
+                    let b = b.clone();
+                    self.store_batch(&b);
+                }
+            }
+        }
+        self.put_json(
+            ACKS_KEY,
+            &Acks::from_stats(&self.stats, self.blocked_until_wall),
+        );
+        Ok(())
+    }
+
+    fn drop_batch(&mut self, id: u64, reason: DropReason) {
+        if let Some(b) = self.queue.remove(id) {
+            self.stats.dropped.add(reason, u64::from(b.count));
+            self.unstore(&b.key());
+        }
+        self.next_send_at = self.now;
+    }
+
+    /// 413: re-encode the batch as two halves, each with its own string table, and send
+    /// those instead; a single impression that is still too large is dropped.
+    fn split(&mut self, id: u64) {
+        let Some(batch) = self.queue.get_mut(id).map(|b| b.clone()) else {
+            return;
+        };
+        let decoded = wire::decode_gzip_batch(&batch.body)
+            .ok()
+            .and_then(|b| wire::impressions(&b).ok().map(|rows| (b, rows)));
+        let Some((proto_batch, rows)) = decoded.filter(|(_, rows)| rows.len() > 1) else {
+            self.drop_batch(id, DropReason::TooLarge);
+            return;
+        };
+        self.queue.remove(id);
+        self.unstore(&batch.key());
+        let (left, right) = rows.split_at(rows.len() / 2);
+        // Push the right half first so the left half ends up in front.
+        for half in [right, left] {
+            let part = crate::batch::subset(&proto_batch, half);
+            let closed = ClosedBatch {
+                id: self.next_batch_id,
+                batch_no: self.next_batch_no,
+                first_seq: half[0].seq,
+                count: half.len() as u32,
+                attempts: 0,
+                body: gzip::gzip(
+                    &proto::Batch {
+                        batch_no: self.next_batch_no,
+                        ..part
+                    }
+                    .encode_to_vec(),
+                ),
+            };
+            self.next_batch_id += 1;
+            self.next_batch_no += 1;
+            self.store_batch(&closed);
+            self.queue.push_front(closed);
+        }
+        self.next_send_at = self.now;
+        self.checkpoint();
+    }
+
+    /// Restores the session, counters, queue and journaled events from the store.
+    fn recover(&mut self) {
+        let state: Option<State> = self.get_json(STATE_KEY);
+        let acks: Option<Acks> = self.get_json(ACKS_KEY);
+        match state {
+            Some(s) => {
+                self.session_id = s.session_id;
+                self.generation = s.generation;
+                self.starts = s.starts;
+                self.next_batch_id = s.next_batch_id;
+                self.next_batch_no = s.next_batch_no;
+                self.next_page_view = s.next_page_view;
+                let st = &mut self.stats;
+                st.recorded = s.recorded;
+                st.sampled_out = s.sampled_out;
+                st.deduped = s.deduped;
+                st.issued = s.issued;
+                st.invalid = s.invalid;
+                for (slot, v) in st.invalid_by_rule.iter_mut().zip(s.invalid_by_rule) {
+                    *slot = v;
+                }
+            }
+            None => {
+                self.session_id = format!("{:016x}", self.rng.next_u64());
+            }
+        }
+        if let Some(a) = acks {
+            let st = &mut self.stats;
+            st.delivered = a.delivered;
+            st.dropped = a.dropped;
+            st.uploads = a.uploads;
+            st.retries = a.retries;
+            st.bytes_delivered = a.bytes_delivered;
+            st.store_errors += a.store_errors;
+            st.corrupt_records += a.corrupt_records;
+            self.blocked_until_wall = a.blocked_until_wall_ms;
+        }
+        // Jitter must differ between restarts even with the same configured seed.
+        self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
+        self.starts += 1;
+        self.mono_epoch = self.starts;
+        let key = match self.config.sample_key {
+            SampleKey::Install if !self.config.install_id.is_empty() => {
+                self.config.install_id.clone()
+            }
+            _ => self.session_id.clone(),
+        };
+        self.sampled_in = sampling::keep(&key, self.config.sample_rate_ppm);
+
+        let stored_through = self.load_batches();
+        self.replay_journal(stored_through);
+        if self.blocked_until_wall > self.wall {
+            self.next_send_at = self.now + (self.blocked_until_wall - self.wall);
+        }
+        if let Some(front) = self.queue.front() {
+            if front.attempts > 0 {
+                let c = &self.config;
+                let wait = upload::backoff_ms(
+                    front.attempts,
+                    c.retry_base_ms,
+                    c.retry_max_ms,
+                    &mut self.rng,
+                );
+                self.next_send_at = self.next_send_at.max(self.now + wait);
+            }
+        }
+        self.checkpoint();
+    }
+
+    /// Loads stored batches into the queue; returns the highest seq they hold.
+    fn load_batches(&mut self) -> u64 {
+        let keys = match self.store.keys(BATCH_KEY_PREFIX) {
+            Ok(keys) => keys,
+            Err(_) => {
+                self.stats.store_errors += 1;
+                return 0;
+            }
+        };
+        let mut through = 0;
+        for key in keys {
+            let record = match self.store.get(&key) {
+                Ok(Some(bytes)) => read_single_frame(&bytes).and_then(ClosedBatch::from_record),
+                Ok(None) => continue,
+                Err(_) => {
+                    self.stats.store_errors += 1;
+                    continue;
+                }
+            };
+            match record {
+                Some(batch) => {
+                    through = through.max(batch.last_seq_bound());
+                    self.next_batch_id = self.next_batch_id.max(batch.id + 1);
+                    self.next_batch_no = self.next_batch_no.max(batch.batch_no + 1);
+                    let max = self.config.max_queue_bytes as usize;
+                    for old in self.queue.push(batch, max, None) {
+                        self.stats
+                            .dropped
+                            .add(DropReason::Overflow, u64::from(old.count));
+                        self.unstore(&old.key());
+                    }
+                }
+                None => {
+                    // Unreadable: its impressions show up as a seq gap at the collector.
+                    self.stats.corrupt_records += 1;
+                    self.unstore(&key);
+                }
+            }
+        }
+        through
+    }
+
+    /// Applies the journal of the current generation: counters, and impressions that are
+    /// not already in a stored batch, which are closed into a batch of their own epoch.
+    fn replay_journal(&mut self, stored_through: u64) {
+        let bytes = match self.store.journal_read() {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                self.stats.store_errors += 1;
+                return;
+            }
+        };
+        let frames = read_frames(&bytes);
+        if frames.corrupt_tail {
+            self.stats.corrupt_records += 1;
+        }
+        let mut epoch = 0;
+        let mut pvs: Vec<(u64, String, Option<String>, u64, u64)> = Vec::new();
+        for payload in frames.payloads {
+            let Some((generation, entry)) = Entry::decode(payload) else {
+                self.stats.corrupt_records += 1;
+                continue;
+            };
+            if generation != self.generation {
+                continue;
+            }
+            match entry {
+                Entry::Epoch { mono_epoch } => epoch = mono_epoch,
+                Entry::PageViewStart {
+                    ordinal,
+                    start_mono,
+                    start_wall,
+                    page,
+                    request_id,
+                } => {
+                    self.next_page_view = self.next_page_view.max(ordinal + 1);
+                    pvs.push((
+                        ordinal,
+                        page.to_string(),
+                        request_id.map(ToString::to_string),
+                        start_mono,
+                        start_wall,
+                    ));
+                }
+                Entry::PageViewEnd {
+                    ordinal,
+                    duration_ms,
+                } => self.open.end_page_view(ordinal, duration_ms),
+                Entry::SampledOut => {
+                    self.stats.recorded += 1;
+                    self.stats.sampled_out += 1;
+                }
+                Entry::Deduped => {
+                    self.stats.recorded += 1;
+                    self.stats.deduped += 1;
+                }
+                Entry::Invalid { rule } => {
+                    if let Some(&r) = Rule::ALL.get(usize::from(rule)) {
+                        self.stats.count_invalid(r);
+                    }
+                }
+                Entry::Impression(imp) => {
+                    self.stats.recorded += 1;
+                    self.stats.issued = self.stats.issued.max(imp.seq);
+                    if imp.seq <= stored_through {
+                        continue;
+                    }
+                    let Some(pv) = pvs.iter().find(|p| p.0 == imp.page_view) else {
+                        continue;
+                    };
+                    let pv_ref = PageViewRef {
+                        ordinal: pv.0,
+                        page: &pv.1,
+                        request_id: pv.2.as_deref(),
+                        start_mono: pv.3,
+                        start_wall: pv.4,
+                    };
+                    if self.open.full(self.config.max_batch_impressions as usize) {
+                        self.close_replayed(epoch);
+                    }
+                    let page_view = match self.open.page_view(&pv_ref) {
+                        Some(p) => p,
+                        None => {
+                            self.close_replayed(epoch);
+                            self.open.page_view(&pv_ref).unwrap_or(0)
+                        }
+                    };
+                    let item = self.open.intern(imp.item);
+                    let artwork = imp.artwork.map_or(0, |a| self.open.intern(a) + 1);
+                    self.open.push(
+                        imp.seq,
+                        self.now,
+                        Pending {
+                            item,
+                            artwork,
+                            row: imp.row,
+                            column: imp.column,
+                            first_visible_ms: imp.first_visible_ms,
+                            visible_ms: imp.visible_ms,
+                            focused_ms: imp.focused_ms,
+                            page_view,
+                            max_visible_pct: imp.max_visible_pct,
+                        },
+                    );
+                }
+            }
+        }
+        self.close_replayed(epoch);
+    }
+
+    /// Closes a batch rebuilt from the journal under the epoch it was recorded in.
+    fn close_replayed(&mut self, epoch: u32) {
+        let current = core::mem::replace(&mut self.mono_epoch, epoch);
+        if !self.open.is_empty() {
+            let batch_no = self.next_batch_no;
+            let batch = self.open.to_proto(self.header(batch_no), epoch);
+            let closed = ClosedBatch {
+                id: self.next_batch_id,
+                batch_no,
+                first_seq: self.open.first_seq,
+                count: self.open.len() as u32,
+                attempts: 0,
+                body: gzip::gzip(&batch.encode_to_vec()),
+            };
+            self.next_batch_id += 1;
+            self.next_batch_no += 1;
+            self.open.clear();
+            self.enqueue_closed(closed);
+        }
+        self.mono_epoch = current;
+    }
+}
+
+impl fmt::Debug for Logger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Logger")
+            .field("session_id", &self.session_id)
+            .field("enabled", &self.enabled)
+            .field("open_page_views", &self.page_views.len())
+            .field("open_batch", &self.open.len())
+            .field("queued_batches", &self.queue.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fraction_to_pct(fraction: f32) -> Option<u32> {
+    if !(0.0..=1.0).contains(&fraction) {
+        return None;
+    }
+    // Round half up without `f32::round`, which needs std.
+    Some((fraction * 100.0 + 0.5) as u32)
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}

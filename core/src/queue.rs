@@ -1,0 +1,211 @@
+//! The queue of closed batches awaiting upload: byte-bounded, in order, persisted one
+//! record per batch. Overflow policy: when a new batch would exceed the bound, the oldest
+//! batches that are not being uploaded are dropped (fresh data is worth more, and old
+//! batches are the ones most likely to be poison) and their impressions counted.
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Store key prefix of batch records.
+pub const BATCH_KEY_PREFIX: &str = "batch/";
+/// Bytes of the fixed record header before the gzip body.
+const RECORD_HEADER: usize = 8 + 8 + 8 + 4 + 4;
+
+/// A closed, compressed batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedBatch {
+    /// Store id, unique per store and increasing.
+    pub id: u64,
+    pub batch_no: u64,
+    pub first_seq: u64,
+    pub count: u32,
+    /// Upload attempts so far; survives restarts so backoff does too.
+    pub attempts: u32,
+    /// The gzip body.
+    pub body: Vec<u8>,
+}
+
+impl ClosedBatch {
+    /// The store key.
+    pub fn key(&self) -> String {
+        batch_key(self.id)
+    }
+
+    /// Highest seq in the batch (seqs within a batch may have gaps only after a split).
+    pub fn last_seq_bound(&self) -> u64 {
+        self.first_seq + u64::from(self.count.max(1)) - 1
+    }
+
+    /// The stored form (framed by the caller).
+    pub fn to_record(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RECORD_HEADER + self.body.len());
+        out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&self.batch_no.to_le_bytes());
+        out.extend_from_slice(&self.first_seq.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.attempts.to_le_bytes());
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Parses a stored record; `None` if it is too short to be one.
+    pub fn from_record(bytes: &[u8]) -> Option<ClosedBatch> {
+        let u64_at = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(bytes.get(i..i + 8)?.try_into().ok()?))
+        };
+        let u32_at = |i: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?))
+        };
+        Some(ClosedBatch {
+            id: u64_at(0)?,
+            batch_no: u64_at(8)?,
+            first_seq: u64_at(16)?,
+            count: u32_at(24)?,
+            attempts: u32_at(28)?,
+            body: bytes.get(RECORD_HEADER..)?.to_vec(),
+        })
+    }
+}
+
+/// The store key of batch `id`; zero-padded so keys sort in id order.
+pub fn batch_key(id: u64) -> String {
+    format!("{BATCH_KEY_PREFIX}{id:020}")
+}
+
+/// Closed batches in upload order.
+#[derive(Debug, Default)]
+pub struct Queue {
+    batches: VecDeque<ClosedBatch>,
+    bytes: usize,
+}
+
+impl Queue {
+    /// Appends a batch, then evicts the oldest batches (never `in_flight`) until the queue
+    /// fits `max_bytes`; returns the evicted batches so the caller can count and unstore them.
+    pub fn push(
+        &mut self,
+        batch: ClosedBatch,
+        max_bytes: usize,
+        in_flight: Option<u64>,
+    ) -> Vec<ClosedBatch> {
+        self.bytes += batch.body.len();
+        self.batches.push_back(batch);
+        let mut evicted = Vec::new();
+        while self.bytes > max_bytes {
+            let Some(i) = self.batches.iter().position(|b| Some(b.id) != in_flight) else {
+                break;
+            };
+            if let Some(old) = self.remove_at(i) {
+                evicted.push(old);
+            }
+        }
+        evicted
+    }
+
+    /// Puts a batch back at the front (the halves of a split batch).
+    pub fn push_front(&mut self, batch: ClosedBatch) {
+        self.bytes += batch.body.len();
+        self.batches.push_front(batch);
+    }
+
+    /// The batch to upload next.
+    pub fn front(&self) -> Option<&ClosedBatch> {
+        self.batches.front()
+    }
+
+    /// The batch with store id `id`.
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut ClosedBatch> {
+        self.batches.iter_mut().find(|b| b.id == id)
+    }
+
+    /// Removes the batch with store id `id`.
+    pub fn remove(&mut self, id: u64) -> Option<ClosedBatch> {
+        let i = self.batches.iter().position(|b| b.id == id)?;
+        self.remove_at(i)
+    }
+
+    /// Removes every batch.
+    pub fn drain(&mut self) -> Vec<ClosedBatch> {
+        self.bytes = 0;
+        self.batches.drain(..).collect()
+    }
+
+    /// Compressed bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Number of queued batches.
+    pub fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Impressions queued.
+    pub fn impressions(&self) -> u64 {
+        self.batches.iter().map(|b| u64::from(b.count)).sum()
+    }
+
+    fn remove_at(&mut self, i: usize) -> Option<ClosedBatch> {
+        let b = self.batches.remove(i)?;
+        self.bytes -= b.body.len();
+        Some(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn batch(id: u64, bytes: usize) -> ClosedBatch {
+        ClosedBatch {
+            id,
+            batch_no: id,
+            first_seq: id * 10,
+            count: 10,
+            attempts: 0,
+            body: vec![0; bytes],
+        }
+    }
+
+    #[test]
+    fn overflow_drops_the_oldest_batches_first() {
+        let mut q = Queue::default();
+        assert!(q.push(batch(1, 400), 1000, None).is_empty());
+        assert!(q.push(batch(2, 400), 1000, None).is_empty());
+        let evicted = q.push(batch(3, 400), 1000, None);
+        assert_eq!(evicted.iter().map(|b| b.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(q.front().unwrap().id, 2);
+        assert_eq!(q.bytes(), 800);
+    }
+
+    #[test]
+    fn the_batch_being_uploaded_is_never_evicted() {
+        let mut q = Queue::default();
+        q.push(batch(1, 600), 1000, None);
+        let evicted = q.push(batch(2, 600), 1000, Some(1));
+        assert_eq!(evicted.iter().map(|b| b.id).collect::<Vec<_>>(), [2]);
+        assert_eq!(q.front().unwrap().id, 1);
+    }
+
+    #[test]
+    fn a_record_round_trips_and_a_short_one_is_refused() {
+        let mut b = batch(7, 5);
+        b.attempts = 3;
+        assert_eq!(ClosedBatch::from_record(&b.to_record()), Some(b.clone()));
+        assert_eq!(ClosedBatch::from_record(&b.to_record()[..20]), None);
+    }
+
+    #[test]
+    fn keys_sort_in_id_order() {
+        assert!(batch_key(9) < batch_key(10));
+        assert_eq!(batch_key(42), "batch/00000000000000000042");
+    }
+}

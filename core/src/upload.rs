@@ -1,0 +1,202 @@
+//! The upload protocol's rules: what an HTTP outcome means for a batch (delivered, retry,
+//! split, reject), jittered exponential backoff, and Retry-After. The logger applies them;
+//! the host performs the request.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::rng::Rng;
+
+/// Content type of a batch body (protobuf `Batch`, gzip-compressed, possibly multi-member).
+pub const CONTENT_TYPE: &str = "application/x-sightline-batch";
+/// Path of the ingestion endpoint, relative to the collector's base URL.
+pub const UPLOAD_PATH: &str = "/v1/batches";
+/// Header carrying the app key.
+pub const APP_KEY_HEADER: &str = "x-sightline-app-key";
+/// A host that never reports an outcome is treated as a network error after this long, so
+/// a lost callback cannot stall uploads forever.
+pub const UPLOAD_TIMEOUT_MS: u64 = 60_000;
+/// Retry-After beyond this is capped: a misconfigured server must not silence a device for days.
+pub const MAX_RETRY_AFTER_MS: u64 = 60 * 60 * 1000;
+
+/// One request for the host to perform: POST `body` to `path` with `headers`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    /// Pass back to `handle_upload_result`.
+    pub id: u64,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What happened to an upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// The server answered; `retry_after_ms` is the parsed Retry-After header, if any.
+    Status {
+        code: u16,
+        retry_after_ms: Option<u64>,
+    },
+    /// No HTTP answer: DNS, connect, TLS, timeout, reset.
+    NetworkError,
+}
+
+/// What the logger does with a batch after an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    Delivered,
+    Retry,
+    /// 413: upload the two halves instead.
+    Split,
+    /// Permanent refusal: drop and count.
+    Reject,
+}
+
+/// Classifies an outcome.
+pub fn classify(outcome: UploadOutcome) -> Disposition {
+    match outcome {
+        UploadOutcome::NetworkError => Disposition::Retry,
+        UploadOutcome::Status { code, .. } => match code {
+            200..=299 => Disposition::Delivered,
+            413 => Disposition::Split,
+            // Timeout, conflict-in-progress, too-early and rate limits are transient.
+            408 | 425 | 429 => Disposition::Retry,
+            400..=499 => Disposition::Reject,
+            // 1xx/3xx are not valid final answers to this POST; 5xx are transient.
+            _ => Disposition::Retry,
+        },
+    }
+}
+
+/// Delay before attempt `attempts + 1`: exponential from `base_ms`, capped at `max_ms`,
+/// with "equal jitter" (half fixed, half random) so a fleet does not retry in lockstep.
+pub fn backoff_ms(attempts: u32, base_ms: u64, max_ms: u64, rng: &mut Rng) -> u64 {
+    let exp = base_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(40));
+    let delay = exp.min(max_ms);
+    delay / 2 + rng.up_to(delay - delay / 2)
+}
+
+/// Parses a Retry-After value: delay-seconds or an IMF-fixdate
+/// ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now_wall_ms`. Capped at [`MAX_RETRY_AFTER_MS`].
+pub fn parse_retry_after(value: &str, now_wall_ms: u64) -> Option<u64> {
+    let value = value.trim();
+    let ms = if let Ok(seconds) = value.parse::<u64>() {
+        seconds.saturating_mul(1000)
+    } else {
+        parse_imf_fixdate(value)?.saturating_sub(now_wall_ms)
+    };
+    Some(ms.min(MAX_RETRY_AFTER_MS))
+}
+
+/// Milliseconds since the Unix epoch of an IMF-fixdate.
+fn parse_imf_fixdate(s: &str) -> Option<u64> {
+    let mut parts = s.split(' ');
+    let _weekday = parts.next()?;
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':');
+    let h: u64 = hms.next()?.parse().ok()?;
+    let m: u64 = hms.next()?.parse().ok()?;
+    let sec: u64 = hms.next()?.parse().ok()?;
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day as i64);
+    let days = u64::try_from(days).ok()?;
+    Some((((days * 24 + h) * 60 + m) * 60 + sec) * 1000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> UploadOutcome {
+        UploadOutcome::Status {
+            code,
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_map_to_what_happens_to_the_batch() {
+        assert_eq!(classify(status(200)), Disposition::Delivered);
+        assert_eq!(classify(status(204)), Disposition::Delivered);
+        assert_eq!(classify(status(413)), Disposition::Split);
+        assert_eq!(classify(status(429)), Disposition::Retry);
+        assert_eq!(classify(status(503)), Disposition::Retry);
+        assert_eq!(classify(status(500)), Disposition::Retry);
+        assert_eq!(classify(status(400)), Disposition::Reject);
+        assert_eq!(classify(status(401)), Disposition::Reject);
+        assert_eq!(classify(UploadOutcome::NetworkError), Disposition::Retry);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stays_under_the_cap() {
+        let mut rng = Rng::new(3);
+        for attempts in 1..50 {
+            let full = (1000u64 << (attempts - 1).min(40)).min(60_000);
+            let d = backoff_ms(attempts, 1000, 60_000, &mut rng);
+            assert!(d >= full / 2 && d <= full, "attempt {attempts}: {d}");
+        }
+    }
+
+    #[test]
+    fn backoff_is_reproducible_from_the_seed() {
+        let a: Vec<u64> = (1..10)
+            .map(|n| backoff_ms(n, 500, 10_000, &mut Rng::new(9)))
+            .collect();
+        let b: Vec<u64> = (1..10)
+            .map(|n| backoff_ms(n, 500, 10_000, &mut Rng::new(9)))
+            .collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("120", 0), Some(120_000));
+        let now = 1_445_412_480_000; // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(30_000)
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Wed, 32 Oct 2015 07:28:30 GMT", now),
+            None
+        );
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        assert_eq!(parse_retry_after("999999999", 0), Some(MAX_RETRY_AFTER_MS));
+    }
+}
