@@ -175,6 +175,7 @@ pub struct Logger {
     in_flight: Option<InFlight>,
     next_send_at: u64,
     blocked_until_wall: u64,
+    blocked_for: u64,
     next_batch_id: u64,
     next_batch_no: u64,
     record_buf: Vec<u8>,
@@ -209,6 +210,7 @@ impl Logger {
             in_flight: None,
             next_send_at: now.mono_ms,
             blocked_until_wall: 0,
+            blocked_for: 0,
             next_batch_id: 1,
             next_batch_no: 1,
             record_buf: Vec::new(),
@@ -891,7 +893,7 @@ impl Logger {
         };
         self.put_json(
             ACKS_KEY,
-            &Acks::from_stats(&self.stats, self.blocked_until_wall),
+            &Acks::from_stats(&self.stats, self.blocked_until_wall, self.blocked_for),
         );
         self.put_json(STATE_KEY, &state);
         if self.store.journal_clear().is_err() {
@@ -981,6 +983,7 @@ impl Logger {
                 };
                 if asked > 0 {
                     self.blocked_until_wall = self.wall.saturating_add(asked);
+                    self.blocked_for = asked;
                 }
                 self.next_send_at = self.now + backoff.max(asked);
                 if let Some(b) = self.queue.get_mut(id) {
@@ -991,7 +994,7 @@ impl Logger {
         }
         self.put_json(
             ACKS_KEY,
-            &Acks::from_stats(&self.stats, self.blocked_until_wall),
+            &Acks::from_stats(&self.stats, self.blocked_until_wall, self.blocked_for),
         );
         Ok(())
     }
@@ -1043,7 +1046,6 @@ impl Logger {
             self.queue.push_front(closed);
         }
         self.next_send_at = self.now;
-        self.checkpoint();
     }
 
     /// Restores the session, counters, queue and journaled events from the store.
@@ -1082,6 +1084,7 @@ impl Logger {
             st.store_errors += a.store_errors;
             st.corrupt_records += a.corrupt_records;
             self.blocked_until_wall = a.blocked_until_wall_ms;
+            self.blocked_for = a.blocked_for_ms;
         }
         // Jitter must differ between restarts even with the same configured seed.
         self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
@@ -1097,9 +1100,8 @@ impl Logger {
 
         let stored_through = self.load_batches();
         self.replay_journal(stored_through);
-        if self.blocked_until_wall > self.wall {
-            self.next_send_at = self.now + (self.blocked_until_wall - self.wall);
-        }
+        let blocked = self.blocked_until_wall.saturating_sub(self.wall);
+        self.next_send_at = self.now + blocked.min(self.blocked_for);
         if let Some(front) = self.queue.front() {
             if front.attempts > 0 {
                 let c = &self.config;
@@ -1125,6 +1127,7 @@ impl Logger {
             }
         };
         let mut through = 0;
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
         for key in keys {
             let record = match self.store.get(&key) {
                 Ok(Some(bytes)) => read_single_frame(&bytes).and_then(ClosedBatch::from_record),
@@ -1135,7 +1138,17 @@ impl Logger {
                 }
             };
             match record {
+                // A crash between storing the halves of a split batch and removing the
+                // original leaves both: the halves are redundant copies.
+                Some(batch)
+                    if ranges
+                        .iter()
+                        .any(|&(a, b)| batch.first_seq <= b && a <= batch.last_seq_bound()) =>
+                {
+                    self.unstore(&key);
+                }
                 Some(batch) => {
+                    ranges.push((batch.first_seq, batch.last_seq_bound()));
                     through = through.max(batch.last_seq_bound());
                     self.next_batch_id = self.next_batch_id.max(batch.id + 1);
                     self.next_batch_no = self.next_batch_no.max(batch.batch_no + 1);

@@ -49,13 +49,15 @@ pub struct Acks {
     pub bytes_delivered: u64,
     pub store_errors: u64,
     pub corrupt_records: u64,
-    /// Wall-clock time before which the collector asked not to be contacted.
+    /// Wall-clock time before which the collector asked not to be contacted...
     pub blocked_until_wall_ms: u64,
+    /// ...and how long that was when asked, so a wall clock set back cannot stretch it.
+    pub blocked_for_ms: u64,
 }
 
 impl Acks {
     /// The acknowledgement part of live stats.
-    pub fn from_stats(s: &Stats, blocked_until_wall_ms: u64) -> Self {
+    pub fn from_stats(s: &Stats, blocked_until_wall_ms: u64, blocked_for_ms: u64) -> Self {
         Acks {
             delivered: s.delivered,
             dropped: s.dropped,
@@ -65,6 +67,7 @@ impl Acks {
             store_errors: s.store_errors,
             corrupt_records: s.corrupt_records,
             blocked_until_wall_ms,
+            blocked_for_ms,
         }
     }
 }

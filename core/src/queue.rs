@@ -33,7 +33,7 @@ impl ClosedBatch {
         batch_key(self.id)
     }
 
-    /// Highest seq in the batch (seqs within a batch may have gaps only after a split).
+    /// Highest seq in the batch: batches hold contiguous seqs (split halves too).
     pub fn last_seq_bound(&self) -> u64 {
         self.first_seq + u64::from(self.count.max(1)) - 1
     }

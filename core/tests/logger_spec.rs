@@ -433,6 +433,28 @@ fn retry_after_is_obeyed_even_when_longer_than_the_backoff() {
 }
 
 #[test]
+fn a_wall_clock_set_back_cannot_stretch_retry_after_across_a_restart() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    record_n(&mut logger, 1, 0);
+    logger.flush(at(2000));
+    let u = logger.poll_upload(at(2000)).unwrap();
+    logger
+        .handle_upload_result(u.id, status(503, Some(10_000)), at(2000))
+        .unwrap();
+    drop(logger);
+    // The device restarts with its wall clock an hour behind.
+    let restarted = Now::new(0, WALL0 + 2000 - 3_600_000);
+    let mut logger = Logger::new(config(), Box::new(store.clone()), restarted).unwrap();
+    let wake = logger.poll_timeout().unwrap();
+    assert!(
+        wake <= 10_000,
+        "waits at most the 10 s asked for, not an hour: {wake}"
+    );
+    assert!(logger.poll_upload(Now::new(wake, WALL0)).is_some());
+}
+
+#[test]
 fn a_permanent_refusal_drops_the_batch_and_counts_why() {
     let store = Shared::default();
     let mut logger = logger_on(&store, config(), 0);

@@ -1,0 +1,648 @@
+//! [`Driver`]: the logger's run loop on a thread of its own, for hosts with threads.
+//!
+//! # What it owns
+//!
+//! The driver owns one thread, which owns the [`Logger`], its [`Store`] and the
+//! [`Transport`]; nothing else touches them. Host threads talk to it over a command
+//! channel: each `Driver` method stamps the current time from the shared [`Clock`] on the
+//! caller's thread (so a busy driver thread does not stretch visibility durations) and
+//! sends an owned copy of its input. Calls whose answer the host needs
+//! ([`Driver::start_page_view`], [`Driver::record_impression`], [`Driver::stats`]) wait for
+//! the reply; the rest return at once and the logger counts any refusal in
+//! [`Stats::invalid`].
+//!
+//! The thread runs the loop documented in [`crate::logger`]: it waits for a command or the
+//! logger's next deadline, calls `handle_timeout` when the deadline passes, and after every
+//! input performs the due uploads synchronously with the transport, feeding each outcome
+//! back. Commands are taken between uploads, so a blocking call waits for at most the one
+//! upload in progress (bounded by the transport's timeout).
+//!
+//! The logger persists every event to the store as it happens, so a process killed at any
+//! point loses nothing the store kept; [`Driver::shutdown`] only adds a bounded attempt to
+//! deliver what is queued.
+//!
+//! The [`Logger`] holds a `Box<dyn Store>`, which is not `Send`; it is therefore built on
+//! the driver thread, and [`Driver::start`] waits for that to succeed or fail.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Config, ConfigError};
+use crate::contract::Rule;
+use crate::logger::{Impression, ItemRef, Logger, Now, Recorded};
+use crate::stats::Stats;
+use crate::store::Store;
+
+use super::transport::Transport;
+
+/// Name of the driver thread, as debuggers and crash reports show it.
+const THREAD_NAME: &str = "sightline-driver";
+
+/// Longest the thread waits for a deadline without re-reading the clock: a host clock that
+/// runs ahead of the channel's timer (a test's fake clock) is followed within this, and
+/// an idle-but-pending logger wakes rarely enough not to cost battery.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Pause before re-checking a deadline that is due but made no progress, so a logger that
+/// keeps reporting a past deadline cannot spin a core.
+const STALL_WAIT: Duration = Duration::from_millis(50);
+
+/// Where the driver reads time. Monotonic and wall-clock milliseconds, never mixed (see
+/// [`Now`]). Shared by the host's threads (which stamp their calls) and the driver thread.
+pub trait Clock: Send + Sync {
+    /// Both clocks at once.
+    fn now(&self) -> Now;
+}
+
+/// The real clocks: [`Instant`] since the clock was created for monotonic time, and
+/// [`SystemTime`] for the wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct SystemClock {
+    base: Instant,
+}
+
+impl SystemClock {
+    /// A clock whose monotonic milliseconds start at zero now.
+    pub fn new() -> SystemClock {
+        SystemClock {
+            base: Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Now {
+        let mono_ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // A wall clock set before 1970 stamps zero; the collector corrects skew anyway.
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Now::new(mono_ms, wall_ms)
+    }
+}
+
+/// Why a driver call did not give its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DriverError {
+    /// [`Driver::start`]: the configuration is invalid.
+    Config(ConfigError),
+    /// [`Driver::start`]: the OS refused to start the thread; the text is for logs only.
+    Spawn(String),
+    /// The driver thread is gone (it died on a bug); the call had no effect.
+    Stopped,
+    /// The logger refused the input: it broke this rule, and was counted.
+    Rule(Rule),
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Config(e) => write!(f, "invalid configuration: {e}"),
+            DriverError::Spawn(e) => write!(f, "could not start the driver thread: {e}"),
+            DriverError::Stopped => f.write_str("the driver thread has stopped"),
+            DriverError::Rule(rule) => write!(f, "refused by the contract: {rule}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// An [`ItemRef`] that can cross threads.
+#[derive(Debug)]
+struct OwnedItem {
+    item_id: String,
+    artwork_id: Option<String>,
+    row: u32,
+    column: u32,
+}
+
+impl OwnedItem {
+    fn new(item: &ItemRef<'_>) -> Self {
+        OwnedItem {
+            item_id: item.item_id.into(),
+            artwork_id: item.artwork_id.map(Into::into),
+            row: item.row,
+            column: item.column,
+        }
+    }
+
+    fn as_ref(&self) -> ItemRef<'_> {
+        ItemRef {
+            item_id: &self.item_id,
+            artwork_id: self.artwork_id.as_deref(),
+            row: self.row,
+            column: self.column,
+        }
+    }
+}
+
+/// An [`Impression`] that can cross threads.
+#[derive(Debug)]
+struct OwnedImpression {
+    item: OwnedItem,
+    first_visible_mono_ms: u64,
+    visible_ms: u64,
+    max_visible_fraction: f32,
+    focused_ms: u64,
+}
+
+impl OwnedImpression {
+    fn new(imp: &Impression<'_>) -> Self {
+        OwnedImpression {
+            item: OwnedItem {
+                item_id: imp.item_id.into(),
+                artwork_id: imp.artwork_id.map(Into::into),
+                row: imp.row,
+                column: imp.column,
+            },
+            first_visible_mono_ms: imp.first_visible_mono_ms,
+            visible_ms: imp.visible_ms,
+            max_visible_fraction: imp.max_visible_fraction,
+            focused_ms: imp.focused_ms,
+        }
+    }
+
+    fn as_ref(&self) -> Impression<'_> {
+        Impression {
+            item_id: &self.item.item_id,
+            artwork_id: self.item.artwork_id.as_deref(),
+            row: self.item.row,
+            column: self.item.column,
+            first_visible_mono_ms: self.first_visible_mono_ms,
+            visible_ms: self.visible_ms,
+            max_visible_fraction: self.max_visible_fraction,
+            focused_ms: self.focused_ms,
+        }
+    }
+}
+
+/// The logger's inputs, owned, each stamped with the time the host made the call.
+#[derive(Debug)]
+enum Command {
+    StartPageView {
+        page: String,
+        request_id: Option<String>,
+        layout: Option<Vec<Vec<String>>>,
+        now: Now,
+        reply: Sender<Result<u64, Rule>>,
+    },
+    EndPageView {
+        page_view: u64,
+        now: Now,
+    },
+    Visibility {
+        page_view: u64,
+        item: OwnedItem,
+        fraction: f32,
+        now: Now,
+    },
+    Focus {
+        page_view: u64,
+        item: OwnedItem,
+        focused: bool,
+        now: Now,
+    },
+    AppHidden {
+        now: Now,
+    },
+    AppVisible {
+        now: Now,
+    },
+    Record {
+        page_view: u64,
+        impression: OwnedImpression,
+        now: Now,
+        reply: Sender<Result<Recorded, Rule>>,
+    },
+    Flush {
+        now: Now,
+    },
+    SetEnabled {
+        enabled: bool,
+        purge: bool,
+        now: Now,
+    },
+    Stats {
+        reply: Sender<Stats>,
+    },
+    Shutdown {
+        max_wait: Duration,
+    },
+}
+
+/// Runs a [`Logger`] on its own thread: see the [module documentation](self).
+///
+/// `Driver` is `Send + Sync`; share it between threads with an `Arc`.
+pub struct Driver {
+    commands: Sender<Command>,
+    clock: Arc<dyn Clock>,
+    /// The counters as the thread last published them, for when it is gone.
+    last_stats: Arc<Mutex<Stats>>,
+    /// Yields the final counters; `None` once shut down.
+    thread: Option<JoinHandle<Stats>>,
+}
+
+impl Driver {
+    /// Starts the driver thread and the logger on it over `store`, resuming whatever the
+    /// store holds. Returns once the logger is running, or with the reason it could not start.
+    pub fn start(
+        config: Config,
+        store: Box<dyn Store + Send>,
+        transport: Box<dyn Transport>,
+        clock: Box<dyn Clock>,
+    ) -> Result<Driver, DriverError> {
+        let clock: Arc<dyn Clock> = Arc::from(clock);
+        let last_stats = Arc::new(Mutex::new(Stats::default()));
+        let (commands, receiver) = mpsc::channel();
+        let (ready, started) = mpsc::sync_channel(1);
+        let worker_clock = Arc::clone(&clock);
+        let worker_stats = Arc::clone(&last_stats);
+        let thread = thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || {
+                let logger = match Logger::new(config, store, worker_clock.now()) {
+                    Ok(logger) => logger,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return Stats::default();
+                    }
+                };
+                let worker = Worker {
+                    logger,
+                    transport,
+                    clock: worker_clock,
+                    commands: receiver,
+                    last_stats: worker_stats,
+                    stalled: false,
+                };
+                worker.publish();
+                let _ = ready.send(Ok(()));
+                worker.run()
+            })
+            .map_err(|e| DriverError::Spawn(alloc::format!("{e}")))?;
+        match started.recv() {
+            Ok(Ok(())) => Ok(Driver {
+                commands,
+                clock,
+                last_stats,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(DriverError::Config(e))
+            }
+            // The thread died before it could answer (a panic while recovering the store).
+            Err(_) => {
+                let _ = thread.join();
+                Err(DriverError::Stopped)
+            }
+        }
+    }
+
+    /// The driver's clock: hosts that qualify impressions themselves take
+    /// [`Impression::first_visible_mono_ms`] from here.
+    pub fn now(&self) -> Now {
+        self.clock.now()
+    }
+
+    /// Starts a page view and returns its id; see [`Logger::start_page_view`].
+    pub fn start_page_view(
+        &self,
+        page: &str,
+        request_id: Option<&str>,
+        layout: Option<Vec<Vec<String>>>,
+    ) -> Result<u64, DriverError> {
+        let now = self.now();
+        self.ask(|reply| Command::StartPageView {
+            page: page.into(),
+            request_id: request_id.map(Into::into),
+            layout,
+            now,
+            reply,
+        })?
+        .map_err(DriverError::Rule)
+    }
+
+    /// Ends a page view; see [`Logger::end_page_view`]. Does not wait.
+    pub fn end_page_view(&self, page_view: u64) -> Result<(), DriverError> {
+        let now = self.now();
+        self.tell(Command::EndPageView { page_view, now })
+    }
+
+    /// The visible share of an item changed; see [`Logger::handle_visibility`]. Does not wait.
+    pub fn visibility(
+        &self,
+        page_view: u64,
+        item: &ItemRef<'_>,
+        fraction: f32,
+    ) -> Result<(), DriverError> {
+        let now = self.now();
+        self.tell(Command::Visibility {
+            page_view,
+            item: OwnedItem::new(item),
+            fraction,
+            now,
+        })
+    }
+
+    /// An item gained or lost focus; see [`Logger::handle_focus`]. Does not wait.
+    pub fn focus(
+        &self,
+        page_view: u64,
+        item: &ItemRef<'_>,
+        focused: bool,
+    ) -> Result<(), DriverError> {
+        let now = self.now();
+        self.tell(Command::Focus {
+            page_view,
+            item: OwnedItem::new(item),
+            focused,
+            now,
+        })
+    }
+
+    /// The app went to the background; see [`Logger::handle_app_hidden`]. Does not wait;
+    /// the closed batch is uploaded as soon as the thread gets to it.
+    pub fn app_hidden(&self) -> Result<(), DriverError> {
+        let now = self.now();
+        self.tell(Command::AppHidden { now })
+    }
+
+    /// The app is visible again; see [`Logger::handle_app_visible`]. Does not wait.
+    pub fn app_visible(&self) -> Result<(), DriverError> {
+        let now = self.now();
+        self.tell(Command::AppVisible { now })
+    }
+
+    /// Records an impression the host qualified itself; see [`Logger::record_impression`].
+    pub fn record_impression(
+        &self,
+        page_view: u64,
+        impression: &Impression<'_>,
+    ) -> Result<Recorded, DriverError> {
+        let now = self.now();
+        self.ask(|reply| Command::Record {
+            page_view,
+            impression: OwnedImpression::new(impression),
+            now,
+            reply,
+        })?
+        .map_err(DriverError::Rule)
+    }
+
+    /// Closes the open batch so it is durable and sent; see [`Logger::flush`]. Does not wait.
+    pub fn flush(&self) -> Result<(), DriverError> {
+        let now = self.now();
+        self.tell(Command::Flush { now })
+    }
+
+    /// Opt-out and opt-in; see [`Logger::set_enabled`]. Does not wait.
+    pub fn set_enabled(&self, enabled: bool, purge: bool) -> Result<(), DriverError> {
+        let now = self.now();
+        self.tell(Command::SetEnabled {
+            enabled,
+            purge,
+            now,
+        })
+    }
+
+    /// The logger's counters after every call made before this one. If the thread is
+    /// gone, the counters it last published.
+    pub fn stats(&self) -> Stats {
+        self.ask(|reply| Command::Stats { reply })
+            .unwrap_or_else(|_| self.last_published())
+    }
+
+    /// Closes the open batch, keeps uploading until nothing is pending or `max_wait` has
+    /// passed, stops the thread and returns the final counters. An upload already in
+    /// progress when `max_wait` runs out is finished first, so the wait is bounded by
+    /// `max_wait` plus one transport timeout. What is not delivered stays in the store for
+    /// the next start.
+    pub fn shutdown(mut self, max_wait: Duration) -> Stats {
+        self.stop(max_wait)
+    }
+
+    fn stop(&mut self, max_wait: Duration) -> Stats {
+        let Some(thread) = self.thread.take() else {
+            return self.last_published();
+        };
+        // A closed channel means the thread already ended; joining tells how.
+        let _ = self.commands.send(Command::Shutdown { max_wait });
+        match thread.join() {
+            Ok(stats) => stats,
+            Err(_) => self.last_published(),
+        }
+    }
+
+    fn last_published(&self) -> Stats {
+        match self.last_stats.lock() {
+            Ok(stats) => stats.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn tell(&self, command: Command) -> Result<(), DriverError> {
+        self.commands
+            .send(command)
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    fn ask<T>(&self, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, DriverError> {
+        let (reply, answer) = mpsc::channel();
+        self.tell(command(reply))?;
+        answer.recv().map_err(|_| DriverError::Stopped)
+    }
+}
+
+/// Stops the thread without waiting for uploads: the open batch is closed (so it is
+/// durable as a batch) and the thread ends after the upload in progress, if any.
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.stop(Duration::ZERO);
+    }
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("running", &self.thread.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The driver thread's state.
+struct Worker {
+    logger: Logger,
+    transport: Box<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    commands: Receiver<Command>,
+    last_stats: Arc<Mutex<Stats>>,
+    /// The last service found its deadline due and could do nothing about it.
+    stalled: bool,
+}
+
+impl Worker {
+    fn run(mut self) -> Stats {
+        loop {
+            let command = match self.wait() {
+                None => self.commands.recv().ok(),
+                Some(wait) => match self.commands.recv_timeout(wait) {
+                    Ok(command) => Some(command),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.service();
+                        self.publish();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            // No sender left: the `Driver` is gone without saying so; stop as its drop would.
+            let command = command.unwrap_or(Command::Shutdown {
+                max_wait: Duration::ZERO,
+            });
+            if let Command::Shutdown { max_wait } = command {
+                return self.shut_down(max_wait);
+            }
+            self.handle(command);
+            self.service();
+            self.publish();
+        }
+    }
+
+    /// How long to wait for a command: `None` when the logger has no deadline at all.
+    fn wait(&self) -> Option<Duration> {
+        let deadline = self.logger.poll_timeout()?;
+        let now = self.clock.now().mono_ms;
+        Some(if deadline > now {
+            Duration::from_millis(deadline - now).min(MAX_WAIT)
+        } else if self.stalled {
+            STALL_WAIT
+        } else {
+            Duration::ZERO
+        })
+    }
+
+    /// Fires the deadline if it passed and performs at most one due upload, so commands
+    /// are taken between uploads. Returns whether an upload was performed.
+    fn service(&mut self) -> bool {
+        let now = self.clock.now();
+        let due = |logger: &Logger| logger.poll_timeout().is_some_and(|d| d <= now.mono_ms);
+        if due(&self.logger) {
+            self.logger.handle_timeout(now);
+        }
+        let sent = match self.logger.poll_upload(now) {
+            Some(upload) => {
+                let outcome = self.transport.send(&upload, now.wall_ms);
+                // The id was just handed out and nothing else settles it, so it is in
+                // flight and the result cannot be unknown.
+                let _ = self
+                    .logger
+                    .handle_upload_result(upload.id, outcome, self.clock.now());
+                true
+            }
+            None => false,
+        };
+        self.stalled = !sent && due(&self.logger);
+        sent
+    }
+
+    fn handle(&mut self, command: Command) {
+        let logger = &mut self.logger;
+        // Refusals of calls that do not wait are counted by the logger (`Stats::invalid`);
+        // the host that needs them uses the waiting calls.
+        match command {
+            Command::StartPageView {
+                page,
+                request_id,
+                layout,
+                now,
+                reply,
+            } => {
+                let result =
+                    logger.start_page_view(&page, request_id.as_deref(), layout.as_deref(), now);
+                let _ = reply.send(result);
+            }
+            Command::EndPageView { page_view, now } => {
+                let _ = logger.end_page_view(page_view, now);
+            }
+            Command::Visibility {
+                page_view,
+                item,
+                fraction,
+                now,
+            } => {
+                let _ = logger.handle_visibility(page_view, &item.as_ref(), fraction, now);
+            }
+            Command::Focus {
+                page_view,
+                item,
+                focused,
+                now,
+            } => {
+                let _ = logger.handle_focus(page_view, &item.as_ref(), focused, now);
+            }
+            Command::AppHidden { now } => logger.handle_app_hidden(now),
+            Command::AppVisible { now } => logger.handle_app_visible(now),
+            Command::Record {
+                page_view,
+                impression,
+                now,
+                reply,
+            } => {
+                let result = logger.record_impression(page_view, &impression.as_ref(), now);
+                let _ = reply.send(result);
+            }
+            Command::Flush { now } => logger.flush(now),
+            Command::SetEnabled {
+                enabled,
+                purge,
+                now,
+            } => logger.set_enabled(enabled, purge, now),
+            Command::Stats { reply } => {
+                let _ = reply.send(logger.stats().clone());
+            }
+            // Handled by the loop, which ends on it.
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// Closes the open batch and uploads until nothing is pending or `max_wait` passed.
+    fn shut_down(mut self, max_wait: Duration) -> Stats {
+        let started = Instant::now();
+        self.logger.flush(self.clock.now());
+        loop {
+            let elapsed = started.elapsed();
+            if self.logger.pending() == 0 || elapsed >= max_wait {
+                break;
+            }
+            if !self.service() {
+                let wait = self.wait().unwrap_or(MAX_WAIT).min(max_wait - elapsed);
+                thread::sleep(wait);
+            }
+        }
+        self.publish();
+        self.logger.stats().clone()
+    }
+
+    /// Makes the counters readable by [`Driver::stats`] even after the thread is gone.
+    fn publish(&self) {
+        let mut published = match self.last_stats.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        published.clone_from(self.logger.stats());
+    }
+}
