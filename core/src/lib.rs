@@ -21,6 +21,7 @@ pub mod contract;
 pub mod dedup;
 pub mod gzip;
 pub mod intern;
+#[cfg(feature = "std")]
 pub mod json;
 pub mod logger;
 pub mod persist;

@@ -891,11 +891,11 @@ impl Logger {
             invalid: s.invalid,
             invalid_by_rule: s.invalid_by_rule.to_vec(),
         };
-        self.put_json(
+        self.put_record(
             ACKS_KEY,
             &Acks::from_stats(&self.stats, self.blocked_until_wall, self.blocked_for),
         );
-        self.put_json(STATE_KEY, &state);
+        self.put_record(STATE_KEY, &state);
         if self.store.journal_clear().is_err() {
             self.stats.store_errors += 1;
         }
@@ -917,21 +917,15 @@ impl Logger {
         }
     }
 
-    fn put_json<T: serde::Serialize>(&mut self, key: &str, value: &T) {
+    fn put_record<T: Message>(&mut self, key: &str, value: &T) {
         self.frame_buf.clear();
-        match serde_json::to_vec(value) {
-            Ok(json) => frame_into(&mut self.frame_buf, &json),
-            Err(_) => {
-                self.stats.store_errors += 1;
-                return;
-            }
-        }
+        frame_into(&mut self.frame_buf, &value.encode_to_vec());
         if self.store.put(key, &self.frame_buf).is_err() {
             self.stats.store_errors += 1;
         }
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+    fn get_record<T: Message + Default>(&mut self, key: &str) -> Option<T> {
         let bytes = match self.store.get(key) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
@@ -940,7 +934,7 @@ impl Logger {
                 return None;
             }
         };
-        let parsed = read_single_frame(&bytes).and_then(|json| serde_json::from_slice(json).ok());
+        let parsed = read_single_frame(&bytes).and_then(|raw| T::decode(raw).ok());
         if parsed.is_none() {
             self.stats.corrupt_records += 1;
         }
@@ -992,7 +986,7 @@ impl Logger {
                 }
             }
         }
-        self.put_json(
+        self.put_record(
             ACKS_KEY,
             &Acks::from_stats(&self.stats, self.blocked_until_wall, self.blocked_for),
         );
@@ -1050,8 +1044,8 @@ impl Logger {
 
     /// Restores the session, counters, queue and journaled events from the store.
     fn recover(&mut self) {
-        let state: Option<State> = self.get_json(STATE_KEY);
-        let acks: Option<Acks> = self.get_json(ACKS_KEY);
+        let state: Option<State> = self.get_record(STATE_KEY);
+        let acks: Option<Acks> = self.get_record(ACKS_KEY);
         match state {
             Some(s) => {
                 self.session_id = s.session_id;
@@ -1077,7 +1071,7 @@ impl Logger {
         if let Some(a) = acks {
             let st = &mut self.stats;
             st.delivered = a.delivered;
-            st.dropped = a.dropped;
+            st.dropped = a.drops();
             st.uploads = a.uploads;
             st.retries = a.retries;
             st.bytes_delivered = a.bytes_delivered;

@@ -2,7 +2,7 @@
 //! after a restart.
 //!
 //! - `state`: the session and the journal checkpoint (counters up to the checkpoint, the
-//!   journal generation, id counters), as JSON: small, written once per batch close.
+//!   journal generation, id counters), as a small protobuf written once per batch close.
 //! - `acks`: counters that change on upload outcomes (delivered, dropped, retries), kept
 //!   apart so an acknowledgement does not force a journal checkpoint.
 //! - `batch/<id>`: one closed batch each (see [`crate::queue`]).
@@ -21,46 +21,83 @@ pub const STATE_KEY: &str = "state";
 pub const ACKS_KEY: &str = "acks";
 
 /// The session and checkpoint record.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct State {
+    #[prost(string, tag = "1")]
     pub session_id: String,
     /// Journal records of other generations are ignored on replay.
+    #[prost(uint32, tag = "2")]
     pub generation: u32,
     /// Logger starts over this store; also the monotonic clock epoch.
+    #[prost(uint32, tag = "3")]
     pub starts: u32,
+    #[prost(uint64, tag = "4")]
     pub next_batch_id: u64,
+    #[prost(uint64, tag = "5")]
     pub next_batch_no: u64,
+    #[prost(uint64, tag = "6")]
     pub next_page_view: u64,
+    #[prost(uint64, tag = "7")]
     pub recorded: u64,
+    #[prost(uint64, tag = "8")]
     pub sampled_out: u64,
+    #[prost(uint64, tag = "9")]
     pub deduped: u64,
+    #[prost(uint64, tag = "10")]
     pub issued: u64,
+    #[prost(uint64, tag = "11")]
     pub invalid: u64,
+    #[prost(uint64, repeated, tag = "12")]
     pub invalid_by_rule: Vec<u64>,
 }
 
 /// Counters that change on upload outcomes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct Acks {
+    #[prost(uint64, tag = "1")]
     pub delivered: u64,
-    pub dropped: Drops,
+    #[prost(uint64, tag = "2")]
+    pub dropped_overflow: u64,
+    #[prost(uint64, tag = "3")]
+    pub dropped_rejected: u64,
+    #[prost(uint64, tag = "4")]
+    pub dropped_too_large: u64,
+    #[prost(uint64, tag = "5")]
+    pub dropped_retries_exhausted: u64,
+    #[prost(uint64, tag = "6")]
+    pub dropped_purged: u64,
+    #[prost(uint64, tag = "7")]
+    pub dropped_store_corrupt: u64,
+    #[prost(uint64, tag = "8")]
     pub uploads: u64,
+    #[prost(uint64, tag = "9")]
     pub retries: u64,
+    #[prost(uint64, tag = "10")]
     pub bytes_delivered: u64,
+    #[prost(uint64, tag = "11")]
     pub store_errors: u64,
+    #[prost(uint64, tag = "12")]
     pub corrupt_records: u64,
     /// Wall-clock time before which the collector asked not to be contacted...
+    #[prost(uint64, tag = "13")]
     pub blocked_until_wall_ms: u64,
     /// ...and how long that was when asked, so a wall clock set back cannot stretch it.
+    #[prost(uint64, tag = "14")]
     pub blocked_for_ms: u64,
 }
 
 impl Acks {
     /// The acknowledgement part of live stats.
     pub fn from_stats(s: &Stats, blocked_until_wall_ms: u64, blocked_for_ms: u64) -> Self {
+        let d = &s.dropped;
         Acks {
             delivered: s.delivered,
-            dropped: s.dropped,
+            dropped_overflow: d.overflow,
+            dropped_rejected: d.rejected,
+            dropped_too_large: d.too_large,
+            dropped_retries_exhausted: d.retries_exhausted,
+            dropped_purged: d.purged,
+            dropped_store_corrupt: d.store_corrupt,
             uploads: s.uploads,
             retries: s.retries,
             bytes_delivered: s.bytes_delivered,
@@ -68,6 +105,18 @@ impl Acks {
             corrupt_records: s.corrupt_records,
             blocked_until_wall_ms,
             blocked_for_ms,
+        }
+    }
+
+    /// The drop counters.
+    pub fn drops(&self) -> Drops {
+        Drops {
+            overflow: self.dropped_overflow,
+            rejected: self.dropped_rejected,
+            too_large: self.dropped_too_large,
+            retries_exhausted: self.dropped_retries_exhausted,
+            purged: self.dropped_purged,
+            store_corrupt: self.dropped_store_corrupt,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct Collector {
     pub batches: u64,
     pub bytes: u64,
     pub malformed: u64,
+    /// When set, every ingested body is kept (benchmarks re-encode them).
+    pub keep_bodies: bool,
+    pub bodies: Vec<Vec<u8>>,
 }
 
 impl Collector {
@@ -41,6 +44,9 @@ impl Collector {
         };
         self.batches += 1;
         self.bytes += body.len() as u64;
+        if self.keep_bodies {
+            self.bodies.push(body.to_vec());
+        }
         let log = self.sessions.entry(batch.session_id.clone()).or_default();
         for r in rows {
             let item = wire::string(&batch, r.item).unwrap_or("").to_string();

@@ -159,6 +159,11 @@ impl Workload {
     pub fn sessions(&self) -> u32 {
         self.pages.last().map_or(0, |page| page.session + 1)
     }
+
+    /// The pages of each session, in session order.
+    pub fn by_session(&self) -> Vec<&[Page]> {
+        self.pages.chunk_by(|a, b| a.session == b.session).collect()
+    }
 }
 
 /// Generates the workload `spec` describes. Panics if a page needs more titles than the catalog has.
