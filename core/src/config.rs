@@ -135,6 +135,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl core::error::Error for ConfigError {}
+
 impl Config {
     /// Checks every field; the logger refuses to start on an invalid configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -157,6 +157,8 @@ impl fmt::Display for Rule {
     }
 }
 
+impl core::error::Error for Rule {}
+
 /// Ids are printable ASCII from a small set, so they survive every platform's string type,
 /// log line and CSV export unchanged.
 pub fn valid_id(id: &str, max_len: u32) -> bool {

@@ -1,9 +1,16 @@
 //! Gzip framing (RFC 1952) for upload batches, in `no_std` + `alloc`.
 //!
 //! This module owns the member layout only: header, trailer and the walk over
-//! concatenated members. Raw deflate comes from `miniz_oxide`, CRC-32 from
-//! `crc32fast`. The encoder writes a minimal header (no name, mtime 0, OS
-//! unknown) so identical batches give identical bytes. The decoder treats its
+//! concatenated members, plus a table-driven CRC-32 (1 KiB of flash rather
+//! than the 16 KiB tables of a slice-by-16 crate). Raw deflate comes from
+//! `miniz_oxide`. The encoder writes a minimal header (no name, mtime 0, OS
+//! unknown) so identical batches give identical bytes.
+//!
+//! Encoding memory: a deflate compressor is a few hundred KiB of state, part of
+//! it (a 64 KiB code buffer) inline in `CompressorOxide`. [`Gzipper`] keeps one
+//! on the heap and reuses it for every member, so a device pays that once and
+//! never on the stack. [`gzip_stored_into`] writes uncompressed members with
+//! no compressor at all, for payloads too small to be worth one. The decoder treats its
 //! input as untrusted (it comes off the wire or out of a store): it never
 //! panics, checks every bound, verifies CRC-32 and ISIZE of each member, and
 //! never grows its output past the caller's limit, so a gzip bomb costs at
@@ -13,6 +20,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
+use miniz_oxide::DataFormat;
+use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output};
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
@@ -40,6 +49,11 @@ const FCOMMENT: u8 = 0x10;
 /// Bits 5..7 must be zero; a decoder that ignored them could misparse a
 /// future header layout, so RFC 1952 says to reject them.
 const FRESERVED: u8 = 0xe0;
+
+/// Most bytes one stored deflate block can hold (its LEN field is 16 bits).
+const MAX_STORED_BLOCK: usize = 0xffff;
+/// A stored block's framing: the BFINAL/BTYPE byte, then LEN and NLEN.
+const STORED_BLOCK_OVERHEAD: usize = 5;
 
 /// Smallest step by which the output buffer grows, so tiny inputs that
 /// expand a lot do not reallocate many times over.
@@ -91,24 +105,98 @@ impl fmt::Display for GzipError {
 
 impl core::error::Error for GzipError {}
 
-/// Appends one complete gzip member holding `data`, compressed at `level`
-/// (0 = stored, 1 = fastest, 9 = best; miniz_oxide caps higher values at 10).
+/// A reusable gzip encoder: one deflate compressor, kept on the heap.
+///
+/// The compressor is allocated on the first [`Gzipper::gzip_into`] call (so
+/// [`Gzipper::new`] is free) and reset, not reallocated, for every later
+/// member. Each member is byte-for-byte what a fresh compressor would make.
+#[derive(Default)]
+pub struct Gzipper {
+    /// Boxed because `CompressorOxide` holds a 64 KiB array inline; on the
+    /// stack it would overflow a small embedded one.
+    compressor: Option<Box<CompressorOxide>>,
+}
+
+impl Gzipper {
+    /// An encoder that allocates nothing until its first member.
+    pub const fn new() -> Self {
+        Self { compressor: None }
+    }
+
+    /// Appends one complete gzip member holding `data`, compressed at `level`
+    /// (0 = stored, 1 = fastest, 9 = best; miniz_oxide caps higher values
+    /// at 10).
+    pub fn gzip_into(&mut self, data: &[u8], level: u8, out: &mut Vec<u8>) {
+        let compressor = match &mut self.compressor {
+            Some(compressor) => {
+                compressor.reset();
+                compressor
+            }
+            // Box::default writes the value straight into the allocation.
+            slot @ None => slot.insert(Box::default()),
+        };
+        // Raw deflate at `level`: the same flags `compress_to_vec` uses. This
+        // also replaces the zlib-wrapper flag `default()` starts with.
+        compressor.set_format_and_level(DataFormat::Raw, level);
+
+        let start = out.len();
+        // Room for a typical batch's deflate output; `out` grows if needed.
+        out.reserve(HEADER_LEN + data.len() / 2 + TRAILER_LEN);
+        write_header(out, xfl(level));
+        if deflate_into(compressor, data, out) {
+            write_trailer(out, data);
+        } else {
+            // miniz_oxide reports failure only on misuse, which the reset
+            // above rules out; should it happen anyway, a stored member
+            // still carries the data rather than a broken stream.
+            out.truncate(start);
+            gzip_stored_into(data, out);
+        }
+    }
+}
+
+impl fmt::Debug for Gzipper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The compressor's state is hundreds of KiB of tables: say only
+        // whether it exists.
+        f.debug_struct("Gzipper")
+            .field("allocated", &self.compressor.is_some())
+            .finish()
+    }
+}
+
+/// Runs `compressor` over all of `data` to the end of the stream, appending
+/// the raw deflate bytes to `out`. Returns false if the compressor failed or
+/// stopped making progress.
+fn deflate_into(compressor: &mut CompressorOxide, data: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut input = data;
+    loop {
+        let before = out.len();
+        // The compressor fills its own (heap) output buffer and hands each
+        // full chunk to the callback, so no output buffer lives here.
+        let (status, consumed) =
+            compress_to_output(compressor, input, TDEFLFlush::Finish, |chunk| {
+                out.extend_from_slice(chunk);
+                true
+            });
+        match status {
+            TDEFLStatus::Done => return true,
+            TDEFLStatus::Okay if consumed > 0 || out.len() > before => {
+                match input.get(consumed..) {
+                    Some(rest) => input = rest,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Appends one complete gzip member holding `data`, compressed at `level`,
+/// using a compressor allocated for this call alone. Prefer a long-lived
+/// [`Gzipper`] where members are made repeatedly.
 pub fn gzip_into(data: &[u8], level: u8, out: &mut Vec<u8>) {
-    let deflated = miniz_oxide::deflate::compress_to_vec(data, level);
-    // XFL tells readers how hard the compressor tried, as gzip(1) sets it.
-    let xfl = match level {
-        1 => 4,
-        9.. => 2,
-        _ => 0,
-    };
-    out.reserve(HEADER_LEN + deflated.len() + TRAILER_LEN);
-    out.extend_from_slice(&MAGIC);
-    // FLG 0 and MTIME 0: nothing optional, so output depends on data alone.
-    out.extend_from_slice(&[METHOD_DEFLATE, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN]);
-    out.extend_from_slice(&deflated);
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    // ISIZE is the length modulo 2^32 by definition, so truncation is intended.
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    Gzipper::new().gzip_into(data, level, out);
 }
 
 /// Compresses `data` into a single gzip member at [`GZIP_LEVEL`].
@@ -116,6 +204,97 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     gzip_into(data, GZIP_LEVEL, &mut out);
     out
+}
+
+/// Appends one complete gzip member holding `data` uncompressed, in stored
+/// deflate blocks, with no compressor and no allocation beyond `out`.
+///
+/// Adds 18 bytes of gzip framing plus 5 per block of up to 65535 bytes
+/// (23 in all for small data); meant for payloads too small for compression
+/// to win back its cost in memory and time.
+pub fn gzip_stored_into(data: &[u8], out: &mut Vec<u8>) {
+    let blocks = data.len().div_ceil(MAX_STORED_BLOCK).max(1);
+    out.reserve(
+        (HEADER_LEN + TRAILER_LEN)
+            .saturating_add(data.len())
+            .saturating_add(blocks.saturating_mul(STORED_BLOCK_OVERHEAD)),
+    );
+    write_header(out, 0);
+    let mut rest = data;
+    // At least one block: empty data is a single empty final block.
+    loop {
+        let (block, tail) = rest.split_at(rest.len().min(MAX_STORED_BLOCK));
+        let last = tail.is_empty();
+        // At most MAX_STORED_BLOCK, so it fits LEN's 16 bits.
+        let len = block.len() as u16;
+        // BFINAL in bit 0, BTYPE = 00 (stored) in bits 1-2, then padding to
+        // the byte boundary, which is where the header byte ends anyway.
+        out.push(u8::from(last));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+        if last {
+            break;
+        }
+        rest = tail;
+    }
+    write_trailer(out, data);
+}
+
+/// XFL tells readers how hard the compressor tried, as gzip(1) sets it.
+fn xfl(level: u8) -> u8 {
+    match level {
+        1 => 4,
+        9.. => 2,
+        _ => 0,
+    }
+}
+
+fn write_header(out: &mut Vec<u8>, xfl: u8) {
+    out.extend_from_slice(&MAGIC);
+    // FLG 0 and MTIME 0: nothing optional, so output depends on data alone.
+    out.extend_from_slice(&[METHOD_DEFLATE, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN]);
+}
+
+fn write_trailer(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    // ISIZE is the length modulo 2^32 by definition, so truncation is intended.
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+}
+
+/// CRC-32 as gzip, zlib and PNG define it (IEEE 802.3: reflected, polynomial
+/// 0xEDB88320, initial value and final XOR all ones).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        // The index is a u8, so it is always within the 256 entries.
+        crc = CRC_TABLE[usize::from(crc as u8 ^ b)] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// One entry per byte value: the CRC of that byte alone (without the
+/// initial and final inversion). Built at compile time; 1 KiB of flash.
+static CRC_TABLE: [u32; 256] = crc_table();
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
 }
 
 /// Decompresses untrusted gzip data of one or more concatenated members.
@@ -161,7 +340,7 @@ fn gunzip_member<'a>(
         .ok_or(GzipError::Truncated)?;
     let content = out.get(start..).ok_or(GzipError::Corrupt)?;
     let [c0, c1, c2, c3, s0, s1, s2, s3] = *trailer;
-    if u32::from_le_bytes([c0, c1, c2, c3]) != crc32fast::hash(content) {
+    if u32::from_le_bytes([c0, c1, c2, c3]) != crc32(content) {
         return Err(GzipError::ChecksumMismatch);
     }
     if u32::from_le_bytes([s0, s1, s2, s3]) != content.len() as u32 {
@@ -201,7 +380,7 @@ fn skip_header(input: &[u8]) -> Result<&[u8], GzipError> {
     if flags & FHCRC != 0 {
         // The CRC-16 covers every header byte before it.
         let covered = input.len() - r.0.len();
-        let expected = crc32fast::hash(input.get(..covered).ok_or(GzipError::Truncated)?) as u16;
+        let expected = crc32(input.get(..covered).ok_or(GzipError::Truncated)?) as u16;
         if u16::from_le_bytes(*r.take_array::<2>()?) != expected {
             return Err(GzipError::BadHeader);
         }
@@ -347,7 +526,7 @@ mod tests {
     fn member_with_header(header: &[u8], data: &[u8]) -> Vec<u8> {
         let mut out = header.to_vec();
         out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(data, GZIP_LEVEL));
-        out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        out.extend_from_slice(&crc32(data).to_le_bytes());
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
         out
     }
@@ -360,7 +539,7 @@ mod tests {
         let z = gzip(&data);
         assert_eq!(z[..10], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
         let trailer = &z[z.len() - 8..];
-        assert_eq!(trailer[..4], crc32fast::hash(&data).to_le_bytes());
+        assert_eq!(trailer[..4], crc32(&data).to_le_bytes());
         assert_eq!(trailer[4..], (data.len() as u32).to_le_bytes());
     }
 
@@ -444,7 +623,7 @@ mod tests {
     fn header_crc_is_verified_when_present() {
         let mut header = vec![0x1f, 0x8b, 8, FHCRC | FNAME | 0x01, 0, 0, 0, 0, 0, 3];
         header.extend_from_slice(b"name\0");
-        let crc16 = crc32fast::hash(&header) as u16;
+        let crc16 = crc32(&header) as u16;
         let mut good = header.clone();
         good.extend_from_slice(&crc16.to_le_bytes());
         assert_eq!(gunzip(&member_with_header(&good, b"x"), 10).unwrap(), b"x");
@@ -681,6 +860,194 @@ mod tests {
             }
         }
         assert!(rejected > 19_000, "only {rejected} mutations were rejected");
+    }
+
+    /// The member the encoder made before `Gzipper`: a fresh compressor
+    /// per call via `compress_to_vec`, with the same framing.
+    fn fresh_compressor_member(data: &[u8], level: u8) -> Vec<u8> {
+        let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl(level), 255];
+        out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(data, level));
+        out.extend_from_slice(&crc32(data).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
+    }
+
+    fn flate2_multi_gunzip(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        MultiGzDecoder::new(data).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn crc32_matches_known_vectors() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(crc32(b"a"), 0xe8b7_be43);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414f_a339
+        );
+        assert_eq!(crc32(&[0; 32]), 0x190a_55ad);
+        assert_eq!(crc32(&[0xff; 32]), 0xff6c_ab0b);
+    }
+
+    #[test]
+    fn crc32_table_matches_the_published_one() {
+        assert_eq!(CRC_TABLE[0], 0);
+        assert_eq!(CRC_TABLE[1], 0x7707_3096);
+        assert_eq!(CRC_TABLE[128], 0xedb8_8320);
+        assert_eq!(CRC_TABLE[255], 0x2d02_ef8d);
+    }
+
+    #[test]
+    fn crc32_matches_flate2_gzip_trailer() {
+        let mut rng = Rng(0xc7c3);
+        for len in [0, 1, 3, 255, 256, 4096, 65_537, 300_000] {
+            let data = rng.bytes(len);
+            let mut enc = GzBuilder::new().write(Vec::new(), Compression::fast());
+            enc.write_all(&data).unwrap();
+            let z = enc.finish().unwrap();
+            let trailer = &z[z.len() - 8..z.len() - 4];
+            assert_eq!(trailer, crc32(&data).to_le_bytes(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn stored_member_of_empty_data_is_one_empty_final_block() {
+        let mut z = Vec::new();
+        gzip_stored_into(b"", &mut z);
+        let mut expected = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+        expected.extend_from_slice(&[0x01, 0x00, 0x00, 0xff, 0xff]);
+        expected.extend_from_slice(&[0; 8]);
+        assert_eq!(z, expected);
+        assert_eq!(gunzip(&z, 0).unwrap(), b"");
+        assert_eq!(flate2_gunzip(&z), b"");
+    }
+
+    #[test]
+    fn stored_member_splits_into_65535_byte_blocks() {
+        let mut rng = Rng(0x5707ed);
+        for len in [1, 100, 65_534, 65_535, 65_536, 131_070, 131_071, 200_000] {
+            let data = rng.bytes(len);
+            let mut z = b"prefix".to_vec();
+            gzip_stored_into(&data, &mut z);
+            let z = &z[6..];
+            let blocks = len.div_ceil(MAX_STORED_BLOCK);
+            assert_eq!(z.len(), HEADER_LEN + len + 5 * blocks + TRAILER_LEN);
+
+            // Walk the blocks: BFINAL only on the last, LEN/NLEN consistent.
+            let mut at = HEADER_LEN;
+            for i in 0..blocks {
+                let last = i + 1 == blocks;
+                assert_eq!(z[at], u8::from(last), "len {len} block {i}");
+                let n = u16::from_le_bytes([z[at + 1], z[at + 2]]);
+                assert_eq!(!n, u16::from_le_bytes([z[at + 3], z[at + 4]]));
+                let expected = if last {
+                    len - i * MAX_STORED_BLOCK
+                } else {
+                    65_535
+                };
+                assert_eq!(usize::from(n), expected, "len {len} block {i}");
+                at += 5 + usize::from(n);
+            }
+            assert_eq!(at, z.len() - TRAILER_LEN);
+
+            assert_eq!(gunzip(z, len).unwrap(), data, "len {len}");
+            assert_eq!(flate2_gunzip(z), data, "len {len}");
+        }
+    }
+
+    #[test]
+    fn stored_member_concatenates_with_compressed_members() {
+        let (batch, send) = (sample(400), b"{\"sent_at\":1}".to_vec());
+        let big = Rng(0xb16).bytes(70_000);
+        let mut gz = Gzipper::new();
+        let mut z = Vec::new();
+        gz.gzip_into(&batch, GZIP_LEVEL, &mut z);
+        gzip_stored_into(&send, &mut z);
+        gzip_stored_into(&big, &mut z);
+        gzip_stored_into(b"", &mut z);
+        gz.gzip_into(&batch, 1, &mut z);
+        let expected = [&batch[..], &send, &big, &batch].concat();
+        assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), expected);
+        assert_eq!(flate2_multi_gunzip(&z), expected);
+    }
+
+    #[test]
+    fn stored_member_rejects_corrupt_block_lengths() {
+        let mut z = Vec::new();
+        gzip_stored_into(b"hello", &mut z);
+        let mut bad_nlen = z.clone();
+        bad_nlen[HEADER_LEN + 3] ^= 1;
+        assert_eq!(gunzip(&bad_nlen, NO_LIMIT), Err(GzipError::Corrupt));
+        let mut not_final = z;
+        not_final[HEADER_LEN] = 0;
+        assert!(gunzip(&not_final, NO_LIMIT).is_err());
+    }
+
+    #[test]
+    fn gzipper_members_equal_a_fresh_compressors_at_every_level() {
+        let data = sample(500);
+        let mut gz = Gzipper::new();
+        for level in (0..=10).chain([200]) {
+            let mut z = Vec::new();
+            gz.gzip_into(&data, level, &mut z);
+            assert_eq!(z, fresh_compressor_member(&data, level), "level {level}");
+        }
+    }
+
+    #[test]
+    fn reused_gzipper_matches_fresh_output_after_any_previous_member() {
+        let mut rng = Rng(0x2e05e);
+        let inputs = [
+            rng.bytes(1 << 20),
+            sample(3),
+            Vec::new(),
+            sample(5000),
+            rng.bytes(70_000),
+            b"x".to_vec(),
+            vec![0; 300_000],
+            sample(50),
+        ];
+        let levels = [9, 6, 1, 0, 6, 10, 3, 6];
+        let mut gz = Gzipper::default();
+        let mut all = Vec::new();
+        for (data, &level) in inputs.iter().zip(&levels) {
+            let mut z = Vec::new();
+            gz.gzip_into(data, level, &mut z);
+            assert_eq!(z, fresh_compressor_member(data, level), "level {level}");
+            assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), *data);
+            gz.gzip_into(data, level, &mut all);
+        }
+        let expected = inputs.concat();
+        assert_eq!(gunzip(&all, NO_LIMIT).unwrap(), expected);
+        assert_eq!(flate2_multi_gunzip(&all), expected);
+    }
+
+    #[test]
+    fn two_members_from_one_gzipper_both_decode() {
+        let (a, b) = (sample(300), b"{\"sent_at\":1}".to_vec());
+        let mut gz = Gzipper::new();
+        let mut z = Vec::new();
+        gz.gzip_into(&a, GZIP_LEVEL, &mut z);
+        let first_len = z.len();
+        gz.gzip_into(&b, GZIP_LEVEL, &mut z);
+        assert_eq!(gunzip(&z[..first_len], NO_LIMIT).unwrap(), a);
+        assert_eq!(gunzip(&z[first_len..], NO_LIMIT).unwrap(), b);
+        assert_eq!(flate2_gunzip(&z[first_len..]), b);
+        assert_eq!(flate2_multi_gunzip(&z), [a, b].concat());
+    }
+
+    #[test]
+    fn gzipper_allocates_lazily_and_debug_says_so() {
+        let mut gz = Gzipper::new();
+        assert_eq!(std::format!("{gz:?}"), "Gzipper { allocated: false }");
+        assert_eq!(
+            std::format!("{:?}", Gzipper::default()),
+            "Gzipper { allocated: false }"
+        );
+        gz.gzip_into(b"hello", GZIP_LEVEL, &mut Vec::new());
+        assert_eq!(std::format!("{gz:?}"), "Gzipper { allocated: true }");
     }
 
     #[test]

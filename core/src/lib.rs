@@ -7,6 +7,37 @@
 //! [`queue`]) -> [`upload`] -> retry/backoff -> acknowledge, with [`stats`] accounting for
 //! every impression. [`viewability`] turns visibility and focus changes into impressions.
 //! [`logger::Logger`] ties it together.
+//!
+//! ```
+//! use sightline_core::{Config, ItemRef, Logger, MemoryStore, Now, Platform, UploadOutcome};
+//!
+//! # fn main() -> Result<(), Box<dyn core::error::Error>> {
+//! let config = Config {
+//!     app_id: "com.example.tv".into(),
+//!     app_version: "1.0.0".into(),
+//!     platform: Platform::Tv,
+//!     app_key: "your-collector-key".into(),
+//!     seed: 0x5eed, // pass platform entropy in production
+//!     ..Config::default()
+//! };
+//! let t = |ms: u64| Now::new(ms, 1_700_000_000_000 + ms);
+//! let mut logger = Logger::new(config, Box::new(MemoryStore::new()), t(0))?;
+//! let pv = logger.start_page_view("home", Some("request-123"), None, t(10))?;
+//! let item = ItemRef { item_id: "title:81234567", artwork_id: Some("art:1"), row: 0, column: 2 };
+//! logger.handle_visibility(pv, &item, 1.0, t(100))?;
+//! logger.handle_visibility(pv, &item, 0.0, t(1_600))?; // visible 1.5 s: an impression
+//! logger.handle_app_hidden(t(1_700)); // logs what qualified and closes the batch
+//! let mut sent = 0;
+//! while let Some(upload) = logger.poll_upload(t(1_700)) {
+//!     // The host POSTs upload.body to <collector>/v1/batches with upload.headers, then:
+//!     let ok = UploadOutcome::Status { code: 200, retry_after_ms: None };
+//!     logger.handle_upload_result(upload.id, ok, t(1_800))?;
+//!     sent += 1;
+//! }
+//! assert_eq!((sent, logger.stats().delivered), (1, 1));
+//! # Ok(())
+//! # }
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]

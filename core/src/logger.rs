@@ -112,6 +112,8 @@ impl fmt::Display for UnknownUpload {
     }
 }
 
+impl core::error::Error for UnknownUpload {}
+
 struct PageView {
     ordinal: u64,
     page: String,

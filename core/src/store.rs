@@ -28,6 +28,8 @@ impl fmt::Display for StoreError {
     }
 }
 
+impl core::error::Error for StoreError {}
+
 /// Durable key-value storage plus one append-only journal, implemented by the host
 /// (memory, files, localStorage, a flash region).
 ///
@@ -133,7 +135,7 @@ pub const MAX_FRAME_PAYLOAD: usize = 1 << 20;
 /// Appends `payload` to `out` as one checksummed frame.
 pub fn frame_into(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&crate::gzip::crc32(payload).to_le_bytes());
     out.extend_from_slice(payload);
 }
 
@@ -187,7 +189,7 @@ fn split_frame(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
         return None;
     }
     let payload = bytes.get(FRAME_OVERHEAD..FRAME_OVERHEAD + len)?;
-    if crc32fast::hash(payload) != crc {
+    if crate::gzip::crc32(payload) != crc {
         return None;
     }
     Some((payload, &bytes[FRAME_OVERHEAD + len..]))

@@ -65,6 +65,8 @@ impl fmt::Display for DecodeError {
     }
 }
 
+impl core::error::Error for DecodeError {}
+
 impl From<GzipError> for DecodeError {
     fn from(e: GzipError) -> Self {
         DecodeError::Gzip(e)
