@@ -24,11 +24,12 @@ pub const MAX_PAGE_VIEWS_PER_BATCH: usize = 1024;
 /// Fixed encoded cost of a page view entry, for the size estimate.
 const PAGE_VIEW_BYTES: usize = 40;
 
-/// One buffered impression: 32 bytes, strings interned in the batch.
+/// One buffered impression: 32 bytes, ids interned in the batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pending {
+    /// Index into the batch's item ids.
     pub item: u32,
-    /// Interned artwork id plus one; 0 for none.
+    /// Index into the batch's artwork ids plus one; 0 for none.
     pub artwork: u32,
     pub row: u32,
     pub column: u32,
@@ -66,7 +67,12 @@ pub struct PageViewRef<'a> {
 /// The batch being filled.
 #[derive(Clone, Debug, Default)]
 pub struct OpenBatch {
+    /// Page names and request ids.
     pub strings: Interner,
+    /// Item ids, in order of first use.
+    pub items: Interner,
+    /// Artwork ids, in order of first use.
+    pub artworks: Interner,
     pub page_views: Vec<BatchPageView>,
     pub impressions: Vec<Pending>,
     /// Seq of the first impression; the rest follow without gaps.
@@ -119,14 +125,19 @@ impl OpenBatch {
         }
     }
 
-    /// Interns a string, counting its bytes towards the size estimate when new.
+    /// Interns a page name or request id.
     pub fn intern(&mut self, s: &str) -> u32 {
-        let before = self.strings.len();
-        let index = self.strings.intern(s);
-        if self.strings.len() > before {
-            self.encoded_estimate += s.len() + 2;
-        }
-        index
+        intern_counted(&mut self.strings, &mut self.encoded_estimate, s)
+    }
+
+    /// Interns an item id; call in impression order, so the table is in first-use order.
+    pub fn intern_item(&mut self, s: &str) -> u32 {
+        intern_counted(&mut self.items, &mut self.encoded_estimate, s)
+    }
+
+    /// Interns an artwork id; call in impression order, so the table is in first-use order.
+    pub fn intern_artwork(&mut self, s: &str) -> u32 {
+        intern_counted(&mut self.artworks, &mut self.encoded_estimate, s)
     }
 
     /// Buffers an impression; `seq` must be the next seq after the buffered ones.
@@ -155,6 +166,8 @@ impl OpenBatch {
     /// Empties the batch, keeping capacity.
     pub fn clear(&mut self) {
         self.strings.clear();
+        self.items.clear();
+        self.artworks.clear();
         self.page_views.clear();
         self.impressions.clear();
         self.encoded_estimate = 0;
@@ -163,6 +176,8 @@ impl OpenBatch {
     /// Heap bytes reserved by the batch, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.strings.heap_bytes()
+            + self.items.heap_bytes()
+            + self.artworks.heap_bytes()
             + self.page_views.capacity() * core::mem::size_of::<BatchPageView>()
             + self.impressions.capacity() * core::mem::size_of::<Pending>()
     }
@@ -175,9 +190,9 @@ impl OpenBatch {
             .map(|p| p.start_mono)
             .min()
             .unwrap_or(0);
-        header.strings = (0..self.strings.len() as u32)
-            .map(|i| self.strings.get(i).to_string())
-            .collect();
+        header.strings = strings_of(&self.strings);
+        (header.item_prefix, header.item_ids) = strip_common_prefix(&self.items);
+        (header.artwork_prefix, header.artwork_ids) = strip_common_prefix(&self.artworks);
         header.page_views = self
             .page_views
             .iter()
@@ -214,13 +229,54 @@ impl OpenBatch {
     }
 }
 
+fn intern_counted(table: &mut Interner, estimate: &mut usize, s: &str) -> u32 {
+    let before = table.len();
+    let index = table.intern(s);
+    if table.len() > before {
+        *estimate += s.len() + 2;
+    }
+    index
+}
+
+fn strings_of(table: &Interner) -> Vec<String> {
+    (0..table.len() as u32)
+        .map(|i| table.get(i).to_string())
+        .collect()
+}
+
+/// The table's common prefix, and its entries without it.
+fn strip_common_prefix(table: &Interner) -> (String, Vec<String>) {
+    let Some(first) = (!table.is_empty()).then(|| table.get(0)) else {
+        return (String::new(), Vec::new());
+    };
+    let mut len = first.len();
+    for i in 1..table.len() as u32 {
+        let common = first
+            .bytes()
+            .zip(table.get(i).bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        len = len.min(common);
+    }
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    let entries = (0..table.len() as u32)
+        .map(|i| table.get(i)[len..].to_string())
+        .collect();
+    (first[..len].to_string(), entries)
+}
+
 /// Builds the columnar impressions from rows, delta-coding and omitting all-zero columns.
+/// Item and artwork indices must refer to tables in first-use order.
 #[derive(Debug)]
 pub struct Columns {
     out: proto::Impressions,
     prev_seq: u64,
     prev_page_view: i64,
     prev_first_visible: i64,
+    items_used: u32,
+    artworks_used: u32,
 }
 
 impl Columns {
@@ -234,13 +290,15 @@ impl Columns {
             prev_seq: first_seq,
             prev_page_view: 0,
             prev_first_visible: 0,
+            items_used: 0,
+            artworks_used: 0,
         }
     }
 
     /// Appends one impression; seqs must increase.
     pub fn push(&mut self, imp: &DecodedImpression) {
         let o = &mut self.out;
-        let gap = if o.item.is_empty() {
+        let gap = if o.count == 0 {
             0
         } else {
             imp.seq.saturating_sub(self.prev_seq + 1)
@@ -248,8 +306,21 @@ impl Columns {
         o.seq_gap.push(gap);
         let pv = imp.page_view as i64;
         o.page_view_delta.push((pv - self.prev_page_view) as i32);
-        o.item.push(imp.item);
-        o.artwork.push(imp.artwork.map_or(0, |a| a + 1));
+        o.count += 1;
+        o.item.push(if imp.item == self.items_used {
+            self.items_used += 1;
+            0
+        } else {
+            imp.item + 1
+        });
+        o.artwork.push(match imp.artwork {
+            None => 0,
+            Some(a) if a == self.artworks_used => {
+                self.artworks_used += 1;
+                1
+            }
+            Some(a) => a + 2,
+        });
         o.row.push(imp.row);
         o.column.push(imp.column);
         o.first_visible_delta_ms
@@ -267,6 +338,7 @@ impl Columns {
         let o = &mut self.out;
         drop_if_zero(&mut o.seq_gap);
         drop_if_zero(&mut o.page_view_delta);
+        drop_if_zero(&mut o.item);
         drop_if_zero(&mut o.artwork);
         drop_if_zero(&mut o.row);
         drop_if_zero(&mut o.column);
@@ -288,7 +360,10 @@ fn drop_if_zero<T: Default + PartialEq>(column: &mut Vec<T>) {
 /// index), with its own minimal string table: used to split a batch the collector refused
 /// as too large.
 pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch {
+    let ids = crate::wire::Ids::of(source);
     let mut strings = Interner::default();
+    let mut items = Interner::default();
+    let mut artworks = Interner::default();
     let mut page_views: Vec<proto::PageView> = Vec::new();
     let mut pv_map: Vec<(usize, usize)> = Vec::new();
     let text = |i: u32| source.strings.get(i as usize).map_or("", String::as_str);
@@ -314,15 +389,15 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
         };
         cols.push(&DecodedImpression {
             page_view: pv,
-            item: strings.intern(text(row.item)),
-            artwork: row.artwork.map(|a| strings.intern(text(a))),
+            item: items.intern(ids.item(row)),
+            artwork: ids.artwork(row).map(|a| artworks.intern(a)),
             ..*row
         });
     }
     let mut out = source.clone();
-    out.strings = (0..strings.len() as u32)
-        .map(|i| strings.get(i).to_string())
-        .collect();
+    out.strings = strings_of(&strings);
+    (out.item_prefix, out.item_ids) = strip_common_prefix(&items);
+    (out.artwork_prefix, out.artwork_ids) = strip_common_prefix(&artworks);
     out.page_views = page_views;
     out.impressions = Some(cols.finish());
     out.send = None;
@@ -353,7 +428,7 @@ mod tests {
         let mut b = OpenBatch::default();
         for i in 0..n {
             let page_view = b.page_view(&pv(u64::from(i / 10))).unwrap();
-            let item = b.intern(&alloc::format!("title:{}", i % 7));
+            let item = b.intern_item(&alloc::format!("title:{}", i % 7));
             b.push(
                 100 + u64::from(i),
                 0,
@@ -387,7 +462,9 @@ mod tests {
         assert_eq!(rows.len(), 25);
         assert_eq!(rows[0].seq, 100);
         assert_eq!(rows[24].seq, 124);
-        assert_eq!(wire::string(&decoded, rows[8].item), Some("title:1"));
+        let ids = wire::Ids::of(&decoded);
+        assert_eq!(ids.item(&rows[8]), "title:1");
+        assert_eq!(decoded.item_prefix, "title:");
         assert_eq!(rows[13].page_view, 1);
         assert_eq!(rows[13].first_visible_ms, 130);
         assert_eq!(rows[13].artwork, None);
@@ -402,7 +479,13 @@ mod tests {
             .impressions
             .unwrap();
         assert!(cols.seq_gap.is_empty() && cols.artwork.is_empty() && cols.focused_ms.is_empty());
-        assert_eq!(cols.item.len(), 5);
+        assert!(cols.item.is_empty(), "five first uses are all implicit");
+        assert_eq!(cols.count, 5);
+        let cols = filled(9)
+            .to_proto(proto::Batch::default(), 0)
+            .impressions
+            .unwrap();
+        assert_eq!(cols.item, [0, 0, 0, 0, 0, 0, 0, 1, 2], "repeats point back");
     }
 
     #[test]
@@ -417,7 +500,11 @@ mod tests {
         let page_view = b.page_view(&pv(0)).unwrap();
         let mut i = 0u32;
         while !b.full(MAX_BATCH_IMPRESSIONS) {
-            let item = b.intern(&alloc::format!("title:{:058}", i));
+            // Ids with no common prefix, so the estimate meets its worst case.
+            let item = b.intern_item(&alloc::format!(
+                "{:0<64}",
+                u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ));
             b.push(
                 u64::from(i) + 1,
                 0,
@@ -458,8 +545,9 @@ mod tests {
         assert_eq!(back[0].seq, 120);
         assert_eq!(half.page_views.len(), 1);
         assert_eq!(half.page_views[0].ordinal, 2);
+        let (full_ids, half_ids) = (wire::Ids::of(&full), wire::Ids::of(&half));
         for (a, b) in rows[20..].iter().zip(&back) {
-            assert_eq!(wire::string(&full, a.item), wire::string(&half, b.item));
+            assert_eq!(full_ids.item(a), half_ids.item(b));
             assert_eq!(
                 (a.row, a.column, a.first_visible_ms),
                 (b.row, b.column, b.first_visible_ms)

@@ -11,8 +11,10 @@ use crate::sampling::{PPM, SampleKey};
 /// Default cap on impressions per batch: large enough for gzip to find repeats, small
 /// enough that one lost batch is a small loss.
 pub const DEFAULT_MAX_BATCH_IMPRESSIONS: u32 = 1000;
-/// Default batch age: events reach the backend within a minute even on quiet screens.
-pub const DEFAULT_MAX_BATCH_AGE_MS: u64 = 30_000;
+/// Default batch age: impressions feed offline metrics, so minutes of latency are fine,
+/// and bigger batches compress better (reference workload: 23 bytes per impression at 30 s,
+/// 16 at 5 min). Backgrounding closes the batch at once; the journal keeps it across kills.
+pub const DEFAULT_MAX_BATCH_AGE_MS: u64 = 5 * 60 * 1000;
 /// Default bound on queued (closed, compressed) batches: fits a TV's logging budget.
 pub const DEFAULT_MAX_QUEUE_BYTES: u32 = 256 * 1024;
 /// Default first retry delay.

@@ -234,9 +234,10 @@ impl Contract {
                 return out;
             }
         };
+        let ids = wire::Ids::of(batch);
         let mut seen: Vec<(u64, u32, u32, u32)> = Vec::with_capacity(impressions.len());
         for imp in &impressions {
-            for rule in self.batch_rules(batch, imp, &seen) {
+            for rule in self.batch_rules(batch, &ids, imp, &seen) {
                 out.push(Violation {
                     seq: Some(imp.seq),
                     rule,
@@ -260,15 +261,14 @@ impl Contract {
     fn batch_rules(
         &self,
         batch: &proto::Batch,
+        ids: &wire::Ids,
         imp: &DecodedImpression,
         seen: &[(u64, u32, u32, u32)],
     ) -> Vec<Rule> {
         let mut rules = Vec::new();
-        let item = wire::string(batch, imp.item).unwrap_or("");
-        let artwork = imp.artwork.map(|a| wire::string(batch, a).unwrap_or(""));
         let facts = ImpressionFacts {
-            item_id: item,
-            artwork_id: artwork,
+            item_id: ids.item(imp),
+            artwork_id: ids.artwork(imp),
             row: imp.row,
             column: imp.column,
             max_visible_pct: imp.max_visible_pct,

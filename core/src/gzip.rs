@@ -129,11 +129,10 @@ impl Gzipper {
     pub fn gzip_into(&mut self, data: &[u8], level: u8, out: &mut Vec<u8>) {
         let compressor = match &mut self.compressor {
             Some(compressor) => {
-                compressor.reset();
+                reset(compressor);
                 compressor
             }
-            // Box::default writes the value straight into the allocation.
-            slot @ None => slot.insert(Box::default()),
+            slot @ None => slot.insert(new_compressor()),
         };
         // Raw deflate at `level`: the same flags `compress_to_vec` uses. This
         // also replaces the zlib-wrapper flag `default()` starts with.
@@ -163,6 +162,26 @@ impl fmt::Debug for Gzipper {
             .field("allocated", &self.compressor.is_some())
             .finish()
     }
+}
+
+/// Allocates a compressor. Out of line and cold: miniz_oxide builds a
+/// `CompressorOxide` by value, and at `opt-level = "z"` (thumbv7em) its
+/// 64 KiB code buffer passes through a stack temporary on the way to the
+/// heap. Here that transient costs stack once per `Gzipper`, instead of
+/// sitting in the frame of every `gzip_into` call.
+#[cold]
+#[inline(never)]
+fn new_compressor() -> Box<CompressorOxide> {
+    Box::default()
+}
+
+/// Readies a used compressor for a new stream; all of its buffers are
+/// cleared in place on the heap. Out of line because the reset builds a
+/// 4 KiB Huffman table on the stack, which need not be live during
+/// compression.
+#[inline(never)]
+fn reset(compressor: &mut CompressorOxide) {
+    compressor.reset();
 }
 
 /// Runs `compressor` over all of `data` to the end of the stream, appending

@@ -72,6 +72,7 @@ pub fn platform_name(value: i32) -> &'static str {
 /// Resolves a decoded batch into its view.
 pub fn view(batch: &proto::Batch) -> Result<BatchView, DecodeError> {
     let text = |i: u32| String::from(wire::string(batch, i).unwrap_or(""));
+    let ids = wire::Ids::of(batch);
     let clock = batch.clock.unwrap_or_default();
     let page_views = batch
         .page_views
@@ -91,8 +92,8 @@ pub fn view(batch: &proto::Batch) -> Result<BatchView, DecodeError> {
         .map(|i| ImpressionView {
             seq: i.seq,
             page_view: batch.page_views.get(i.page_view).map_or(0, |p| p.ordinal),
-            item_id: text(i.item),
-            artwork_id: i.artwork.map(text),
+            item_id: ids.item(&i).into(),
+            artwork_id: ids.artwork(&i).map(String::from),
             row: i.row,
             column: i.column,
             first_visible_ms: i.first_visible_ms,

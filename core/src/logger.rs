@@ -743,8 +743,8 @@ impl Logger {
         let pv = &self.page_views[i];
         let item_id = pv.names.get(q.place.item);
         let artwork_id = q.artwork.checked_sub(1).map(|a| pv.names.get(a));
-        let item = self.open.intern(item_id);
-        let artwork = artwork_id.map_or(0, |a| self.open.intern(a) + 1);
+        let item = self.open.intern_item(item_id);
+        let artwork = artwork_id.map_or(0, |a| self.open.intern_artwork(a) + 1);
         let pending = Pending {
             item,
             artwork,
@@ -1251,8 +1251,8 @@ impl Logger {
                             self.open.page_view(&pv_ref).unwrap_or(0)
                         }
                     };
-                    let item = self.open.intern(imp.item);
-                    let artwork = imp.artwork.map_or(0, |a| self.open.intern(a) + 1);
+                    let item = self.open.intern_item(imp.item);
+                    let artwork = imp.artwork.map_or(0, |a| self.open.intern_artwork(a) + 1);
                     self.open.push(
                         imp.seq,
                         self.now,

@@ -95,6 +95,8 @@ pub fn decode_batch(raw: &[u8]) -> Result<proto::Batch, DecodeError> {
 
 fn check_limits(batch: &proto::Batch) -> Result<(), DecodeError> {
     limit("strings", batch.strings.len(), MAX_STRINGS)?;
+    limit("item_ids", batch.item_ids.len(), MAX_STRINGS)?;
+    limit("artwork_ids", batch.artwork_ids.len(), MAX_STRINGS)?;
     limit("page_views", batch.page_views.len(), MAX_PAGE_VIEWS)?;
     let header = [
         &batch.sdk_name,
@@ -105,10 +107,14 @@ fn check_limits(batch: &proto::Batch) -> Result<(), DecodeError> {
         &batch.install_id,
         &batch.session_id,
     ];
+    let too_long =
+        |prefix: &str, ids: &[String]| ids.iter().any(|s| prefix.len() + s.len() > MAX_STRING_LEN);
     if header
         .into_iter()
         .chain(batch.strings.iter())
         .any(|s| s.len() > MAX_STRING_LEN)
+        || too_long(&batch.item_prefix, &batch.item_ids)
+        || too_long(&batch.artwork_prefix, &batch.artwork_ids)
     {
         return Err(DecodeError::StringTooLong);
     }
@@ -150,9 +156,9 @@ pub struct DecodedImpression {
     pub seq: u64,
     /// Index into `Batch.page_views`.
     pub page_view: usize,
-    /// Index into `Batch.strings`.
+    /// Index into `Batch.item_ids` (see [`Ids`]).
     pub item: u32,
-    /// Index into `Batch.strings`.
+    /// Index into `Batch.artwork_ids` (see [`Ids`]).
     pub artwork: Option<u32>,
     pub row: u32,
     pub column: u32,
@@ -163,9 +169,48 @@ pub struct DecodedImpression {
     pub focused_ms: u32,
 }
 
-/// A string of the batch's table, if the index is valid.
+/// A string of the batch's page view table, if the index is valid.
 pub fn string(batch: &proto::Batch, index: u32) -> Option<&str> {
     batch.strings.get(index as usize).map(String::as_str)
+}
+
+/// The item and artwork ids of a batch with their common prefixes restored; index them
+/// with [`DecodedImpression::item`] and [`DecodedImpression::artwork`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub items: Vec<String>,
+    pub artworks: Vec<String>,
+}
+
+impl Ids {
+    /// Restores the full ids of `batch`.
+    pub fn of(batch: &proto::Batch) -> Ids {
+        let full = |prefix: &str, ids: &[String]| {
+            ids.iter()
+                .map(|s| {
+                    let mut id = String::with_capacity(prefix.len() + s.len());
+                    id.push_str(prefix);
+                    id.push_str(s);
+                    id
+                })
+                .collect()
+        };
+        Ids {
+            items: full(&batch.item_prefix, &batch.item_ids),
+            artworks: full(&batch.artwork_prefix, &batch.artwork_ids),
+        }
+    }
+
+    /// The item id of an impression.
+    pub fn item(&self, imp: &DecodedImpression) -> &str {
+        self.items.get(imp.item as usize).map_or("", String::as_str)
+    }
+
+    /// The artwork id of an impression, if it has one.
+    pub fn artwork(&self, imp: &DecodedImpression) -> Option<&str> {
+        imp.artwork
+            .map(|a| self.artworks.get(a as usize).map_or("", String::as_str))
+    }
 }
 
 /// Resolves the columnar impressions into rows, checking column lengths and indices.
@@ -173,7 +218,7 @@ pub fn impressions(batch: &proto::Batch) -> Result<Vec<DecodedImpression>, Decod
     let Some(cols) = &batch.impressions else {
         return Ok(Vec::new());
     };
-    let n = cols.item.len();
+    let n = cols.count as usize;
     limit("impressions", n, MAX_IMPRESSIONS)?;
     let col = |field: &'static str, len: usize| -> Result<(), DecodeError> {
         if len == 0 || len == n {
@@ -183,6 +228,7 @@ pub fn impressions(batch: &proto::Batch) -> Result<Vec<DecodedImpression>, Decod
         }
     };
     col("seq_gap", cols.seq_gap.len())?;
+    col("item", cols.item.len())?;
     col("page_view_delta", cols.page_view_delta.len())?;
     col("artwork", cols.artwork.len())?;
     col("row", cols.row.len())?;
@@ -197,6 +243,7 @@ pub fn impressions(batch: &proto::Batch) -> Result<Vec<DecodedImpression>, Decod
     let mut seq = cols.first_seq;
     let mut page_view: i64 = 0;
     let mut first_visible: i64 = 0;
+    let (mut items_used, mut artworks_used) = (0u32, 0u32);
     for i in 0..n {
         if i > 0 {
             let gap = cols.seq_gap.get(i).copied().unwrap_or(0);
@@ -215,9 +262,19 @@ pub fn impressions(batch: &proto::Batch) -> Result<Vec<DecodedImpression>, Decod
             .ok_or(DecodeError::IndexOutOfRange {
                 field: "first_visible_delta_ms",
             })?;
-        let item = cols.item[i];
-        index("item", item as usize, batch.strings.len())?;
-        let artwork = optional_index("artwork", at(&cols.artwork, i), batch.strings.len())?;
+        let item = match at(&cols.item, i) {
+            0 => next_unused(&mut items_used, batch.item_ids.len(), "item")?,
+            k => used(k - 1, items_used, "item")?,
+        };
+        let artwork = match at(&cols.artwork, i) {
+            0 => None,
+            1 => Some(next_unused(
+                &mut artworks_used,
+                batch.artwork_ids.len(),
+                "artwork",
+            )?),
+            k => Some(used(k - 2, artworks_used, "artwork")?),
+        };
         out.push(DecodedImpression {
             seq,
             page_view: pv,
@@ -231,5 +288,26 @@ pub fn impressions(batch: &proto::Batch) -> Result<Vec<DecodedImpression>, Decod
             focused_ms: at(&cols.focused_ms, i),
         });
     }
+    if items_used as usize != batch.item_ids.len()
+        || artworks_used as usize != batch.artwork_ids.len()
+    {
+        return Err(DecodeError::IndexOutOfRange { field: "unused id" });
+    }
     Ok(out)
+}
+
+/// The next id of a table in first-use order.
+fn next_unused(used: &mut u32, len: usize, field: &'static str) -> Result<u32, DecodeError> {
+    let i = *used;
+    index(field, i as usize, len)?;
+    *used += 1;
+    Ok(i)
+}
+
+/// A reference back to an id already used.
+fn used(i: u32, used: u32, field: &'static str) -> Result<u32, DecodeError> {
+    if i >= used {
+        return Err(DecodeError::IndexOutOfRange { field });
+    }
+    Ok(i)
 }

@@ -159,11 +159,9 @@ fn an_item_visible_long_enough_becomes_an_impression_with_all_its_facts() {
     assert_eq!(rows.len(), 1);
     let r = rows[0];
     assert_eq!(r.seq, 1);
-    assert_eq!(wire::string(&batch, r.item), Some("title:81234567"));
-    assert_eq!(
-        r.artwork.and_then(|a| wire::string(&batch, a)),
-        Some("art:1")
-    );
+    let ids = wire::Ids::of(&batch);
+    assert_eq!(ids.item(&r), "title:81234567");
+    assert_eq!(ids.artwork(&r), Some("art:1"));
     assert_eq!((r.row, r.column), (2, 3));
     assert_eq!(r.first_visible_ms, 300, "relative to the page view start");
     assert_eq!(r.visible_ms, 2000);

@@ -32,7 +32,7 @@ pub struct Batch {
     /// Sampling rate applied to every impression in this batch, in parts per million.
     #[prost(uint32, tag = "12")]
     pub sample_rate_ppm: u32,
-    /// Interned strings: page names, request ids, item ids, artwork ids.
+    /// Interned strings of page views: page names and request ids.
     #[prost(string, repeated, tag = "13")]
     pub strings: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     #[prost(message, repeated, tag = "14")]
@@ -47,6 +47,18 @@ pub struct Batch {
     /// Added at send time as a second gzip member; protobuf merges it into the batch.
     #[prost(message, optional, tag = "18")]
     pub send: ::core::option::Option<SendInfo>,
+    /// Common prefix of every item id in this batch ("title:").
+    #[prost(string, tag = "19")]
+    pub item_prefix: ::prost::alloc::string::String,
+    /// Item ids without item_prefix, in order of first use by Impressions.item.
+    #[prost(string, repeated, tag = "20")]
+    pub item_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Common prefix of every artwork id in this batch.
+    #[prost(string, tag = "21")]
+    pub artwork_prefix: ::prost::alloc::string::String,
+    /// Artwork ids without artwork_prefix, in order of first use by Impressions.artwork.
+    #[prost(string, repeated, tag = "22")]
+    pub artwork_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -98,22 +110,25 @@ pub struct PageView {
     #[prost(uint64, tag = "7")]
     pub duration_ms: u64,
 }
-/// One entry per impression in every non-empty column, in seq order.
+/// Impressions in seq order, one entry each in every non-empty column.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Impressions {
     #[prost(uint64, tag = "1")]
     pub first_seq: u64,
+    /// Number of impressions; every non-empty column has exactly this many entries.
+    #[prost(uint32, tag = "12")]
+    pub count: u32,
     /// seq\[i\] - seq\[i-1\] - 1, for i > 0; the first entry is 0.
     #[prost(uint64, repeated, tag = "2")]
     pub seq_gap: ::prost::alloc::vec::Vec<u64>,
     /// Index into Batch.page_views, as a difference from the previous impression's index.
     #[prost(sint32, repeated, tag = "3")]
     pub page_view_delta: ::prost::alloc::vec::Vec<i32>,
-    /// Index into Batch.strings.
+    /// 0: the next item id of Batch.item_ids not used yet; k > 0: item_ids\[k - 1\].
     #[prost(uint32, repeated, tag = "4")]
     pub item: ::prost::alloc::vec::Vec<u32>,
-    /// Index into Batch.strings plus one; 0 when the impression has no artwork id.
+    /// 0: no artwork; 1: the next unused artwork id of Batch.artwork_ids; k > 1: artwork_ids\[k - 2\].
     #[prost(uint32, repeated, tag = "5")]
     pub artwork: ::prost::alloc::vec::Vec<u32>,
     #[prost(uint32, repeated, tag = "6")]

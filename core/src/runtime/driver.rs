@@ -287,6 +287,7 @@ impl Driver {
                     commands: receiver,
                     last_stats: worker_stats,
                     stalled: false,
+                    stop: None,
                 };
                 worker.publish();
                 let _ = ready.send(Ok(()));
@@ -492,34 +493,37 @@ struct Worker {
     last_stats: Arc<Mutex<Stats>>,
     /// The last service found its deadline due and could do nothing about it.
     stalled: bool,
+    /// A shutdown was asked for (with this wait); no command after it is taken.
+    stop: Option<Duration>,
 }
 
 impl Worker {
     fn run(mut self) -> Stats {
         loop {
-            let command = match self.wait() {
-                None => self.commands.recv().ok(),
-                Some(wait) => match self.commands.recv_timeout(wait) {
-                    Ok(command) => Some(command),
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.service();
-                        self.publish();
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => None,
+            match self.wait() {
+                None => match self.commands.recv() {
+                    Ok(command) => self.take(command),
+                    Err(_) => self.disconnected(),
                 },
-            };
-            // No sender left: the `Driver` is gone without saying so; stop as its drop would.
-            let command = command.unwrap_or(Command::Shutdown {
-                max_wait: Duration::ZERO,
-            });
-            if let Command::Shutdown { max_wait } = command {
+                Some(wait) => match self.commands.recv_timeout(wait) {
+                    Ok(command) => self.take(command),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => self.disconnected(),
+                },
+            }
+            if self.stop.is_none() {
+                self.service();
+            }
+            if let Some(max_wait) = self.stop.take() {
                 return self.shut_down(max_wait);
             }
-            self.handle(command);
-            self.service();
             self.publish();
         }
+    }
+
+    /// No sender left: the `Driver` is gone without saying so; stop as its drop would.
+    fn disconnected(&mut self) {
+        self.stop.get_or_insert(Duration::ZERO);
     }
 
     /// How long to wait for a command: `None` when the logger has no deadline at all.
@@ -535,10 +539,28 @@ impl Worker {
         })
     }
 
+    /// Takes every command already sent, up to a shutdown.
+    ///
+    /// Host calls carry the time they were made, and the logger holds its monotonic time
+    /// at the latest it has seen. So before the driver feeds the logger a time of its own
+    /// it takes the commands stamped before that time; otherwise a visibility change made
+    /// during an upload would be applied at the end of the upload, and its exposure would
+    /// shrink or vanish.
+    fn drain(&mut self) {
+        while self.stop.is_none() {
+            match self.commands.try_recv() {
+                Ok(command) => self.take(command),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => self.disconnected(),
+            }
+        }
+    }
+
     /// Fires the deadline if it passed and performs at most one due upload, so commands
     /// are taken between uploads. Returns whether an upload was performed.
     fn service(&mut self) -> bool {
         let now = self.clock.now();
+        self.drain();
         let due = |logger: &Logger| logger.poll_timeout().is_some_and(|d| d <= now.mono_ms);
         if due(&self.logger) {
             self.logger.handle_timeout(now);
@@ -546,11 +568,11 @@ impl Worker {
         let sent = match self.logger.poll_upload(now) {
             Some(upload) => {
                 let outcome = self.transport.send(&upload, now.wall_ms);
+                let after = self.clock.now();
+                self.drain();
                 // The id was just handed out and nothing else settles it, so it is in
                 // flight and the result cannot be unknown.
-                let _ = self
-                    .logger
-                    .handle_upload_result(upload.id, outcome, self.clock.now());
+                let _ = self.logger.handle_upload_result(upload.id, outcome, after);
                 true
             }
             None => false,
@@ -559,7 +581,7 @@ impl Worker {
         sent
     }
 
-    fn handle(&mut self, command: Command) {
+    fn take(&mut self, command: Command) {
         let logger = &mut self.logger;
         // Refusals of calls that do not wait are counted by the logger (`Stats::invalid`);
         // the host that needs them uses the waiting calls.
@@ -614,9 +636,11 @@ impl Worker {
             Command::Stats { reply } => {
                 let _ = reply.send(logger.stats().clone());
             }
-            // Handled by the loop, which ends on it.
-            Command::Shutdown { .. } => {}
+            Command::Shutdown { max_wait } => {
+                self.stop.get_or_insert(max_wait);
+            }
         }
+        self.publish();
     }
 
     /// Closes the open batch and uploads until nothing is pending or `max_wait` passed.

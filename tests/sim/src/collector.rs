@@ -48,8 +48,9 @@ impl Collector {
             self.bodies.push(body.to_vec());
         }
         let log = self.sessions.entry(batch.session_id.clone()).or_default();
+        let ids = wire::Ids::of(&batch);
         for r in rows {
-            let item = wire::string(&batch, r.item).unwrap_or("").to_string();
+            let item = ids.item(&r).to_string();
             let fingerprint = (item, r.row, r.column, r.visible_ms);
             match log.seqs.get(&r.seq) {
                 Some(existing) if *existing == fingerprint => log.duplicates += 1,
