@@ -235,7 +235,7 @@ impl Contract {
             }
         };
         let ids = wire::Ids::of(batch);
-        let mut seen: Vec<(u64, u32, u32, u32)> = Vec::with_capacity(impressions.len());
+        let mut seen: Vec<(u64, &str, u32, u32)> = Vec::with_capacity(impressions.len());
         for imp in &impressions {
             for rule in self.batch_rules(batch, &ids, imp, &seen) {
                 out.push(Violation {
@@ -243,7 +243,7 @@ impl Contract {
                     rule,
                 });
             }
-            seen.push(exposure_key(batch, imp));
+            seen.push(exposure_key(batch, &ids, imp));
         }
         if let Some(c) = &batch.counters {
             let issued = c.recorded.checked_sub(c.sampled_out + c.deduped);
@@ -263,7 +263,7 @@ impl Contract {
         batch: &proto::Batch,
         ids: &wire::Ids,
         imp: &DecodedImpression,
-        seen: &[(u64, u32, u32, u32)],
+        seen: &[(u64, &str, u32, u32)],
     ) -> Vec<Rule> {
         let mut rules = Vec::new();
         let facts = ImpressionFacts {
@@ -291,19 +291,25 @@ impl Contract {
             }
             None => rules.push(Rule::UnknownPageView),
         }
-        if seen.contains(&exposure_key(batch, imp)) {
+        if seen.contains(&exposure_key(batch, ids, imp)) {
             rules.push(Rule::DuplicateExposure);
         }
         rules
     }
 }
 
-fn exposure_key(batch: &proto::Batch, imp: &DecodedImpression) -> (u64, u32, u32, u32) {
+/// Identity of an exposure: page view, item id text (not its table index, which a buggy
+/// client could duplicate), and place.
+fn exposure_key<'a>(
+    batch: &proto::Batch,
+    ids: &'a wire::Ids,
+    imp: &DecodedImpression,
+) -> (u64, &'a str, u32, u32) {
     let ordinal = batch
         .page_views
         .get(imp.page_view)
         .map_or(u64::MAX, |pv| pv.ordinal);
-    (ordinal, imp.item, imp.row, imp.column)
+    (ordinal, ids.item(imp), imp.row, imp.column)
 }
 
 /// One broken rule found in a decoded batch; `seq` is `None` for batch-level rules.
