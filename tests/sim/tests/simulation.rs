@@ -163,3 +163,63 @@ fn the_same_seed_replays_the_same_simulation() {
         assert_eq!(x.session_id, y.session_id);
     }
 }
+
+/// An independent statement of the viewability rule for a page without backgrounding:
+/// every stretch at >= 50 % visible lasting >= 1000 ms qualifies; once per page view, the
+/// first per item and place is logged and the later ones are deduped.
+/// Returns (qualifying exposures, distinct places).
+fn oracle_impressions(page: &Page) -> (u64, u64) {
+    use std::collections::BTreeMap;
+    let mut since: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    let mut qualified: std::collections::BTreeSet<(u32, u32)> = Default::default();
+    let mut exposures = 0;
+    for e in page.events.iter().filter(|e| e.focused.is_none()) {
+        let key = (e.row, e.column);
+        if e.fraction >= 0.5 {
+            since.entry(key).or_insert(e.at_ms);
+        } else if let Some(start) = since.remove(&key) {
+            if e.at_ms - start >= 1000 {
+                exposures += 1;
+                qualified.insert(key);
+            }
+        }
+    }
+    let end = page.start_ms + page.duration_ms;
+    for (key, start) in since {
+        if end - start >= 1000 {
+            exposures += 1;
+            qualified.insert(key);
+        }
+    }
+    (exposures, qualified.len() as u64)
+}
+
+#[test]
+fn the_core_counts_exactly_the_impressions_an_independent_oracle_counts() {
+    let spec = SimSpec {
+        faults: Faults::none(),
+        crash_per_page: 0.0,
+        clock_jump_per_page: 0.0,
+        ..SimSpec::hostile(config())
+    };
+    let workload = generate(&WorkloadSpec::reference());
+    let mut checked = 0;
+    for (i, pages) in workload.by_session().iter().enumerate() {
+        if pages.iter().any(|p| !p.hidden.is_empty()) {
+            continue;
+        }
+        let mut collector = Collector::default();
+        let report = run_device(&spec, i as u64, pages, &mut collector);
+        let (exposures, distinct) = pages
+            .iter()
+            .map(oracle_impressions)
+            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+        assert_eq!(report.stats.issued, distinct, "session {i}");
+        assert_eq!(report.stats.deduped, exposures - distinct, "session {i}");
+        checked += 1;
+    }
+    assert!(
+        checked > 50,
+        "most sessions have no backgrounding: {checked}"
+    );
+}
