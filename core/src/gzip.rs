@@ -4,17 +4,18 @@
 //! concatenated members, plus a table-driven CRC-32 (1 KiB of flash rather
 //! than the 16 KiB tables of a slice-by-16 crate). Raw deflate comes from
 //! `miniz_oxide`. The encoder writes a minimal header (no name, mtime 0, OS
-//! unknown) so identical batches give identical bytes.
-//!
-//! Encoding memory: a deflate compressor is a few hundred KiB of state, part of
-//! it (a 64 KiB code buffer) inline in `CompressorOxide`. [`Gzipper`] keeps one
-//! on the heap and reuses it for every member, so a device pays that once and
-//! never on the stack. [`gzip_stored_into`] writes uncompressed members with
-//! no compressor at all, for payloads too small to be worth one. The decoder treats its
+//! unknown) so identical batches give identical bytes. The decoder treats its
 //! input as untrusted (it comes off the wire or out of a store): it never
 //! panics, checks every bound, verifies CRC-32 and ISIZE of each member, and
 //! never grows its output past the caller's limit, so a gzip bomb costs at
 //! most `max_output` bytes of memory.
+//!
+//! Encoding memory: a deflate compressor is about 320 KB of heap state (on
+//! 32-bit targets), 64 KiB of it an array inline in `CompressorOxide`.
+//! [`Gzipper`] keeps one on the heap and reuses it for every member, so a
+//! device allocates it once and compresses with a small stack frame.
+//! [`gzip_stored_into`] writes uncompressed members with no compressor at
+//! all, for payloads too small to be worth one.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -110,6 +111,11 @@ impl core::error::Error for GzipError {}
 /// The compressor is allocated on the first [`Gzipper::gzip_into`] call (so
 /// [`Gzipper::new`] is free) and reset, not reallocated, for every later
 /// member. Each member is byte-for-byte what a fresh compressor would make.
+///
+/// Stack: that first call needs about 68 KiB of stack once, because
+/// miniz_oxide 0.9 builds the compressor by value before it reaches the heap
+/// (measured on thumbv7em at `opt-level = "z"`); later calls need about
+/// 7 KiB. On a small stack, make the first member early, from a deep stack.
 #[derive(Default)]
 pub struct Gzipper {
     /// Boxed because `CompressorOxide` holds a 64 KiB array inline; on the

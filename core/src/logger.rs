@@ -183,6 +183,8 @@ pub struct Logger {
     record_buf: Vec<u8>,
     frame_buf: Vec<u8>,
     qualified: Vec<Qualified>,
+    /// One compressor for every batch: its state is the largest allocation of the SDK.
+    gzipper: gzip::Gzipper,
 }
 
 impl Logger {
@@ -218,6 +220,7 @@ impl Logger {
             record_buf: Vec::new(),
             frame_buf: Vec::new(),
             qualified: Vec::new(),
+            gzipper: gzip::Gzipper::new(),
         };
         logger.recover();
         Ok(logger)
@@ -536,7 +539,8 @@ impl Logger {
             ..Default::default()
         };
         let mut body = batch.body.clone();
-        gzip::gzip_into(&send.encode_to_vec(), gzip::GZIP_LEVEL, &mut body);
+        // A few bytes: stored, so sending needs no compressor.
+        gzip::gzip_stored_into(&send.encode_to_vec(), &mut body);
         if let Some(b) = self.queue.get_mut(id) {
             b.attempts = attempt;
         }
@@ -839,7 +843,7 @@ impl Logger {
             first_seq: self.open.first_seq,
             count: self.open.len() as u32,
             attempts: 0,
-            body: gzip::gzip(&batch.encode_to_vec()),
+            body: self.compress(&batch.encode_to_vec()),
         };
         self.next_batch_id += 1;
         self.next_batch_no += 1;
@@ -858,6 +862,12 @@ impl Logger {
                 .add(DropReason::Overflow, u64::from(old.count));
             self.unstore(&old.key());
         }
+    }
+
+    fn compress(&mut self, raw: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        self.gzipper.gzip_into(raw, gzip::GZIP_LEVEL, &mut body);
+        body
     }
 
     fn store_batch(&mut self, batch: &ClosedBatch) {
@@ -1028,7 +1038,7 @@ impl Logger {
                 first_seq: half[0].seq,
                 count: half.len() as u32,
                 attempts: 0,
-                body: gzip::gzip(
+                body: self.compress(
                     &proto::Batch {
                         batch_no: self.next_batch_no,
                         ..part
@@ -1286,7 +1296,7 @@ impl Logger {
                 first_seq: self.open.first_seq,
                 count: self.open.len() as u32,
                 attempts: 0,
-                body: gzip::gzip(&batch.encode_to_vec()),
+                body: self.compress(&batch.encode_to_vec()),
             };
             self.next_batch_id += 1;
             self.next_batch_no += 1;

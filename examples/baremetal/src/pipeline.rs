@@ -89,7 +89,7 @@ pub fn run() -> Result<usize, &'static str> {
     logger.flush(at(2_100));
     let upload = logger.poll_upload(at(2_100)).ok_or("no upload")?;
     let batch = wire::decode_gzip_batch(black_box(&upload.body)).map_err(|_| "decode")?;
-    let count = batch.impressions.map_or(0, |cols| cols.item.len());
+    let count = wire::impressions(&batch).map_err(|_| "columns")?.len();
 
     let ok = UploadOutcome::Status {
         code: 200,
