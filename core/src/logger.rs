@@ -26,7 +26,9 @@ use crate::contract::{ImpressionFacts, Rule, valid_id};
 use crate::dedup::{Seen, Verdict};
 use crate::gzip;
 use crate::intern::Interner;
-use crate::persist::{ACKS_KEY, Acks, Entry, JournalImpression, STATE_KEY, State};
+use crate::persist::{
+    ACKS_KEY, Acks, Entry, JournalImpression, PREFS_KEY, Prefs, STATE_KEY, State,
+};
 use crate::proto;
 use crate::queue::{BATCH_KEY_PREFIX, ClosedBatch, Queue};
 use crate::rng::Rng;
@@ -585,6 +587,12 @@ impl Logger {
     pub fn set_enabled(&mut self, enabled: bool, purge: bool, now: Now) {
         self.tick(now);
         self.enabled = enabled;
+        self.put_record(
+            PREFS_KEY,
+            &Prefs {
+                opted_out: !enabled,
+            },
+        );
         if enabled || !purge {
             return;
         }
@@ -1026,8 +1034,6 @@ impl Logger {
             self.drop_batch(id, DropReason::TooLarge);
             return;
         };
-        self.queue.remove(id);
-        self.unstore(&batch.key());
         let (left, right) = rows.split_at(rows.len() / 2);
         // Push the right half first so the left half ends up in front.
         for half in [right, left] {
@@ -1051,13 +1057,26 @@ impl Logger {
             self.store_batch(&closed);
             self.queue.push_front(closed);
         }
+        // Only now that both halves are stored: a crash in between leaves the original and
+        // the halves, and recovery keeps the original.
+        self.queue.remove(id);
+        self.unstore(&batch.key());
         self.next_send_at = self.now;
     }
 
     /// Restores the session, counters, queue and journaled events from the store.
     fn recover(&mut self) {
+        // Whatever is stored, even unreadable, seeds a new session id, so a logger whose
+        // state was lost does not reuse its old session id (and collide on seqs).
+        let previous = match self.store.get(STATE_KEY) {
+            Ok(Some(bytes)) => crate::rng::hash_bytes(0, &bytes),
+            _ => 0,
+        };
         let state: Option<State> = self.get_record(STATE_KEY);
         let acks: Option<Acks> = self.get_record(ACKS_KEY);
+        let prefs: Option<Prefs> = self.get_record(PREFS_KEY);
+        self.enabled = !prefs.is_some_and(|p| p.opted_out);
+        let resumed = state.is_some();
         match state {
             Some(s) => {
                 self.session_id = s.session_id;
@@ -1077,10 +1096,16 @@ impl Logger {
                 }
             }
             None => {
-                self.session_id = format!("{:016x}", self.rng.next_u64());
+                // Mixed with the install id and the wall clock: hosts that pass the same
+                // seed everywhere must still not share session ids.
+                let install = crate::rng::hash_bytes(self.wall, self.config.install_id.as_bytes());
+                let id = self.rng.next_u64() ^ install ^ previous;
+                self.session_id = format!("{id:016x}");
             }
         }
-        if let Some(a) = acks {
+        // Acknowledgements belong to the session in `state`; without it they describe a
+        // session that is gone.
+        if let Some(a) = acks.filter(|_| resumed) {
             let st = &mut self.stats;
             st.delivered = a.delivered;
             st.dropped = a.drops();
@@ -1242,6 +1267,8 @@ impl Logger {
                         continue;
                     }
                     let Some(pv) = pvs.iter().find(|p| p.0 == imp.page_view) else {
+                        // Its page view record was lost (a failed journal append).
+                        self.stats.dropped.add(DropReason::StoreCorrupt, 1);
                         continue;
                     };
                     let pv_ref = PageViewRef {

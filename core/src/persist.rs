@@ -5,6 +5,7 @@
 //!   journal generation, id counters), as a small protobuf written once per batch close.
 //! - `acks`: counters that change on upload outcomes (delivered, dropped, retries), kept
 //!   apart so an acknowledgement does not force a journal checkpoint.
+//! - `prefs`: the user's opt-out, written when it changes.
 //! - `batch/<id>`: one closed batch each (see [`crate::queue`]).
 //! - the journal: one small binary record per accepted or refused event since the last
 //!   checkpoint, so a crash loses nothing that was recorded. Each record carries the
@@ -19,6 +20,15 @@ use crate::stats::{Drops, Stats};
 pub const STATE_KEY: &str = "state";
 /// Store key of the acknowledgement counters.
 pub const ACKS_KEY: &str = "acks";
+/// Store key of the user's choices (opt-out), which must survive restarts.
+pub const PREFS_KEY: &str = "prefs";
+
+/// The user's choices.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Prefs {
+    #[prost(bool, tag = "1")]
+    pub opted_out: bool,
+}
 
 /// The session and checkpoint record.
 #[derive(Clone, PartialEq, prost::Message)]

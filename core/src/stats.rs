@@ -88,7 +88,9 @@ pub struct Stats {
 impl Stats {
     /// Impressions issued a seq and neither delivered nor dropped yet.
     pub fn pending(&self) -> u64 {
-        self.issued - self.delivered - self.dropped.total()
+        self.issued
+            .saturating_sub(self.delivered)
+            .saturating_sub(self.dropped.total())
     }
 
     /// The loss invariant: every recorded impression is sampled out, deduped, delivered,

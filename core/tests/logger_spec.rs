@@ -747,3 +747,89 @@ fn a_broken_configuration_is_refused_at_start() {
         assert!(Logger::new(cfg, Box::new(MemoryStore::new()), at(0)).is_err());
     }
 }
+
+#[test]
+fn an_opt_out_survives_a_restart() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    logger.set_enabled(false, false, at(0));
+    drop(logger);
+    let mut logger = logger_on(&store, config(), 0);
+    assert!(!logger.enabled());
+    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
+    assert_eq!(
+        logger.record_impression(pv, &impression("title:1", 0, 0, 0), at(2000)),
+        Ok(Recorded::Disabled)
+    );
+}
+
+#[test]
+fn a_corrupt_state_record_starts_a_clean_session_without_the_old_acknowledgements() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    record_n(&mut logger, 3, 0);
+    logger.flush(at(2000));
+    deliver_all(&mut logger, 2000);
+    let old_session = logger.session_id().to_string();
+    drop(logger);
+    store.0.borrow_mut().value_mut("state").unwrap()[9] ^= 0xFF;
+
+    let logger = logger_on(&store, config(), 0);
+    // Same seed, install and wall clock as the first start: only the store differs.
+    assert_ne!(logger.session_id(), old_session);
+    let s = logger.stats();
+    assert_eq!((s.delivered, s.issued, s.pending()), (0, 0, 0));
+    assert!(s.corrupt_records >= 1);
+    assert!(s.balanced());
+}
+
+#[test]
+fn a_crash_in_the_middle_of_a_split_keeps_the_original_batch() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    record_n(&mut logger, 6, 0);
+    logger.flush(at(2000));
+    let original = store.0.borrow_mut().keys("batch/").unwrap();
+    let kept = store.0.borrow_mut().get(&original[0]).unwrap().unwrap();
+    let u = logger.poll_upload(at(2000)).unwrap();
+    logger
+        .handle_upload_result(u.id, status(413, None), at(2000))
+        .unwrap();
+    assert_eq!(
+        store.0.borrow_mut().keys("batch/").unwrap().len(),
+        2,
+        "two halves"
+    );
+    // Simulate the crash between storing the halves and removing the original.
+    drop(logger);
+    store.0.borrow_mut().put(&original[0], &kept).unwrap();
+
+    let mut logger = logger_on(&store, config(), 0);
+    let mut delivered = deliver_all(&mut logger, 0);
+    delivered.sort();
+    assert_eq!(delivered, [1, 2, 3, 4, 5, 6], "each seq once, none lost");
+    assert_eq!(logger.pending(), 0);
+}
+
+#[test]
+fn devices_configured_with_the_same_seed_get_different_sessions() {
+    let a = Logger::new(
+        Config {
+            install_id: "install-a".into(),
+            ..config()
+        },
+        Box::new(MemoryStore::new()),
+        at(0),
+    )
+    .unwrap();
+    let b = Logger::new(
+        Config {
+            install_id: "install-b".into(),
+            ..config()
+        },
+        Box::new(MemoryStore::new()),
+        at(0),
+    )
+    .unwrap();
+    assert_ne!(a.session_id(), b.session_id());
+}

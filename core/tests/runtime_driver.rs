@@ -175,12 +175,15 @@ impl Received {
 
 /// (session, seq) -> item id of every impression in `batch`.
 fn impressions_of(batch: &proto::Batch) -> Vec<((String, u64), String)> {
+    let ids = wire::Ids::of(batch);
     wire::impressions(batch)
         .unwrap()
         .into_iter()
         .map(|imp| {
-            let item = wire::string(batch, imp.item).unwrap().to_string();
-            ((batch.session_id.clone(), imp.seq), item)
+            (
+                (batch.session_id.clone(), imp.seq),
+                ids.item(&imp).to_string(),
+            )
         })
         .collect()
 }
@@ -388,6 +391,11 @@ fn the_driver_delivers_every_recorded_impression_exactly_once() {
     }
     let accepted = collector.accepted();
     assert_each_seq_once(&accepted, 250);
+    assert!(
+        accepted
+            .iter()
+            .all(|((session, _), _)| session == driver.session_id())
+    );
     assert!(
         accepted
             .iter()
@@ -687,20 +695,18 @@ fn visibility_changes_become_an_impression_that_is_uploaded() {
     driver.visibility(page_view, &item, 0.0).unwrap();
     driver.end_page_view(page_view).unwrap();
     driver.flush().unwrap();
-    let stats = driver.stats();
-    assert_eq!(stats.delivered, 1, "{stats:?}");
+    let stats = advance_until(&driver, &clock, 0, |s| s.delivered == 1);
+    assert_eq!(stats.recorded, 1);
 
-    let uploads = uploads.lock().unwrap();
+    let uploads = uploads.lock().unwrap().clone();
     assert_eq!(uploads.len(), 1);
     let batch = wire::decode_gzip_batch(&uploads[0].body).unwrap();
     let rows = wire::impressions(&batch).unwrap();
     assert_eq!(rows.len(), 1);
     let imp = rows[0];
-    assert_eq!(wire::string(&batch, imp.item), Some("title:7"));
-    assert_eq!(
-        imp.artwork.and_then(|a| wire::string(&batch, a)),
-        Some("art:7")
-    );
+    let ids = wire::Ids::of(&batch);
+    assert_eq!(ids.item(&imp), "title:7");
+    assert_eq!(ids.artwork(&imp), Some("art:7"));
     assert_eq!((imp.row, imp.column), (0, 1));
     assert_eq!(imp.first_visible_ms, 200);
     assert_eq!(imp.visible_ms, 1500);
@@ -716,13 +722,13 @@ fn app_hidden_closes_the_batch_and_uploads_it_without_a_flush() {
     record_items(&driver, &clock, 0, 3);
     assert_eq!(driver.stats().delivered, 0);
     driver.app_hidden().unwrap();
-    let stats = driver.stats();
-    assert_eq!(stats.delivered, 3);
+    advance_until(&driver, &clock, 0, |s| s.delivered == 3);
     assert_eq!(uploads.lock().unwrap().len(), 1);
     driver.app_visible().unwrap();
     record_items(&driver, &clock, 3, 2);
     driver.flush().unwrap();
-    assert_eq!(driver.stats().delivered, 5);
+    advance_until(&driver, &clock, 0, |s| s.delivered == 5);
+    assert_eq!(uploads.lock().unwrap().len(), 2);
 }
 
 #[test]
@@ -773,7 +779,7 @@ fn opting_out_with_purge_drops_what_is_queued_and_counts_it() {
     let driver = start(Box::new(transport), &clock);
     record_items(&driver, &clock, 0, 4);
     driver.flush().unwrap();
-    let stats = driver.stats();
+    let stats = advance_until(&driver, &clock, 0, |s| s.uploads == 1);
     assert_eq!(stats.pending(), 4);
     assert_eq!(
         uploads.lock().unwrap().len(),
@@ -844,6 +850,7 @@ fn dropping_the_driver_stops_its_thread_and_a_restart_delivers_what_it_left() {
     )
     .unwrap();
     record_items(&driver, &clock, 0, 6);
+    let session = driver.session_id().to_string();
     drop(driver);
     assert_eq!(
         Arc::strong_count(&witness),
@@ -859,6 +866,7 @@ fn dropping_the_driver_stops_its_thread_and_a_restart_delivers_what_it_left() {
         Box::new(clock.clone()),
     )
     .unwrap();
+    assert_eq!(driver.session_id(), session, "the session continues");
     let stats = advance_until(&driver, &clock, 1000, |s| s.delivered == 6);
     assert_eq!(stats.pending(), 0);
     assert!(stats.balanced());

@@ -1,5 +1,6 @@
 //! The wire contract from the outside: what a batch decodes to, what the JSON view shows,
 //! what `Contract::check_batch` finds, and that hostile bytes never panic the decoder.
+#![cfg(feature = "std")]
 
 use prost::Message;
 use sightline_core::rng::Rng;

@@ -15,7 +15,11 @@
 //! logger's next deadline, calls `handle_timeout` when the deadline passes, and after every
 //! input performs the due uploads synchronously with the transport, feeding each outcome
 //! back. Commands are taken between uploads, so a blocking call waits for at most the one
-//! upload in progress (bounded by the transport's timeout).
+//! upload in progress (bounded by the transport's timeout). Before the thread feeds the
+//! logger a time it read itself (a deadline, an upload result) it takes every command
+//! already sent: those carry earlier times, and the logger never moves its monotonic time
+//! backwards. Delivery is asynchronous to the host: `stats()` right after `flush()` need
+//! not show the upload yet.
 //!
 //! The logger persists every event to the store as it happens, so a process killed at any
 //! point loses nothing the store kept; [`Driver::shutdown`] only adds a bounded attempt to
@@ -118,7 +122,7 @@ impl fmt::Display for DriverError {
     }
 }
 
-impl std::error::Error for DriverError {}
+impl core::error::Error for DriverError {}
 
 /// An [`ItemRef`] that can cross threads.
 #[derive(Debug)]
@@ -248,6 +252,8 @@ enum Command {
 /// `Driver` is `Send + Sync`; share it between threads with an `Arc`.
 pub struct Driver {
     commands: Sender<Command>,
+    /// Fixed for the logger's life (it persists across restarts over the same store).
+    session_id: String,
     clock: Arc<dyn Clock>,
     /// The counters as the thread last published them, for when it is gone.
     last_stats: Arc<Mutex<Stats>>,
@@ -290,13 +296,14 @@ impl Driver {
                     stop: None,
                 };
                 worker.publish();
-                let _ = ready.send(Ok(()));
+                let _ = ready.send(Ok(String::from(worker.logger.session_id())));
                 worker.run()
             })
             .map_err(|e| DriverError::Spawn(alloc::format!("{e}")))?;
         match started.recv() {
-            Ok(Ok(())) => Ok(Driver {
+            Ok(Ok(session_id)) => Ok(Driver {
                 commands,
+                session_id,
                 clock,
                 last_stats,
                 thread: Some(thread),
@@ -317,6 +324,11 @@ impl Driver {
     /// [`Impression::first_visible_mono_ms`] from here.
     pub fn now(&self) -> Now {
         self.clock.now()
+    }
+
+    /// The session id: (session id, seq) identifies every impression on the wire.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
     }
 
     /// Starts a page view and returns its id; see [`Logger::start_page_view`].
@@ -479,6 +491,7 @@ impl Drop for Driver {
 impl fmt::Debug for Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver")
+            .field("session_id", &self.session_id)
             .field("running", &self.thread.is_some())
             .finish_non_exhaustive()
     }

@@ -60,10 +60,10 @@ impl Collector {
                 }
             }
         }
-        if let Some(c) = batch.counters {
-            if c.last_seq >= log.counters.last_seq {
-                log.counters = c;
-            }
+        if let Some(c) = batch.counters
+            && c.last_seq >= log.counters.last_seq
+        {
+            log.counters = c;
         }
         200
     }

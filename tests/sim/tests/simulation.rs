@@ -177,11 +177,11 @@ fn oracle_impressions(page: &Page) -> (u64, u64) {
         let key = (e.row, e.column);
         if e.fraction >= 0.5 {
             since.entry(key).or_insert(e.at_ms);
-        } else if let Some(start) = since.remove(&key) {
-            if e.at_ms - start >= 1000 {
-                exposures += 1;
-                qualified.insert(key);
-            }
+        } else if let Some(start) = since.remove(&key)
+            && e.at_ms - start >= 1000
+        {
+            exposures += 1;
+            qualified.insert(key);
         }
     }
     let end = page.start_ms + page.duration_ms;
