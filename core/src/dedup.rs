@@ -50,11 +50,9 @@ impl Seen {
         Verdict::New
     }
 
-    /// True when the item at this place has been logged in this page view.
-    pub fn contains(&self, item: u32, row: u32, column: u32) -> bool {
-        self.logged
-            .iter()
-            .any(|&(i, r, c, _)| i == item && r == row && c == column)
+    /// Forgets everything for a new page view, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.logged.clear();
     }
 }
 

@@ -65,11 +65,6 @@ impl Interner {
         self.ends.is_empty()
     }
 
-    /// Bytes of string data held.
-    pub fn text_bytes(&self) -> usize {
-        self.arena.len()
-    }
-
     /// Heap bytes reserved, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity() + 4 * (self.ends.capacity() + self.slots.capacity())

@@ -310,7 +310,13 @@ impl Logger {
         pv.ordinal = ordinal;
         pv.page.clear();
         pv.page.push_str(page);
-        pv.request_id = request_id.map(ToString::to_string);
+        match (request_id, &mut pv.request_id) {
+            (Some(r), Some(buf)) => {
+                buf.clear();
+                buf.push_str(r);
+            }
+            (r, slot) => *slot = r.map(ToString::to_string),
+        }
         pv.start_mono = self.now;
         pv.start_wall = self.wall;
         pv.names.clear();
@@ -319,8 +325,8 @@ impl Logger {
                 .map(|r| r.iter().map(|id| pv.names.intern(id)).collect())
                 .collect()
         });
-        pv.tracker = Tracker::new(self.hidden);
-        pv.seen = Seen::default();
+        pv.tracker.reset(self.hidden);
+        pv.seen.clear();
         self.journal(&Entry::PageViewStart {
             ordinal,
             start_mono: pv.start_mono,

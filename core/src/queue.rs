@@ -147,11 +147,6 @@ impl Queue {
         self.batches.is_empty()
     }
 
-    /// Impressions queued.
-    pub fn impressions(&self) -> u64 {
-        self.batches.iter().map(|b| u64::from(b.count)).sum()
-    }
-
     fn remove_at(&mut self, i: usize) -> Option<ClosedBatch> {
         let b = self.batches.remove(i)?;
         self.bytes -= b.body.len();

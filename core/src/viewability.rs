@@ -67,6 +67,12 @@ impl Tracker {
         }
     }
 
+    /// Forgets every exposure for a new page view, keeping the capacity.
+    pub fn reset(&mut self, hidden: bool) {
+        self.exposures.clear();
+        self.hidden = hidden;
+    }
+
     /// The visible share of `place` is now `pct` percent.
     #[allow(clippy::too_many_arguments)]
     pub fn visibility(
