@@ -46,8 +46,8 @@ fn generate(core: &std::path::Path, out: &std::path::Path) -> std::io::Result<()
         .out_dir(out)
         // Generated structs must not pull in std so the core stays no_std.
         .btree_map(["."])
-        // The JSON view embeds the generated messages.
-        .type_attribute(".", "#[derive(serde::Serialize)]")
+        // The JSON view and the collector's outputs embed the generated messages.
+        .type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]")
         .compile_protos(
             &[core.join("proto/sightline/v1/batch.proto")],
             &[core.join("proto")],

@@ -1,0 +1,15 @@
+//! The Sightline reference collector: what the SDK feeds. A real HTTP service
+//! ([`server`]), a test ("micro") mode that keeps events in memory behind a small query API
+//! for producers' contract tests, and a `check` CLI ([`check`]) for captured batches.
+//!
+//! Decoding, limits and contract rules are the core's (`sightline_core::wire`,
+//! `sightline_core::contract`): the collector adds dedup by (session, seq) with bounded
+//! memory ([`session`]), loss reconciliation, clock-skew correction ([`ingest`]) and the
+//! output ([`sink`], [`row`]).
+
+pub mod check;
+pub mod ingest;
+pub mod row;
+pub mod server;
+pub mod session;
+pub mod sink;

@@ -1,0 +1,199 @@
+//! Where accepted rows go. The embedded default writes NDJSON in hourly files under the
+//! output directory (`good/`, `bad/`, and `batches/` with each batch's counters), so the
+//! directory alone can rebuild the collector's dedup and loss state after a restart.
+//! Micro mode keeps everything in memory instead. A Kafka sink would implement [`Sink`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use sightline_core::proto::Counters;
+
+use crate::row::{BadRow, Row};
+
+/// One batch's facts, logged so loss accounting survives a collector restart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BatchRecord {
+    pub session_id: String,
+    pub batch_no: u64,
+    pub received_ms: u64,
+    pub counters: Counters,
+}
+
+/// Destination of ingested rows.
+pub trait Sink: Send {
+    /// Persists the outcome of one upload before it is acknowledged.
+    fn write(&mut self, batch: &BatchRecord, good: &[Row], bad: &[BadRow]) -> io::Result<()>;
+    /// Makes everything written durable (rotation, shutdown).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// Milliseconds in an hour: the file rotation period.
+const HOUR_MS: u64 = 3_600_000;
+
+/// NDJSON files, one per kind and hour: `<dir>/<kind>/<YYYY-MM-DDTHH>.ndjson`.
+#[derive(Debug)]
+pub struct NdjsonSink {
+    dir: PathBuf,
+    hour: Option<u64>,
+    files: Vec<(&'static str, File)>,
+}
+
+const KINDS: [&str; 3] = ["good", "bad", "batches"];
+
+impl NdjsonSink {
+    /// A sink writing under `dir` (created if needed).
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        for kind in KINDS {
+            fs::create_dir_all(dir.join(kind))?;
+        }
+        Ok(NdjsonSink {
+            dir: dir.to_path_buf(),
+            hour: None,
+            files: Vec::new(),
+        })
+    }
+
+    fn rotate(&mut self, now_ms: u64) -> io::Result<()> {
+        let hour = now_ms / HOUR_MS;
+        if self.hour == Some(hour) {
+            return Ok(());
+        }
+        self.sync()?;
+        self.files.clear();
+        let name = format!("{}.ndjson", hour_name(hour));
+        for kind in KINDS {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(kind).join(&name))?;
+            self.files.push((kind, file));
+        }
+        self.hour = Some(hour);
+        Ok(())
+    }
+
+    fn append<T: serde::Serialize>(&mut self, kind: &str, items: &[T]) -> io::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for item in items {
+            serde_json::to_writer(&mut buf, item)?;
+            buf.push(b'\n');
+        }
+        match self.files.iter_mut().find(|(k, _)| *k == kind) {
+            // One write per kind and upload: a crash leaves whole lines or a torn last line.
+            Some((_, file)) => file.write_all(&buf),
+            None => Err(io::Error::other("sink file not open")),
+        }
+    }
+}
+
+impl Sink for NdjsonSink {
+    fn write(&mut self, batch: &BatchRecord, good: &[Row], bad: &[BadRow]) -> io::Result<()> {
+        self.rotate(batch.received_ms)?;
+        // Rows before the batch record: a restart that finds the record also finds its rows.
+        self.append("good", good)?;
+        self.append("bad", bad)?;
+        self.append("batches", std::slice::from_ref(batch))
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        for (_, file) in &self.files {
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// What an output directory holds, read back at start-up.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub good: Vec<Row>,
+    pub bad: Vec<BadRow>,
+    pub batches: Vec<BatchRecord>,
+    /// Lines that did not parse (a torn last line after a kill).
+    pub torn_lines: u64,
+}
+
+/// Reads every NDJSON file of `dir`, oldest hour first.
+pub fn replay(dir: &Path) -> io::Result<Replay> {
+    let mut out = Replay::default();
+    for kind in KINDS {
+        let path = dir.join(kind);
+        let mut names: Vec<PathBuf> = match fs::read_dir(&path) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        names.sort();
+        for name in names
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        {
+            for line in BufReader::new(File::open(&name)?).lines() {
+                let line = line?;
+                let parsed = match kind {
+                    "good" => serde_json::from_str(&line).map(|r| out.good.push(r)),
+                    "bad" => serde_json::from_str(&line).map(|r| out.bad.push(r)),
+                    _ => serde_json::from_str(&line).map(|r| out.batches.push(r)),
+                };
+                if parsed.is_err() {
+                    out.torn_lines += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Everything in memory: the sink of micro mode and of tests.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub good: Vec<Row>,
+    pub bad: Vec<BadRow>,
+    pub batches: Vec<BatchRecord>,
+}
+
+impl Sink for MemorySink {
+    fn write(&mut self, batch: &BatchRecord, good: &[Row], bad: &[BadRow]) -> io::Result<()> {
+        self.good.extend_from_slice(good);
+        self.bad.extend_from_slice(bad);
+        self.batches.push(batch.clone());
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// "YYYY-MM-DDTHH" (UTC) of an hour since the Unix epoch.
+fn hour_name(hour: u64) -> String {
+    let days = (hour / 24) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}", hour % 24)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_file_names_are_utc_calendar_hours() {
+        assert_eq!(hour_name(0), "1970-01-01T00");
+        // 2024-02-29 13:00 UTC is 1709211600 s.
+        assert_eq!(hour_name(1_709_211_600 / 3600), "2024-02-29T13");
+        assert_eq!(hour_name(1_767_225_600 / 3600 + 23), "2026-01-01T23");
+    }
+}
