@@ -36,3 +36,4 @@ cargo test --workspace
 
 step "benchmarks (figures printed, not asserted)"
 cargo run -q --release -p sightline-examples --bin bench
+cargo bench -q -p sightline-collector --bench ingest

@@ -311,3 +311,143 @@ impl Clock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use sightline_core::{Config, Impression, Logger, MemoryStore, Now};
+
+    const WALL: u64 = 1_767_225_600_000;
+
+    /// A real upload body of `n` impressions, sent at mono 10 s with the client clock
+    /// `skew_ms` ahead of the server's.
+    fn body(n: u32, skew_ms: u64) -> Vec<u8> {
+        let at = |ms: u64| Now::new(ms, WALL + skew_ms + ms);
+        let config = Config {
+            app_id: "app".into(),
+            app_version: "1".into(),
+            ..Config::default()
+        };
+        let mut logger = Logger::new(config, Box::new(MemoryStore::new()), at(0)).unwrap();
+        let pv = logger
+            .start_page_view("home", None, None, at(1000))
+            .unwrap();
+        for i in 0..n {
+            let id = format!("title:{i}");
+            let imp = Impression {
+                item_id: &id,
+                artwork_id: None,
+                row: 0,
+                column: i,
+                first_visible_mono_ms: 2000,
+                visible_ms: 1000,
+                max_visible_fraction: 1.0,
+                focused_ms: 0,
+            };
+            logger.record_impression(pv, &imp, at(5000)).unwrap();
+        }
+        logger.flush(at(10_000));
+        logger.poll_upload(at(10_000)).unwrap().body
+    }
+
+    #[test]
+    fn event_times_are_corrected_for_a_client_clock_that_runs_ahead() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        // Received 3 s (server clock) after the 10 s send; the client clock is an hour ahead.
+        let received = WALL + 10_000 + 3_000;
+        let out = ingestor.ingest(&body(1, 3_600_000), received).unwrap();
+        let row = &out.good[0];
+        assert_eq!(row.first_visible_client_ms, WALL + 3_600_000 + 2000);
+        // Sent 8 s after the event by the monotonic clock: the event was 8 s before receipt.
+        assert_eq!(row.first_visible_ms, received - 8000);
+    }
+
+    #[test]
+    fn retries_of_a_batch_count_once() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let b = body(5, 0);
+        assert_eq!(ingestor.ingest(&b, WALL).unwrap().good.len(), 5);
+        let again = ingestor.ingest(&b, WALL).unwrap();
+        assert_eq!((again.good.len(), again.duplicates), (0, 5));
+        let r = ingestor.reconcile(&again.session_id).unwrap();
+        assert_eq!(
+            (r.issued, r.delivered, r.duplicates, r.missing),
+            (5, 5, 5, 0)
+        );
+    }
+
+    #[test]
+    fn a_bad_event_is_rejected_alone() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let mut batch = wire::decode_gzip_batch(&body(4, 0)).unwrap();
+        batch.impressions.as_mut().unwrap().visible_ms = vec![1000, 10, 1000, 1000];
+        let out = ingestor.accept(&batch, WALL);
+        assert_eq!(
+            out.good.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 3, 4]
+        );
+        assert_eq!(out.bad.len(), 1);
+        assert_eq!(
+            (out.bad[0].row.seq, out.bad[0].rules.clone()),
+            (2, vec!["too_short".to_string()])
+        );
+        assert_eq!(ingestor.metrics.rejects_by_rule["too_short"], 1);
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_as_too_large_without_inflating_it() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let bomb = gzip::gzip(&vec![0u8; 16 * MAX_DECOMPRESSED_BYTES]);
+        let refusal = ingestor.ingest(&bomb, WALL).unwrap_err();
+        assert_eq!(refusal.status(), 413, "{refusal:?}");
+        assert_eq!(ingestor.metrics.refused_batches["too_large"], 1);
+    }
+
+    #[test]
+    fn an_expansion_beyond_the_ratio_is_refused_even_below_the_size_limit() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let compressible = gzip::gzip(&vec![b'a'; MAX_DECOMPRESSED_BYTES / 2]);
+        assert!(compressible.len() * MAX_EXPANSION_RATIO < MAX_DECOMPRESSED_BYTES / 2);
+        assert_eq!(
+            ingestor.ingest(&compressible, WALL).unwrap_err().status(),
+            413
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused_with_a_reason() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let good = body(3, 0);
+        for bad in [
+            &b"junk"[..],
+            &good[..good.len() / 2],
+            &gzip::gzip(b"\x08\x96\x01\xff")[..],
+        ] {
+            let refusal = ingestor.ingest(bad, WALL).unwrap_err();
+            assert_eq!(refusal.status(), 400);
+            assert!(!refusal.reason().is_empty());
+        }
+        let raw = wire::decode_gzip_batch(&good).unwrap().encode_to_vec();
+        assert_eq!(
+            ingestor.ingest(&raw, WALL).unwrap_err().status(),
+            400,
+            "not gzip"
+        );
+    }
+
+    #[test]
+    fn state_rebuilt_from_output_recognises_old_seqs_as_duplicates() {
+        let mut first = Ingestor::new(Contract::default());
+        let b = body(3, 0);
+        let out = first.ingest(&b, WALL).unwrap();
+        let previous = Replay {
+            good: out.good.clone(),
+            ..Replay::default()
+        };
+        let mut restarted = Ingestor::new(Contract::default());
+        restarted.restore(&previous);
+        let again = restarted.ingest(&b, WALL).unwrap();
+        assert_eq!((again.good.len(), again.duplicates), (0, 3));
+    }
+}
