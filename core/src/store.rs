@@ -54,6 +54,32 @@ pub trait Store {
     fn journal_clear(&mut self) -> Result<(), StoreError>;
 }
 
+/// A store shared by handles, so one store outlives successive loggers: how tests and the
+/// simulation model a process that restarts over the same storage.
+impl<S: Store> Store for alloc::rc::Rc<core::cell::RefCell<S>> {
+    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.borrow_mut().put(key, value)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.borrow_mut().get(key)
+    }
+    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+        self.borrow_mut().remove(key)
+    }
+    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.borrow_mut().keys(prefix)
+    }
+    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.borrow_mut().journal_append(bytes)
+    }
+    fn journal_read(&mut self) -> Result<Vec<u8>, StoreError> {
+        self.borrow_mut().journal_read()
+    }
+    fn journal_clear(&mut self) -> Result<(), StoreError> {
+        self.borrow_mut().journal_clear()
+    }
+}
+
 /// A store in RAM: the default for hosts without persistence, and the store of the
 /// simulation, where a "crash" drops the logger but keeps the store.
 #[derive(Clone, Debug, Default)]

@@ -7,36 +7,11 @@ use sightline_core::upload::{UPLOAD_TIMEOUT_MS, Upload};
 use sightline_core::wire::{self, DecodedImpression};
 use sightline_core::{
     Config, Impression, ItemRef, Logger, MemoryStore, Now, Platform, Recorded, Reentry, Rule,
-    Store, StoreError, UploadOutcome, proto,
+    Store, UploadOutcome, proto,
 };
 
 /// A store shared between successive loggers, as a file store is across process restarts.
-#[derive(Clone, Default)]
-struct Shared(Rc<RefCell<MemoryStore>>);
-
-impl Store for Shared {
-    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.0.borrow_mut().put(key, value)
-    }
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.borrow_mut().get(key)
-    }
-    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
-        self.0.borrow_mut().remove(key)
-    }
-    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.0.borrow_mut().keys(prefix)
-    }
-    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.0.borrow_mut().journal_append(bytes)
-    }
-    fn journal_read(&mut self) -> Result<Vec<u8>, StoreError> {
-        self.0.borrow_mut().journal_read()
-    }
-    fn journal_clear(&mut self) -> Result<(), StoreError> {
-        self.0.borrow_mut().journal_clear()
-    }
-}
+type Shared = Rc<RefCell<MemoryStore>>;
 
 const WALL0: u64 = 1_700_000_000_000;
 
@@ -466,7 +441,7 @@ fn a_permanent_refusal_drops_the_batch_and_counts_why() {
     assert_eq!((s.dropped.rejected, s.pending()), (4, 0));
     assert!(s.balanced());
     assert!(
-        store.0.borrow_mut().keys("batch/").unwrap().is_empty(),
+        store.borrow_mut().keys("batch/").unwrap().is_empty(),
         "unstored"
     );
 }
@@ -649,8 +624,8 @@ fn a_corrupt_stored_batch_is_skipped_and_counted() {
     );
     record_n(&mut logger, 4, 0);
     drop(logger);
-    let key = store.0.borrow_mut().keys("batch/").unwrap()[0].clone();
-    store.0.borrow_mut().value_mut(&key).unwrap()[20] ^= 0xFF;
+    let key = store.borrow_mut().keys("batch/").unwrap()[0].clone();
+    store.borrow_mut().value_mut(&key).unwrap()[20] ^= 0xFF;
 
     let mut logger = logger_on(&store, config(), 0);
     assert_eq!(logger.stats().corrupt_records, 1);
@@ -680,7 +655,7 @@ fn opting_out_stops_recording_at_once_and_purge_drops_and_counts_the_queue() {
     assert!(logger.poll_upload(at(4000)).is_none());
     let s = logger.stats();
     assert_eq!((s.recorded, s.dropped.purged, s.pending()), (3, 3, 0));
-    assert!(store.0.borrow_mut().keys("batch/").unwrap().is_empty());
+    assert!(store.borrow_mut().keys("batch/").unwrap().is_empty());
 }
 
 #[test]
@@ -772,7 +747,7 @@ fn a_corrupt_state_record_starts_a_clean_session_without_the_old_acknowledgement
     deliver_all(&mut logger, 2000);
     let old_session = logger.session_id().to_string();
     drop(logger);
-    store.0.borrow_mut().value_mut("state").unwrap()[9] ^= 0xFF;
+    store.borrow_mut().value_mut("state").unwrap()[9] ^= 0xFF;
 
     let logger = logger_on(&store, config(), 0);
     // Same seed, install and wall clock as the first start: only the store differs.
@@ -789,20 +764,20 @@ fn a_crash_in_the_middle_of_a_split_keeps_the_original_batch() {
     let mut logger = logger_on(&store, config(), 0);
     record_n(&mut logger, 6, 0);
     logger.flush(at(2000));
-    let original = store.0.borrow_mut().keys("batch/").unwrap();
-    let kept = store.0.borrow_mut().get(&original[0]).unwrap().unwrap();
+    let original = store.borrow_mut().keys("batch/").unwrap();
+    let kept = store.borrow_mut().get(&original[0]).unwrap().unwrap();
     let u = logger.poll_upload(at(2000)).unwrap();
     logger
         .handle_upload_result(u.id, status(413, None), at(2000))
         .unwrap();
     assert_eq!(
-        store.0.borrow_mut().keys("batch/").unwrap().len(),
+        store.borrow_mut().keys("batch/").unwrap().len(),
         2,
         "two halves"
     );
     // Simulate the crash between storing the halves and removing the original.
     drop(logger);
-    store.0.borrow_mut().put(&original[0], &kept).unwrap();
+    store.borrow_mut().put(&original[0], &kept).unwrap();
 
     let mut logger = logger_on(&store, config(), 0);
     let mut delivered = deliver_all(&mut logger, 0);
