@@ -131,6 +131,16 @@ struct PageView {
 }
 
 impl PageView {
+    fn batch_ref(&self) -> PageViewRef<'_> {
+        PageViewRef {
+            ordinal: self.ordinal,
+            page: &self.page,
+            request_id: self.request_id.as_deref(),
+            start_mono: self.start_mono,
+            start_wall: self.start_wall,
+        }
+    }
+
     fn check_layout(&self, item: &str, row: u32, column: u32) -> Result<(), Rule> {
         let Some(layout) = &self.layout else {
             return Ok(());
@@ -734,28 +744,13 @@ impl Logger {
         if self.open.full(max) {
             self.close_batch();
         }
-        let pv = &self.page_views[i];
-        let pv_ref = PageViewRef {
-            ordinal: pv.ordinal,
-            page: &pv.page,
-            request_id: pv.request_id.as_deref(),
-            start_mono: pv.start_mono,
-            start_wall: pv.start_wall,
-        };
-        let page_view = match self.open.page_view(&pv_ref) {
+        let page_view = match self.open.page_view(&self.page_views[i].batch_ref()) {
             Some(index) => index,
             None => {
                 self.close_batch();
-                let pv = &self.page_views[i];
-                let pv_ref = PageViewRef {
-                    ordinal: pv.ordinal,
-                    page: &pv.page,
-                    request_id: pv.request_id.as_deref(),
-                    start_mono: pv.start_mono,
-                    start_wall: pv.start_wall,
-                };
                 // An empty batch always has room for a page view.
-                self.open.page_view(&pv_ref).unwrap_or(0)
+                let pv = self.page_views[i].batch_ref();
+                self.open.page_view(&pv).unwrap_or(0)
             }
         };
         let pv = &self.page_views[i];
@@ -849,8 +844,17 @@ impl Logger {
         if self.open.is_empty() {
             return;
         }
+        self.seal_open_batch(self.mono_epoch);
+        self.checkpoint();
+    }
+
+    /// Encodes, compresses, persists and queues the open batch (if any) under `epoch`.
+    fn seal_open_batch(&mut self, epoch: u32) {
+        if self.open.is_empty() {
+            return;
+        }
         let batch_no = self.next_batch_no;
-        let batch = self.open.to_proto(self.header(batch_no), self.mono_epoch);
+        let batch = self.open.to_proto(self.header(batch_no), epoch);
         let closed = ClosedBatch {
             id: self.next_batch_id,
             batch_no,
@@ -863,7 +867,6 @@ impl Logger {
         self.next_batch_no += 1;
         self.open.clear();
         self.enqueue_closed(closed);
-        self.checkpoint();
     }
 
     fn enqueue_closed(&mut self, closed: ClosedBatch) {
@@ -1285,12 +1288,12 @@ impl Logger {
                         start_wall: pv.4,
                     };
                     if self.open.full(self.config.max_batch_impressions as usize) {
-                        self.close_replayed(epoch);
+                        self.seal_open_batch(epoch);
                     }
                     let page_view = match self.open.page_view(&pv_ref) {
                         Some(p) => p,
                         None => {
-                            self.close_replayed(epoch);
+                            self.seal_open_batch(epoch);
                             self.open.page_view(&pv_ref).unwrap_or(0)
                         }
                     };
@@ -1314,29 +1317,7 @@ impl Logger {
                 }
             }
         }
-        self.close_replayed(epoch);
-    }
-
-    /// Closes a batch rebuilt from the journal under the epoch it was recorded in.
-    fn close_replayed(&mut self, epoch: u32) {
-        let current = core::mem::replace(&mut self.mono_epoch, epoch);
-        if !self.open.is_empty() {
-            let batch_no = self.next_batch_no;
-            let batch = self.open.to_proto(self.header(batch_no), epoch);
-            let closed = ClosedBatch {
-                id: self.next_batch_id,
-                batch_no,
-                first_seq: self.open.first_seq,
-                count: self.open.len() as u32,
-                attempts: 0,
-                body: self.compress(&batch.encode_to_vec()),
-            };
-            self.next_batch_id += 1;
-            self.next_batch_no += 1;
-            self.open.clear();
-            self.enqueue_closed(closed);
-        }
-        self.mono_epoch = current;
+        self.seal_open_batch(epoch);
     }
 }
 

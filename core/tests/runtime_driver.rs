@@ -225,10 +225,7 @@ impl Collector {
                 }
                 let Ok(stream) = stream else { continue };
                 let n = log.lock().unwrap().len();
-                let reply = script(n);
-                if let Some(request) = serve(stream, reply) {
-                    log.lock().unwrap().push((request, reply));
-                }
+                serve(stream, script(n), &log);
             }
         });
         Collector {
@@ -268,8 +265,10 @@ impl Drop for Collector {
     }
 }
 
-/// Reads one request and answers it; `None` for a connection that sent no full request.
-fn serve(stream: TcpStream, reply: Reply) -> Option<Received> {
+/// Reads one request, logs it, then answers it (logging first: once the client has its
+/// answer, the test must already see the request). Connections without a full request
+/// are ignored.
+fn serve(stream: TcpStream, reply: Reply, log: &Mutex<Vec<(Received, Reply)>>) -> Option<()> {
     stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
@@ -290,6 +289,15 @@ fn serve(stream: TcpStream, reply: Reply) -> Option<Received> {
     let len: usize = headers.get("content-length")?.parse().ok()?;
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
+    log.lock().ok()?.push((
+        Received {
+            method,
+            path,
+            headers,
+            body,
+        },
+        reply,
+    ));
     let mut response = format!(
         "HTTP/1.1 {} Test\r\nContent-Length: 2\r\nConnection: close\r\n",
         reply.status
@@ -300,13 +308,7 @@ fn serve(stream: TcpStream, reply: Reply) -> Option<Received> {
     response.push_str("\r\nok");
     let mut stream = stream;
     stream.write_all(response.as_bytes()).ok()?;
-    let _ = stream.flush();
-    Some(Received {
-        method,
-        path,
-        headers,
-        body,
-    })
+    stream.flush().ok()
 }
 
 /// A loopback address nobody listens on: bound, then closed.
