@@ -70,6 +70,13 @@ pub struct Metrics {
     pub refused_batches: HashMap<&'static str, u64>,
 }
 
+impl Metrics {
+    /// Counts one whole upload refused for `reason` (`too_large`, `malformed`).
+    pub fn count_refused(&mut self, reason: &'static str) {
+        *self.refused_batches.entry(reason).or_default() += 1;
+    }
+}
+
 /// Decodes, validates and dedups uploads; holds per-session state.
 #[derive(Debug)]
 pub struct Ingestor {
@@ -94,7 +101,7 @@ impl Ingestor {
     pub fn decode(&mut self, body: &[u8]) -> Result<proto::Batch, Refusal> {
         self.metrics.bytes_in += body.len() as u64;
         let refused = |m: &mut Metrics, kind: &'static str, r: Refusal| {
-            *m.refused_batches.entry(kind).or_default() += 1;
+            m.count_refused(kind);
             Err(r)
         };
         if body.len() > MAX_COMPRESSED_BYTES {
@@ -195,6 +202,31 @@ impl Ingestor {
         out
     }
 
+    /// Remembers the state [`Ingestor::accept`] of a batch of `session_id` is about to
+    /// change. Cheap: one session's state (its window above the high-water mark is empty
+    /// while seqs arrive in order) and the counters.
+    pub fn checkpoint(&self, session_id: &str) -> Checkpoint {
+        Checkpoint {
+            session_id: session_id.to_string(),
+            session: self.sessions.get(session_id).cloned(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Undoes what was accepted since `checkpoint`, when its rows could not be stored: the
+    /// upload is not acknowledged, so its retry must count as new rather than duplicate.
+    pub fn rollback(&mut self, checkpoint: Checkpoint) {
+        match checkpoint.session {
+            Some(state) => {
+                self.sessions.insert(checkpoint.session_id, state);
+            }
+            None => {
+                self.sessions.remove(&checkpoint.session_id);
+            }
+        }
+        self.metrics = checkpoint.metrics;
+    }
+
     /// Rebuilds dedup and loss state from what an output directory already holds.
     pub fn restore(&mut self, previous: &Replay) {
         for (session, seq, bad) in previous
@@ -262,6 +294,14 @@ impl Ingestor {
             self.sessions.remove(&oldest);
         }
     }
+}
+
+/// One session's state and the counters before an upload; see [`Ingestor::checkpoint`].
+#[derive(Debug)]
+pub struct Checkpoint {
+    session_id: String,
+    session: Option<(SessionState, u64)>,
+    metrics: Metrics,
 }
 
 /// Clock-skew correction for one batch: maps a client monotonic time to server wall time.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -74,6 +75,18 @@ struct App {
     injected: u64,
 }
 
+impl App {
+    /// 413 for a body over `--max-body-bytes`; the SDK splits the batch and retries.
+    fn refuse_body_too_large(&mut self) -> Response {
+        let max = self.settings.max_body_bytes;
+        self.ingestor.metrics.count_refused("too_large");
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body over {max} bytes"),
+        )
+    }
+}
+
 type Shared = Arc<Mutex<App>>;
 
 fn lock(app: &Shared) -> MutexGuard<'_, App> {
@@ -132,10 +145,10 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (max_body, micro, faults) = {
+        let (micro, faults) = {
             let app = lock(&self.app);
             let s = &app.settings;
-            (s.max_body_bytes, s.micro, s.fault_injection)
+            (s.micro, s.fault_injection)
         };
         let mut router = Router::new()
             .route("/v1/batches", post(ingest))
@@ -151,11 +164,11 @@ impl Server {
         if faults {
             router = router.route("/admin/faults", post(set_faults));
         }
-        // Read at most one byte past the limit: enough to know the body is too large.
+        // Bodies up to the hard cap are read whole even when over `--max-body-bytes`: a
+        // client still sending when the server answers and closes would get a reset instead
+        // of the 413 it needs to split its batch. Past the cap, reading stops a byte later.
         let router = router
-            .layer(DefaultBodyLimit::max(
-                max_body.min(MAX_COMPRESSED_BYTES) + 1,
-            ))
+            .layer(DefaultBodyLimit::max(MAX_COMPRESSED_BYTES + 1))
             .with_state(self.app.clone());
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
@@ -174,7 +187,11 @@ fn refuse(status: StatusCode, reason: &str) -> Response {
     (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
-async fn ingest(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ingest(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let mut app = lock(&app);
     let key = headers.get(APP_KEY_HEADER).and_then(|v| v.to_str().ok());
     if !key.is_some_and(|k| app.settings.app_keys.iter().any(|known| known == k)) {
@@ -205,9 +222,20 @@ async fn ingest(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         }
         return response;
     }
-    if body.len() > app.settings.max_body_bytes {
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
-    }
+    // Bodies past the limit stop being read at limit + 1 bytes (the extractor's rejection);
+    // either way they are refused here, after the key check, and counted like any refusal.
+    let max = app.settings.max_body_bytes;
+    let body = match body {
+        Ok(body) if body.len() <= max => body,
+        Ok(_) => return app.refuse_body_too_large(),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return app.refuse_body_too_large();
+        }
+        Err(e) => {
+            // The client went away or sent a broken body: nothing to ingest.
+            return refuse(StatusCode::BAD_REQUEST, &format!("unreadable body: {e}"));
+        }
+    };
     let received = now_ms();
     let batch = match app.ingestor.decode(&body) {
         Ok(batch) => batch,
@@ -221,6 +249,7 @@ async fn ingest(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             return refuse(status, refusal.reason());
         }
     };
+    let checkpoint = app.ingestor.checkpoint(&batch.session_id);
     let outcome = app.ingestor.accept(&batch, received);
     let record = BatchRecord {
         session_id: batch.session_id.clone(),
@@ -233,7 +262,9 @@ async fn ingest(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         .sink()
         .write(&record, &outcome.good, &outcome.bad)
     {
-        // Not acknowledged, so the SDK retries; dedup makes the retry exact.
+        // Not acknowledged, so the SDK retries: forget this upload, or dedup would count
+        // the retry as a duplicate of rows that were never stored.
+        app.ingestor.rollback(checkpoint);
         tracing::error!(error = %e, "sink write failed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "output unavailable");
     }

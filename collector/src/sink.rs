@@ -4,7 +4,7 @@
 //! Micro mode keeps everything in memory instead. A Kafka sink would implement [`Sink`].
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sightline_core::proto::Counters;
@@ -42,10 +42,18 @@ pub struct NdjsonSink {
 const KINDS: [&str; 3] = ["good", "bad", "batches"];
 
 impl NdjsonSink {
-    /// A sink writing under `dir` (created if needed).
+    /// A sink writing under `dir` (created if needed). A torn last line that a kill left
+    /// in any existing file is cut, so the directory holds whole rows only.
     pub fn open(dir: &Path) -> io::Result<Self> {
         for kind in KINDS {
             fs::create_dir_all(dir.join(kind))?;
+            for entry in fs::read_dir(dir.join(kind))? {
+                let path = entry?.path();
+                if path.extension().is_none_or(|e| e != "ndjson") {
+                    continue;
+                }
+                open_for_append(&path)?;
+            }
         }
         Ok(NdjsonSink {
             dir: dir.to_path_buf(),
@@ -61,12 +69,9 @@ impl NdjsonSink {
         }
         self.sync()?;
         self.files.clear();
-        let name = format!("{}.ndjson", hour_name(hour));
+        let name = file_name(now_ms);
         for kind in KINDS {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.dir.join(kind).join(&name))?;
+            let file = open_for_append(&self.dir.join(kind).join(&name))?;
             self.files.push((kind, file));
         }
         self.hour = Some(hour);
@@ -90,13 +95,73 @@ impl NdjsonSink {
     }
 }
 
+/// Opens (creating) `path` for appending rows, after cutting a torn last line.
+fn open_for_append(path: &Path) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let cut = cut_torn_tail(&mut file)?;
+    if cut > 0 {
+        tracing::warn!(file = %path.display(), bytes = cut, "cut a torn last line");
+    }
+    Ok(file)
+}
+
+/// Bytes read per step when looking for the last newline of a file.
+const TAIL_CHUNK: u64 = 4096;
+
+/// A kill mid-write leaves a torn last line without its newline. Appending after it would
+/// glue the next row onto the fragment and make both unreadable, so the fragment is cut
+/// off: it was never acknowledged, and the SDK's retry brings its rows again. Returns the
+/// bytes cut.
+fn cut_torn_tail(file: &mut File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut chunk = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(TAIL_CHUNK);
+        chunk.resize((end - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < len {
+        file.set_len(end)?;
+    }
+    Ok(len - end)
+}
+
 impl Sink for NdjsonSink {
     fn write(&mut self, batch: &BatchRecord, good: &[Row], bad: &[BadRow]) -> io::Result<()> {
         self.rotate(batch.received_ms)?;
-        // Rows before the batch record: a restart that finds the record also finds its rows.
-        self.append("good", good)?;
-        self.append("bad", bad)?;
-        self.append("batches", std::slice::from_ref(batch))
+        let before = self
+            .files
+            .iter()
+            .map(|(_, f)| f.metadata().map(|m| m.len()))
+            .collect::<io::Result<Vec<u64>>>()?;
+        let result = (|| {
+            // Rows before the batch record: a restart that finds the record finds its rows.
+            self.append("good", good)?;
+            self.append("bad", bad)?;
+            self.append("batches", std::slice::from_ref(batch))
+        })();
+        if result.is_err() {
+            // The upload is not acknowledged and comes again: take back what part of it was
+            // written, so the retry neither duplicates rows nor glues onto a torn line.
+            for ((_, file), len) in self.files.iter().zip(before) {
+                let _ = file.set_len(len);
+            }
+            // And reopen next time, which also cuts a torn line the truncation could not.
+            self.files.clear();
+            self.hour = None;
+        }
+        result
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -169,6 +234,11 @@ impl Sink for MemorySink {
     }
 }
 
+/// The file, in each kind's directory, that rows received at `received_ms` go to.
+pub fn file_name(received_ms: u64) -> String {
+    format!("{}.ndjson", hour_name(received_ms / HOUR_MS))
+}
+
 /// "YYYY-MM-DDTHH" (UTC) of an hour since the Unix epoch.
 fn hour_name(hour: u64) -> String {
     let days = (hour / 24) as i64;
@@ -188,6 +258,35 @@ fn hour_name(hour: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_cut_before_appending() {
+        let path =
+            std::env::temp_dir().join(format!("sightline-torn-{}.ndjson", std::process::id()));
+        let long_torn = format!("{{\"a\":1}}\n{}", "x".repeat(3 * TAIL_CHUNK as usize));
+        for (before, after) in [
+            ("{\"a\":1}\n{\"a\":2}\n{\"b\"", "{\"a\":1}\n{\"a\":2}\n"),
+            ("{\"a\":1}\n", "{\"a\":1}\n"),
+            ("no newline at all", ""),
+            ("", ""),
+            (long_torn.as_str(), "{\"a\":1}\n"),
+        ] {
+            fs::write(&path, before).unwrap();
+            let mut file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let cut = cut_torn_tail(&mut file).unwrap();
+            file.write_all(b"{\"c\":3}\n").unwrap();
+            assert_eq!(cut as usize, before.len() - after.len());
+            assert_eq!(
+                fs::read_to_string(&path).unwrap(),
+                format!("{after}{{\"c\":3}}\n")
+            );
+        }
+        let _ = fs::remove_file(&path);
+    }
 
     #[test]
     fn hourly_file_names_are_utc_calendar_hours() {
