@@ -153,7 +153,9 @@ impl Server {
         let mut router = Router::new()
             .route("/v1/batches", post(ingest))
             .route("/healthz", get(|| async { "ok\n" }))
-            .route("/metrics", get(metrics));
+            .route("/metrics", get(metrics))
+            // Loss accounting in either mode; micro mode also serves it under /micro/.
+            .route("/sessions", get(micro_sessions));
         if micro {
             router = router
                 .route("/micro/good", get(micro_good))
@@ -362,6 +364,9 @@ async fn micro_reset(State(app): State<Shared>) -> Response {
     let mut app = lock(&app);
     app.ingestor.reset();
     app.output = Output::Memory(MemorySink::default());
+    app.refused_app_key = 0;
+    app.refused_content_type = 0;
+    app.injected = 0;
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -298,6 +298,13 @@ fn a_collector_killed_and_restarted_over_its_output_counts_every_impression_once
         assert_eq!(newest.recorded, delivered);
         assert_eq!(newest.dropped_overflow + newest.dropped_rejected, 0);
     }
+    // The restarted collector serves the same accounting, rebuilt from its output.
+    let sessions = second.sessions();
+    for d in [&d1, &d2, &d3] {
+        let r = sessions[&d.session()];
+        assert_eq!((r.missing, r.dropped), (0, 0), "{r:?}");
+        assert_eq!(r.delivered, r.issued);
+    }
 
     let m = second.metrics();
     assert_eq!(m.get("sightline_dedup_hits_total"), 3 + 5);

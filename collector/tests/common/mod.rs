@@ -319,6 +319,13 @@ impl Collector {
         serde_json::from_value(self.micro("bad")).expect("bad rows")
     }
 
+    /// Per-session reconciliation from `/sessions` (either mode).
+    pub fn sessions(&self) -> BTreeMap<String, Reconciliation> {
+        let r = self.get("/sessions");
+        assert_eq!(r.status, 200, "/sessions: {}", r.body);
+        serde_json::from_str(&r.body).expect("sessions")
+    }
+
     /// Per-session reconciliation from `/micro/sessions`.
     pub fn micro_sessions(&self) -> BTreeMap<String, Reconciliation> {
         serde_json::from_value(self.micro("sessions")).expect("sessions")
