@@ -107,7 +107,7 @@ impl SessionState {
 }
 
 /// A session's loss accounting at the collector.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reconciliation {
     pub recorded: u64,
     pub sampled_out: u64,

@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use sightline_core::civil::Utc;
 use sightline_core::proto::Counters;
 
 use crate::row::{BadRow, Row};
@@ -241,18 +242,8 @@ pub fn file_name(received_ms: u64) -> String {
 
 /// "YYYY-MM-DDTHH" (UTC) of an hour since the Unix epoch.
 fn hour_name(hour: u64) -> String {
-    let days = (hour / 24) as i64;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}", hour % 24)
+    let t = Utc::from_unix_ms(hour * HOUR_MS);
+    format!("{:04}-{:02}-{:02}T{:02}", t.year, t.month, t.day, t.hour)
 }
 
 #[cfg(test)]

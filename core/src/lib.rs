@@ -47,6 +47,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod batch;
+pub mod civil;
 pub mod config;
 pub mod contract;
 pub mod dedup;

@@ -17,6 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sightline_collector::row::{BadRow, Row};
+use sightline_collector::session::Reconciliation;
 use sightline_collector::sink::BatchRecord;
 use sightline_core::runtime::HttpTransport;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH};
@@ -337,21 +338,6 @@ impl Drop for Collector {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The fields of the collector's per-session reconciliation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct Reconciliation {
-    pub recorded: u64,
-    pub sampled_out: u64,
-    pub deduped: u64,
-    pub issued: u64,
-    pub delivered: u64,
-    pub rejected: u64,
-    pub duplicates: u64,
-    pub late: u64,
-    pub dropped: u64,
-    pub missing: u64,
 }
 
 /// Prometheus series read from `/metrics`; an absent series reads as 0.
