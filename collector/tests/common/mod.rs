@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sightline_collector::row::{BadRow, Row};
-use sightline_collector::session::Reconciliation;
+pub use sightline_collector::session::Reconciliation;
 use sightline_collector::sink::BatchRecord;
 use sightline_core::runtime::HttpTransport;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH};
