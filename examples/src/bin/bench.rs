@@ -23,6 +23,7 @@ use flate2::write::GzEncoder;
 use prost::Message;
 use serde_json::json;
 use sightline_core::batch::Pending;
+use sightline_core::civil::Utc;
 use sightline_core::json::platform_name;
 use sightline_core::sampling::PPM;
 use sightline_core::wire::{self, DecodedImpression};
@@ -509,22 +510,10 @@ fn uuid_v4(rng: &mut Rng) -> String {
 
 /// Unix milliseconds as ISO-8601 UTC with milliseconds (`2026-01-01T00:00:00.000Z`).
 fn iso8601(ms: u64) -> String {
-    let (days, in_day) = (ms / 86_400_000, ms % 86_400_000);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, years >= 0).
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let t = Utc::from_unix_ms(ms);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis
     )
 }
 
