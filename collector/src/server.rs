@@ -56,12 +56,16 @@ impl Output {
     }
 }
 
-/// Injected answers: the next `remaining` uploads get `status` (with Retry-After).
+/// Injected answers: the next `remaining` uploads get `status` (with Retry-After). With
+/// `after_ingest`, the upload is ingested and stored first and only the answer fails: a
+/// lost acknowledgement, which the SDK retries and dedup must absorb.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize, serde::Serialize)]
 pub struct Faults {
     pub status: u16,
     pub remaining: u32,
     pub retry_after_s: Option<u64>,
+    #[serde(default)]
+    pub after_ingest: bool,
 }
 
 #[derive(Debug)]
@@ -84,6 +88,23 @@ impl App {
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body over {max} bytes"),
         )
+    }
+
+    /// Spends one injected answer.
+    fn injected_fault(&mut self) -> Response {
+        self.faults.remaining -= 1;
+        self.injected += 1;
+        let status =
+            StatusCode::from_u16(self.faults.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut response = refuse(status, "injected fault");
+        if let Some(s) = self
+            .faults
+            .retry_after_s
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, s);
+        }
+        response
     }
 }
 
@@ -210,19 +231,8 @@ async fn ingest(
             &format!("content type must be {CONTENT_TYPE}"),
         );
     }
-    if app.faults.remaining > 0 {
-        app.faults.remaining -= 1;
-        app.injected += 1;
-        let faults = app.faults;
-        let status = StatusCode::from_u16(faults.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        let mut response = refuse(status, "injected fault");
-        if let Some(s) = faults
-            .retry_after_s
-            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, s);
-        }
-        return response;
+    if app.faults.remaining > 0 && !app.faults.after_ingest {
+        return app.injected_fault();
     }
     // Bodies past the limit stop being read at limit + 1 bytes (the extractor's rejection);
     // either way they are refused here, after the key check, and counted like any refusal.
@@ -269,6 +279,9 @@ async fn ingest(
         app.ingestor.rollback(checkpoint);
         tracing::error!(error = %e, "sink write failed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "output unavailable");
+    }
+    if app.faults.remaining > 0 {
+        return app.injected_fault();
     }
     Json(serde_json::json!({
         "accepted": outcome.good.len(),

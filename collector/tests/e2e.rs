@@ -182,6 +182,32 @@ fn injected_faults_carry_the_retry_after_header() {
     assert_eq!(c.post_upload(&upload).counts(), (2, 0, 0));
 }
 
+#[test]
+fn lost_acknowledgements_make_the_sdk_resend_and_the_collector_keeps_each_impression_once() {
+    let dir = TempDir::new("lost-acks");
+    let out = dir.path().join("out");
+    let c = Collector::start(&out, &Opts::files().with_faults());
+    let mut d = small_batches("lost-acks", 4);
+    d.page_view(12);
+    c.lose_acks(2);
+    let seen = d.settle(&c.transport());
+    assert_eq!(seen.statuses().iter().filter(|&&s| s == 503).count(), 2);
+    d.assert_settled();
+    let s = d.logger.stats();
+    assert_eq!((s.issued, s.delivered, s.retries), (12, 12, 2));
+    let good = good_rows(&out);
+    assert_eq!(good.len(), 12, "no duplicate rows");
+    assert_eq!(distinct_keys(&good), keys_of(&d.session(), 12));
+    let m = c.metrics();
+    assert_eq!(
+        m.get("sightline_dedup_hits_total"),
+        8,
+        "two batches of four, each sent twice"
+    );
+    let r = c.sessions()[&d.session()];
+    assert_eq!((r.delivered, r.duplicates, r.missing), (12, 8, 0));
+}
+
 // ---- 3. SIGKILL and restart ----
 
 #[test]

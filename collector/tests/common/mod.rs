@@ -278,14 +278,24 @@ impl Collector {
 
     /// Makes the next `remaining` uploads answer `status` with `Retry-After: retry_after_s`.
     pub fn inject(&self, status: u16, remaining: u32, retry_after_s: u64) {
-        let r = self.post_json(
-            "/admin/faults",
-            &serde_json::json!({
-                "status": status,
-                "remaining": remaining,
-                "retry_after_s": retry_after_s,
-            }),
-        );
+        self.set_faults(serde_json::json!({
+            "status": status,
+            "remaining": remaining,
+            "retry_after_s": retry_after_s,
+        }));
+    }
+
+    /// The next `remaining` uploads are stored, then answered 503: lost acknowledgements.
+    pub fn lose_acks(&self, remaining: u32) {
+        self.set_faults(serde_json::json!({
+            "status": 503,
+            "remaining": remaining,
+            "after_ingest": true,
+        }));
+    }
+
+    fn set_faults(&self, faults: serde_json::Value) {
+        let r = self.post_json("/admin/faults", &faults);
         assert_eq!(r.status, 204, "fault injection refused: {}", r.body);
     }
 

@@ -63,6 +63,13 @@ const STALL_WAIT: Duration = Duration::from_millis(50);
 pub trait Clock: Send + Sync {
     /// Both clocks at once.
     fn now(&self) -> Now;
+
+    /// Real time to wait for `mono_ms` of this clock's time. Real clocks keep the default;
+    /// a clock that runs faster than real time (demos, tests) scales it, so the driver's
+    /// deadlines fire on the clock's time.
+    fn real_duration(&self, mono_ms: u64) -> Duration {
+        Duration::from_millis(mono_ms)
+    }
 }
 
 /// The real clocks: [`Instant`] since the clock was created for monotonic time, and
@@ -544,7 +551,7 @@ impl Worker {
         let deadline = self.logger.poll_timeout()?;
         let now = self.clock.now().mono_ms;
         Some(if deadline > now {
-            Duration::from_millis(deadline - now).min(MAX_WAIT)
+            self.clock.real_duration(deadline - now).min(MAX_WAIT)
         } else if self.stalled {
             STALL_WAIT
         } else {
