@@ -19,7 +19,7 @@ use sightline_core::contract::Contract;
 use sightline_core::runtime::{
     Clock, Driver, DriverError, FileStore, HttpTransport, SystemClock, Transport,
 };
-use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH};
+use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH, UPLOAD_TIMEOUT_MS};
 use sightline_core::{
     Config, ConfigError, Impression, ItemRef, Logger, MemoryStore, Now, Recorded, Rule, Upload,
     UploadOutcome, proto, wire,
@@ -805,33 +805,51 @@ fn opting_out_with_purge_drops_what_is_queued_and_counts_it() {
 }
 
 #[test]
-fn a_panic_on_the_driver_thread_stops_the_driver_without_reaching_the_host() {
+fn a_slow_upload_never_blocks_the_hosts_calls() {
+    let clock = FakeClock::new();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let in_request = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let (entered, done) = (Arc::clone(&in_request), Arc::clone(&finished));
+    let transport = move |_: &Upload, _: u64| {
+        entered.store(true, Ordering::SeqCst);
+        // Held until the test lets go (bounded, so a regression fails instead of hanging).
+        let _ = released.lock().unwrap().recv_timeout(PATIENCE);
+        done.store(true, Ordering::SeqCst);
+        OK
+    };
+    let driver = start(Box::new(transport), &clock);
+    record_items(&driver, &clock, 0, 2);
+    driver.flush().unwrap();
+    wait_until(|| in_request.load(Ordering::SeqCst));
+    // The request hangs; the host's waiting calls are answered all the same.
+    record_items(&driver, &clock, 2, 3);
+    assert_eq!(driver.stats().issued, 5);
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "answered while the upload was still hanging"
+    );
+    release.send(()).unwrap();
+    let stats = advance_until(&driver, &clock, 1000, |s| s.delivered == 2);
+    assert_eq!(stats.issued, 5);
+}
+
+#[test]
+fn a_panicking_transport_never_reaches_the_host_and_logging_goes_on() {
     let clock = FakeClock::new();
     let transport = |_: &Upload, _: u64| -> UploadOutcome { panic!("transport bug") };
     let driver = start(Box::new(transport), &clock);
     record_items(&driver, &clock, 0, 2);
     driver.flush().unwrap();
-    let page_view = loop {
-        // The flush makes the thread upload and die; calls fail once it is gone.
-        match driver.start_page_view("home", None, None) {
-            Err(e) => {
-                assert_eq!(e, DriverError::Stopped);
-                break 1;
-            }
-            Ok(_) => thread::sleep(Duration::from_millis(1)),
-        }
-    };
-    let now = driver.now().mono_ms;
-    assert_eq!(
-        driver.record_impression(page_view, &impression("title:5", 5, now)),
-        Err(DriverError::Stopped)
-    );
-    assert_eq!(driver.flush(), Err(DriverError::Stopped));
-    assert_eq!(driver.app_hidden(), Err(DriverError::Stopped));
-    // The counters the thread last published survive it.
-    let stats = driver.stats();
-    assert_eq!(stats.issued, 2);
-    assert_eq!(driver.shutdown(Duration::from_secs(1)).issued, 2);
+    // The upload thread died with the request; the in-flight upload times out as a network
+    // error and every later attempt fails the same way, counted, while the host goes on.
+    let stats = advance_until(&driver, &clock, UPLOAD_TIMEOUT_MS / 4, |s| s.retries >= 2);
+    assert_eq!((stats.delivered, stats.pending()), (0, 2));
+    record_items(&driver, &clock, 2, 3);
+    assert_eq!(driver.stats().issued, 5, "recording still works");
+    let stats = driver.shutdown(Duration::from_millis(200));
+    assert_eq!((stats.issued, stats.delivered, stats.pending()), (5, 0, 5));
 }
 
 #[test]

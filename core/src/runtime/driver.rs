@@ -2,8 +2,9 @@
 //!
 //! # What it owns
 //!
-//! The driver owns one thread, which owns the [`Logger`], its [`Store`] and the
-//! [`Transport`]; nothing else touches them. Host threads talk to it over a command
+//! The driver owns two threads: the driver thread owns the [`Logger`] and its [`Store`],
+//! and an upload thread owns the [`Transport`]; nothing else touches them. Host threads
+//! talk to the driver thread over a command
 //! channel: each `Driver` method stamps the current time from the shared [`Clock`] on the
 //! caller's thread (so a busy driver thread does not stretch visibility durations) and
 //! sends an owned copy of its input. Calls whose answer the host needs
@@ -11,12 +12,12 @@
 //! the reply; the rest return at once and the logger counts any refusal in
 //! [`Stats::invalid`].
 //!
-//! The thread runs the loop documented in [`crate::logger`]: it waits for a command or the
-//! logger's next deadline, calls `handle_timeout` when the deadline passes, and after every
-//! input performs the due uploads synchronously with the transport, feeding each outcome
-//! back. Commands are taken between uploads, so a blocking call waits for at most the one
-//! upload in progress (bounded by the transport's timeout). Before the thread feeds the
-//! logger a time it read itself (a deadline, an upload result) it takes every command
+//! The driver thread runs the loop documented in [`crate::logger`]: it waits for a command
+//! or the logger's next deadline, calls `handle_timeout` when the deadline passes, and
+//! after every input hands the due upload to the upload thread, whose outcome comes back
+//! as a command stamped when the request finished. A request in progress therefore never
+//! delays a host call: a blocking call waits only for the logger itself. Before the
+//! thread feeds the logger a time it read itself (a deadline) it takes every command
 //! already sent: those carry earlier times, and the logger never moves its monotonic time
 //! backwards. Delivery is asynchronous to the host: `stats()` right after `flush()` need
 //! not show the upload yet.
@@ -43,11 +44,14 @@ use crate::contract::Rule;
 use crate::logger::{Impression, ItemRef, Logger, Now, Recorded};
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::upload::{Upload, UploadOutcome};
 
 use super::transport::Transport;
 
 /// Name of the driver thread, as debuggers and crash reports show it.
 const THREAD_NAME: &str = "sightline-driver";
+/// Name of the upload thread.
+const UPLOAD_THREAD_NAME: &str = "sightline-upload";
 
 /// Longest the thread waits for a deadline without re-reading the clock: a host clock that
 /// runs ahead of the channel's timer (a test's fake clock) is followed within this, and
@@ -252,6 +256,12 @@ enum Command {
     Shutdown {
         max_wait: Duration,
     },
+    /// From the upload thread: the outcome of an upload, at the time the request ended.
+    UploadDone {
+        id: u64,
+        outcome: UploadOutcome,
+        now: Now,
+    },
 }
 
 /// Runs a [`Logger`] on its own thread: see the [module documentation](self).
@@ -283,6 +293,12 @@ impl Driver {
         let (ready, started) = mpsc::sync_channel(1);
         let worker_clock = Arc::clone(&clock);
         let worker_stats = Arc::clone(&last_stats);
+        let (uploads, to_send) = mpsc::channel();
+        let (upload_clock, results) = (Arc::clone(&clock), commands.clone());
+        thread::Builder::new()
+            .name(UPLOAD_THREAD_NAME.into())
+            .spawn(move || upload_loop(transport, upload_clock, to_send, results))
+            .map_err(|e| DriverError::Spawn(alloc::format!("{e}")))?;
         let thread = thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || {
@@ -295,7 +311,7 @@ impl Driver {
                 };
                 let worker = Worker {
                     logger,
-                    transport,
+                    uploads,
                     clock: worker_clock,
                     commands: receiver,
                     last_stats: worker_stats,
@@ -504,10 +520,33 @@ impl fmt::Debug for Driver {
     }
 }
 
+/// The upload thread: performs each upload it is handed and reports the outcome as a
+/// command. It ends when the driver thread drops its sender (after finishing the request
+/// in progress, whose outcome is then dropped: the batch stays stored and is sent again).
+fn upload_loop(
+    mut transport: Box<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    uploads: Receiver<Upload>,
+    results: Sender<Command>,
+) {
+    while let Ok(upload) = uploads.recv() {
+        let outcome = transport.send(&upload, clock.now().wall_ms);
+        let done = Command::UploadDone {
+            id: upload.id,
+            outcome,
+            now: clock.now(),
+        };
+        if results.send(done).is_err() {
+            break;
+        }
+    }
+}
+
 /// The driver thread's state.
 struct Worker {
     logger: Logger,
-    transport: Box<dyn Transport>,
+    /// To the upload thread; the logger has at most one upload in flight.
+    uploads: Sender<Upload>,
     clock: Arc<dyn Clock>,
     commands: Receiver<Command>,
     last_stats: Arc<Mutex<Stats>>,
@@ -576,9 +615,8 @@ impl Worker {
         }
     }
 
-    /// Fires the deadline if it passed and performs at most one due upload, so commands
-    /// are taken between uploads. Returns whether an upload was performed.
-    fn service(&mut self) -> bool {
+    /// Fires the deadline if it passed and hands a due upload to the upload thread.
+    fn service(&mut self) {
         let now = self.clock.now();
         self.drain();
         let due = |logger: &Logger| logger.poll_timeout().is_some_and(|d| d <= now.mono_ms);
@@ -587,18 +625,19 @@ impl Worker {
         }
         let sent = match self.logger.poll_upload(now) {
             Some(upload) => {
-                let outcome = self.transport.send(&upload, now.wall_ms);
-                let after = self.clock.now();
-                self.drain();
-                // The id was just handed out and nothing else settles it, so it is in
-                // flight and the result cannot be unknown.
-                let _ = self.logger.handle_upload_result(upload.id, outcome, after);
+                let id = upload.id;
+                if self.uploads.send(upload).is_err() {
+                    // The upload thread is gone (it cannot panic, but if it did): the
+                    // batch stays queued and is retried with backoff.
+                    let _ = self
+                        .logger
+                        .handle_upload_result(id, UploadOutcome::NetworkError, now);
+                }
                 true
             }
             None => false,
         };
         self.stalled = !sent && due(&self.logger);
-        sent
     }
 
     fn take(&mut self, command: Command) {
@@ -659,6 +698,10 @@ impl Worker {
             Command::Shutdown { max_wait } => {
                 self.stop.get_or_insert(max_wait);
             }
+            // A stale id (timed out meanwhile, or purged) is refused by the logger: nothing to do.
+            Command::UploadDone { id, outcome, now } => {
+                let _ = logger.handle_upload_result(id, outcome, now);
+            }
         }
         self.publish();
     }
@@ -672,9 +715,12 @@ impl Worker {
             if self.logger.pending() == 0 || elapsed >= max_wait {
                 break;
             }
-            if !self.service() {
-                let wait = self.wait().unwrap_or(MAX_WAIT).min(max_wait - elapsed);
-                thread::sleep(wait);
+            self.service();
+            let wait = self.wait().unwrap_or(MAX_WAIT).min(max_wait - elapsed);
+            match self.commands.recv_timeout(wait) {
+                Ok(command) => self.take(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         self.publish();
