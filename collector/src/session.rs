@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use sightline_core::proto::Counters;
+use sightline_core::stats::Drops;
 
 /// Seqs remembered above the high-water mark. A session whose gap stays open while this
 /// many later seqs arrive has its oldest gap declared missing, so memory stays bounded.
@@ -81,12 +82,15 @@ impl SessionState {
     /// Loss accounting: what the session says it issued versus what arrived.
     pub fn reconcile(&self) -> Reconciliation {
         let c = &self.counters;
-        let dropped = c.dropped_overflow
-            + c.dropped_rejected
-            + c.dropped_too_large
-            + c.dropped_retries_exhausted
-            + c.dropped_purged
-            + c.dropped_store_error;
+        let by_reason = Drops {
+            overflow: c.dropped_overflow,
+            rejected: c.dropped_rejected,
+            too_large: c.dropped_too_large,
+            retries_exhausted: c.dropped_retries_exhausted,
+            purged: c.dropped_purged,
+            store_corrupt: c.dropped_store_error,
+        };
+        let dropped = by_reason.total();
         let issued = c
             .last_seq
             .max(self.high_water)
@@ -101,6 +105,7 @@ impl SessionState {
             duplicates: self.duplicates,
             late: self.late,
             dropped,
+            dropped_by_reason: by_reason,
             missing: issued.saturating_sub(self.delivered + dropped),
         }
     }
@@ -119,8 +124,10 @@ pub struct Reconciliation {
     pub rejected: u64,
     pub duplicates: u64,
     pub late: u64,
-    /// Dropped on the device, by the counters' reasons (sum).
+    /// Dropped on the device (sum of the reasons below).
     pub dropped: u64,
+    /// Dropped on the device, by the counters' typed reasons.
+    pub dropped_by_reason: Drops,
     /// Issued, neither delivered nor explained by a drop counter: lost or not here yet.
     pub missing: u64,
 }
@@ -182,6 +189,7 @@ mod tests {
         });
         let r = s.reconcile();
         assert_eq!((r.issued, r.delivered, r.dropped, r.missing), (6, 3, 1, 2));
+        assert_eq!(r.dropped_by_reason.rejected, 1);
     }
 
     #[test]

@@ -398,6 +398,28 @@ fn an_impression_alone_over_the_body_limit_is_dropped_as_too_large() {
     );
 }
 
+#[test]
+fn a_batch_dropped_on_the_device_is_reported_by_the_next_one_and_reconciles() {
+    let dir = TempDir::new("reported-drop");
+    let c = Collector::start(&dir.path().join("out"), &Opts::files().with_faults());
+    let t = c.transport();
+    let mut d = small_batches("reported-drop", 4);
+    c.inject(400, 1, 0);
+    d.page_view(4);
+    d.settle(&t);
+    assert_eq!(
+        d.logger.stats().dropped.rejected,
+        4,
+        "a permanent 4xx drops the batch"
+    );
+    d.page_view(4);
+    d.settle(&t);
+    d.assert_settled();
+    let r = c.sessions()[&d.session()];
+    assert_eq!((r.issued, r.delivered, r.dropped, r.missing), (8, 4, 4, 0));
+    assert_eq!(r.dropped_by_reason.rejected, 4);
+}
+
 // ---- 5. gzip bombs ----
 
 #[test]
