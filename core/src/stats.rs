@@ -34,6 +34,17 @@ pub struct Drops {
     pub store_corrupt: u64,
 }
 
+impl core::ops::AddAssign for Drops {
+    fn add_assign(&mut self, d: Drops) {
+        self.overflow += d.overflow;
+        self.rejected += d.rejected;
+        self.too_large += d.too_large;
+        self.retries_exhausted += d.retries_exhausted;
+        self.purged += d.purged;
+        self.store_corrupt += d.store_corrupt;
+    }
+}
+
 impl Drops {
     /// Adds `n` under `reason`.
     pub fn add(&mut self, reason: DropReason, n: u64) {
@@ -143,6 +154,17 @@ mod tests {
         assert!(s.balanced());
         s.recorded += 1;
         assert!(!s.balanced());
+    }
+
+    #[test]
+    fn drops_add_up_reason_by_reason() {
+        let mut total = Drops::default();
+        let mut one = Drops::default();
+        one.add(DropReason::Rejected, 2);
+        one.add(DropReason::Overflow, 1);
+        total += one;
+        total += one;
+        assert_eq!((total.rejected, total.overflow, total.total()), (4, 2, 6));
     }
 
     #[test]

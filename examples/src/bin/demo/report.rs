@@ -72,7 +72,7 @@ impl Tally {
         self.delivered += other.delivered;
         self.sampled_out += other.sampled_out;
         self.deduped += other.deduped;
-        add_drops(&mut self.dropped, &other.dropped);
+        self.dropped += other.dropped;
         self.missing += other.missing;
         self.uploads += other.uploads;
         self.retries += other.retries;
@@ -108,15 +108,6 @@ impl Tally {
             n => self.bytes_delivered as f64 / n as f64,
         }
     }
-}
-
-fn add_drops(total: &mut Drops, d: &Drops) {
-    total.overflow += d.overflow;
-    total.rejected += d.rejected;
-    total.too_large += d.too_large;
-    total.retries_exhausted += d.retries_exhausted;
-    total.purged += d.purged;
-    total.store_corrupt += d.store_corrupt;
 }
 
 /// The demo's outcome.
