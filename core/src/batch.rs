@@ -6,6 +6,8 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use prost::Message;
+
 use crate::intern::Interner;
 use crate::proto;
 use crate::wire::DecodedImpression;
@@ -183,16 +185,20 @@ impl OpenBatch {
     }
 
     /// The wire form: `header` supplies the hoisted fields, this batch the tables and columns.
-    pub fn to_proto(&self, mut header: proto::Batch, mono_epoch: u32) -> proto::Batch {
+    /// Appends the encoded batch to `out`. The string tables are written straight from the
+    /// interners (protobuf fields may come in any order), so closing a batch allocates no
+    /// string per id.
+    pub fn encode_into(&self, mut header: proto::Batch, mono_epoch: u32, out: &mut Vec<u8>) {
         let base = self
             .page_views
             .iter()
             .map(|p| p.start_mono)
             .min()
             .unwrap_or(0);
-        header.strings = strings_of(&self.strings);
-        (header.item_prefix, header.item_ids) = strip_common_prefix(&self.items);
-        (header.artwork_prefix, header.artwork_ids) = strip_common_prefix(&self.artworks);
+        let item_prefix = common_prefix_len(&self.items);
+        let artwork_prefix = common_prefix_len(&self.artworks);
+        header.item_prefix = self.items.get(0)[..item_prefix].to_string();
+        header.artwork_prefix = self.artworks.get(0)[..artwork_prefix].to_string();
         header.page_views = self
             .page_views
             .iter()
@@ -206,7 +212,7 @@ impl OpenBatch {
                 duration_ms: p.duration_ms,
             })
             .collect();
-        let mut cols = Columns::new(self.first_seq);
+        let mut cols = Columns::new(self.first_seq, self.impressions.len());
         for (i, p) in self.impressions.iter().enumerate() {
             cols.push(&DecodedImpression {
                 seq: self.first_seq + i as u64,
@@ -225,7 +231,27 @@ impl OpenBatch {
         let clock = header.clock.get_or_insert_with(Default::default);
         clock.mono_epoch = mono_epoch;
         clock.mono_base_ms = base;
-        header
+        header.encode_raw(out);
+        encode_table(STRINGS_TAG, &self.strings, 0, out);
+        encode_table(ITEM_IDS_TAG, &self.items, item_prefix, out);
+        encode_table(ARTWORK_IDS_TAG, &self.artworks, artwork_prefix, out);
+    }
+}
+
+/// Field numbers of `Batch.strings`, `Batch.item_ids` and `Batch.artwork_ids` in
+/// core/proto (a round-trip test through the generated decoder pins them).
+const STRINGS_TAG: u32 = 13;
+const ITEM_IDS_TAG: u32 = 20;
+const ARTWORK_IDS_TAG: u32 = 22;
+
+/// Writes every entry of `table`, less its first `skip` bytes, as repeated string field `tag`.
+fn encode_table(tag: u32, table: &Interner, skip: usize, out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    for i in 0..table.len() as u32 {
+        let s = &table.get(i).as_bytes()[skip..];
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(s.len() as u64, out);
+        out.extend_from_slice(s);
     }
 }
 
@@ -238,17 +264,9 @@ fn intern_counted(table: &mut Interner, estimate: &mut usize, s: &str) -> u32 {
     index
 }
 
-fn strings_of(table: &Interner) -> Vec<String> {
-    (0..table.len() as u32)
-        .map(|i| table.get(i).to_string())
-        .collect()
-}
-
-/// The table's common prefix, and its entries without it.
-fn strip_common_prefix(table: &Interner) -> (String, Vec<String>) {
-    let Some(first) = (!table.is_empty()).then(|| table.get(0)) else {
-        return (String::new(), Vec::new());
-    };
+/// Length of the prefix every entry of `table` shares (0 for an empty table).
+fn common_prefix_len(table: &Interner) -> usize {
+    let first = table.get(0);
     let mut len = first.len();
     for i in 1..table.len() as u32 {
         let common = first
@@ -261,10 +279,14 @@ fn strip_common_prefix(table: &Interner) -> (String, Vec<String>) {
     while !first.is_char_boundary(len) {
         len -= 1;
     }
-    let entries = (0..table.len() as u32)
-        .map(|i| table.get(i)[len..].to_string())
-        .collect();
-    (first[..len].to_string(), entries)
+    len
+}
+
+/// The entries of `table` without their first `skip` bytes.
+fn entries(table: &Interner, skip: usize) -> Vec<String> {
+    (0..table.len() as u32)
+        .map(|i| table.get(i)[skip..].to_string())
+        .collect()
 }
 
 /// Builds the columnar impressions from rows, delta-coding and omitting all-zero columns.
@@ -280,11 +302,21 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// Columns whose first impression has `first_seq`.
-    pub fn new(first_seq: u64) -> Self {
+    /// Columns for `n` impressions, the first with `first_seq` (sized once: no regrowth).
+    pub fn new(first_seq: u64, n: usize) -> Self {
         Columns {
             out: proto::Impressions {
                 first_seq,
+                seq_gap: Vec::with_capacity(n),
+                page_view_delta: Vec::with_capacity(n),
+                item: Vec::with_capacity(n),
+                artwork: Vec::with_capacity(n),
+                row: Vec::with_capacity(n),
+                column: Vec::with_capacity(n),
+                first_visible_delta_ms: Vec::with_capacity(n),
+                visible_ms: Vec::with_capacity(n),
+                max_visible_pct: Vec::with_capacity(n),
+                focused_ms: Vec::with_capacity(n),
                 ..Default::default()
             },
             prev_seq: first_seq,
@@ -367,7 +399,7 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
     let mut page_views: Vec<proto::PageView> = Vec::new();
     let mut pv_map: Vec<(usize, usize)> = Vec::new();
     let text = |i: u32| source.strings.get(i as usize).map_or("", String::as_str);
-    let mut cols = Columns::new(rows.first().map_or(0, |r| r.seq));
+    let mut cols = Columns::new(rows.first().map_or(0, |r| r.seq), rows.len());
     for row in rows {
         let pv = match pv_map.iter().find(|(old, _)| *old == row.page_view) {
             Some(&(_, new)) => new,
@@ -395,9 +427,12 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
         });
     }
     let mut out = source.clone();
-    out.strings = strings_of(&strings);
-    (out.item_prefix, out.item_ids) = strip_common_prefix(&items);
-    (out.artwork_prefix, out.artwork_ids) = strip_common_prefix(&artworks);
+    let (item_prefix, artwork_prefix) = (common_prefix_len(&items), common_prefix_len(&artworks));
+    out.strings = entries(&strings, 0);
+    out.item_prefix = items.get(0)[..item_prefix].to_string();
+    out.item_ids = entries(&items, item_prefix);
+    out.artwork_prefix = artworks.get(0)[..artwork_prefix].to_string();
+    out.artwork_ids = entries(&artworks, artwork_prefix);
     out.page_views = page_views;
     out.impressions = Some(cols.finish());
     out.send = None;
@@ -412,7 +447,6 @@ fn varint_len(v: u64) -> usize {
 mod tests {
     use super::*;
     use crate::wire;
-    use prost::Message;
 
     fn pv(ordinal: u64) -> PageViewRef<'static> {
         PageViewRef {
@@ -448,6 +482,14 @@ mod tests {
         b
     }
 
+    /// What the batch encodes to, decoded back (and so checked) by the wire decoder.
+    fn encoded(b: &OpenBatch, epoch: u32) -> (Vec<u8>, proto::Batch) {
+        let mut bytes = Vec::new();
+        b.encode_into(proto::Batch::default(), epoch, &mut bytes);
+        let decoded = wire::decode_batch(&bytes).unwrap();
+        (bytes, decoded)
+    }
+
     #[test]
     fn a_buffered_impression_takes_32_bytes() {
         assert!(core::mem::size_of::<Pending>() <= 32);
@@ -456,8 +498,7 @@ mod tests {
     #[test]
     fn encoding_round_trips_through_the_decoder() {
         let b = filled(25);
-        let bytes = b.to_proto(proto::Batch::default(), 3).encode_to_vec();
-        let decoded = wire::decode_batch(&bytes).unwrap();
+        let (_, decoded) = encoded(&b, 3);
         let rows = wire::impressions(&decoded).unwrap();
         assert_eq!(rows.len(), 25);
         assert_eq!(rows[0].seq, 100);
@@ -474,17 +515,11 @@ mod tests {
 
     #[test]
     fn columns_that_are_all_zero_are_omitted() {
-        let cols = filled(5)
-            .to_proto(proto::Batch::default(), 0)
-            .impressions
-            .unwrap();
+        let cols = encoded(&filled(5), 0).1.impressions.unwrap();
         assert!(cols.seq_gap.is_empty() && cols.artwork.is_empty() && cols.focused_ms.is_empty());
         assert!(cols.item.is_empty(), "five first uses are all implicit");
         assert_eq!(cols.count, 5);
-        let cols = filled(9)
-            .to_proto(proto::Batch::default(), 0)
-            .impressions
-            .unwrap();
+        let cols = encoded(&filled(9), 0).1.impressions.unwrap();
         assert_eq!(cols.item, [0, 0, 0, 0, 0, 0, 0, 1, 2], "repeats point back");
     }
 
@@ -522,7 +557,7 @@ mod tests {
             );
             i += 1;
         }
-        let bytes = b.to_proto(proto::Batch::default(), 0).encode_to_vec();
+        let (bytes, _) = encoded(&b, 0);
         assert!(
             bytes.len() <= MAX_BATCH_ENCODED_BYTES,
             "{} bytes",
@@ -537,7 +572,7 @@ mod tests {
 
     #[test]
     fn a_subset_keeps_only_the_strings_and_page_views_it_uses() {
-        let full = filled(30).to_proto(proto::Batch::default(), 0);
+        let full = encoded(&filled(30), 0).1;
         let rows = wire::impressions(&full).unwrap();
         let half = subset(&full, &rows[20..]);
         let back = wire::impressions(&half).unwrap();

@@ -197,6 +197,8 @@ pub struct Logger {
     qualified: Vec<Qualified>,
     /// One compressor for every batch: its state is the largest allocation of the SDK.
     gzipper: gzip::Gzipper,
+    /// The encoded batch before compression, reused across closes.
+    encode_buf: Vec<u8>,
 }
 
 impl Logger {
@@ -233,6 +235,7 @@ impl Logger {
             frame_buf: Vec::new(),
             qualified: Vec::new(),
             gzipper: gzip::Gzipper::new(),
+            encode_buf: Vec::new(),
         };
         logger.recover();
         Ok(logger)
@@ -854,15 +857,19 @@ impl Logger {
             return;
         }
         let batch_no = self.next_batch_no;
-        let batch = self.open.to_proto(self.header(batch_no), epoch);
+        let mut raw = core::mem::take(&mut self.encode_buf);
+        raw.clear();
+        self.open
+            .encode_into(self.header(batch_no), epoch, &mut raw);
         let closed = ClosedBatch {
             id: self.next_batch_id,
             batch_no,
             first_seq: self.open.first_seq,
             count: self.open.len() as u32,
             attempts: 0,
-            body: self.compress(&batch.encode_to_vec()),
+            body: self.compress(&raw),
         };
+        self.encode_buf = raw;
         self.next_batch_id += 1;
         self.next_batch_no += 1;
         self.open.clear();
