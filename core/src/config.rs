@@ -25,6 +25,10 @@ pub const DEFAULT_RETRY_MAX_MS: u64 = 5 * 60 * 1000;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 300;
 /// Smallest useful queue: one full batch must fit.
 pub const MIN_QUEUE_BYTES: u32 = 64 * 1024;
+/// Longest configurable batch age or retry delay: a day; beyond it data is stale anyway.
+pub const MAX_DELAY_MS: u64 = 24 * 60 * 60 * 1000;
+/// Longest id the journal and the wire carry (the journal stores lengths in one byte).
+pub const MAX_ID_LEN: u32 = 255;
 
 /// The client platform, as it appears on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -166,19 +170,25 @@ impl Config {
         {
             return Err(ConfigError::Limit("max_batch_impressions"));
         }
-        if self.max_batch_age_ms == 0 {
+        if self.max_batch_age_ms == 0 || self.max_batch_age_ms > MAX_DELAY_MS {
             return Err(ConfigError::Limit("max_batch_age_ms"));
         }
         if self.max_queue_bytes < MIN_QUEUE_BYTES {
             return Err(ConfigError::Limit("max_queue_bytes"));
         }
-        if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
+        if self.retry_base_ms == 0
+            || self.retry_max_ms < self.retry_base_ms
+            || self.retry_max_ms > MAX_DELAY_MS
+        {
             return Err(ConfigError::Limit("retry_base_ms/retry_max_ms"));
         }
         if self.max_attempts == 0 {
             return Err(ConfigError::Limit("max_attempts"));
         }
         let c = &self.contract;
+        if c.max_id_len == 0 || c.max_id_len > MAX_ID_LEN {
+            return Err(ConfigError::Contract);
+        }
         if c.min_visible_pct == 0 || c.min_visible_pct > 100 || c.max_visible_ms < c.min_visible_ms
         {
             return Err(ConfigError::Contract);

@@ -246,7 +246,10 @@ impl Contract {
             seen.push(exposure_key(batch, &ids, imp));
         }
         if let Some(c) = &batch.counters {
-            let issued = c.recorded.checked_sub(c.sampled_out + c.deduped);
+            let issued = c
+                .sampled_out
+                .checked_add(c.deduped)
+                .and_then(|skipped| c.recorded.checked_sub(skipped));
             let last = impressions.last().map_or(0, |i| i.seq);
             if issued != Some(c.last_seq) || last > c.last_seq {
                 out.push(Violation {

@@ -77,7 +77,7 @@ pub mod proto {
 
 pub use config::{Config, ConfigError, Platform, Reentry};
 pub use contract::{Contract, Rule};
-pub use logger::{Impression, ItemRef, Logger, Now, Recorded, UnknownUpload};
+pub use logger::{Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownUpload};
 pub use sampling::SampleKey;
 pub use stats::{DropReason, Stats};
 pub use store::{MemoryStore, Store, StoreError};

@@ -34,10 +34,10 @@ use crate::queue::{BATCH_KEY_PREFIX, ClosedBatch, Queue};
 use crate::rng::Rng;
 use crate::sampling::{self, SampleKey};
 use crate::stats::{DropReason, Stats};
-use crate::store::{Store, frame_into, read_frames, read_single_frame};
+use crate::store::{Store, StoreError, frame_into, read_frames, read_single_frame};
 use crate::upload::{
-    self, APP_KEY_HEADER, CONTENT_TYPE, Disposition, UPLOAD_PATH, UPLOAD_TIMEOUT_MS, Upload,
-    UploadOutcome,
+    self, APP_KEY_HEADER, CONTENT_TYPE, Disposition, MAX_RETRY_AFTER_MS, UPLOAD_PATH,
+    UPLOAD_TIMEOUT_MS, Upload, UploadOutcome,
 };
 use crate::viewability::{Place, Qualified, Tracker};
 use crate::wire;
@@ -51,6 +51,12 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const MAX_OPEN_PAGE_VIEWS: usize = 16;
 /// Ended page view structures kept for reuse, so steady-state logging does not allocate.
 const SPARE_PAGE_VIEWS: usize = 4;
+/// Journal size that forces a checkpoint even with nothing to batch (a sampled-out install
+/// journals every impression and never closes a batch): bounds the journal a start reads.
+const JOURNAL_CHECKPOINT_BYTES: usize = 16 * 1024;
+/// A monotonic clock that goes back further than this was reset (suspend, firmware clock
+/// restart), not jittered.
+const CLOCK_RESET_MS: u64 = 60_000;
 
 /// The current time, in both kinds. They are never mixed: monotonic milliseconds measure
 /// durations and deadlines; wall-clock milliseconds (Unix epoch) only stamp.
@@ -116,6 +122,33 @@ impl fmt::Display for UnknownUpload {
 
 impl core::error::Error for UnknownUpload {}
 
+/// Why a logger could not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The configuration is unusable.
+    Config(ConfigError),
+    /// The store could not be read. Starting anyway would mistake stored data for absent
+    /// data (a new session, a lost journal); the host retries or uses another store.
+    Store(StoreError),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "configuration: {e}"),
+            StartError::Store(e) => write!(f, "reading the store: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::Config(e)
+    }
+}
+
 struct PageView {
     ordinal: u64,
     page: String,
@@ -176,7 +209,10 @@ pub struct Logger {
     mono_epoch: u32,
     generation: u32,
     starts: u32,
+    /// The logger's monotonic clock: the host's plus `mono_offset`, never going back.
     now: u64,
+    /// Added to host monotonic times after the host's clock was reset.
+    mono_offset: u64,
     wall: u64,
     enabled: bool,
     hidden: bool,
@@ -199,12 +235,17 @@ pub struct Logger {
     gzipper: gzip::Gzipper,
     /// The encoded batch before compression, reused across closes.
     encode_buf: Vec<u8>,
+    /// Batches settled (delivered or dropped) whose stored copies may still exist: listed
+    /// in `acks` before they are removed, so a restart never counts or sends them twice.
+    settled: Vec<u64>,
+    /// Journal bytes appended since the last checkpoint.
+    journal_bytes: usize,
 }
 
 impl Logger {
     /// Starts a logger over `store`, resuming its session, queue, backoff and any journaled
     /// events a crash left behind.
-    pub fn new(config: Config, store: Box<dyn Store>, now: Now) -> Result<Logger, ConfigError> {
+    pub fn new(config: Config, store: Box<dyn Store>, now: Now) -> Result<Logger, StartError> {
         config.validate()?;
         let mut logger = Logger {
             rng: Rng::new(config.seed),
@@ -216,6 +257,7 @@ impl Logger {
             generation: 0,
             starts: 0,
             now: now.mono_ms,
+            mono_offset: 0,
             wall: now.wall_ms,
             enabled: true,
             hidden: false,
@@ -236,8 +278,10 @@ impl Logger {
             qualified: Vec::new(),
             gzipper: gzip::Gzipper::new(),
             encode_buf: Vec::new(),
+            settled: Vec::new(),
+            journal_bytes: 0,
         };
-        logger.recover();
+        logger.recover().map_err(StartError::Store)?;
         Ok(logger)
     }
 
@@ -482,11 +526,9 @@ impl Logger {
         if let Err(rule) = pv.check_layout(imp.item_id, imp.row, imp.column) {
             return Err(self.refuse(rule));
         }
-        let end = imp.first_visible_mono_ms.saturating_add(imp.visible_ms);
-        if imp.first_visible_mono_ms < pv.start_mono
-            || end > self.now
-            || imp.focused_ms > imp.visible_ms
-        {
+        let first_visible = self.internal(imp.first_visible_mono_ms);
+        let end = first_visible.saturating_add(imp.visible_ms);
+        if first_visible < pv.start_mono || end > self.now || imp.focused_ms > imp.visible_ms {
             return Err(self.refuse(Rule::OutsidePageView));
         }
         let names = &mut self.page_views[i].names;
@@ -497,7 +539,7 @@ impl Logger {
                 column: imp.column,
             },
             artwork: imp.artwork_id.map_or(0, |a| names.intern(a) + 1),
-            first_visible_mono: imp.first_visible_mono_ms,
+            first_visible_mono: first_visible,
             visible_ms: imp.visible_ms,
             max_visible_pct: pct,
             focused_ms: imp.focused_ms,
@@ -517,7 +559,7 @@ impl Logger {
     pub fn handle_timeout(&mut self, now: Now) {
         self.tick(now);
         if let Some(f) = &self.in_flight {
-            if self.now >= f.since + UPLOAD_TIMEOUT_MS {
+            if self.now >= f.since.saturating_add(UPLOAD_TIMEOUT_MS) {
                 let id = f.id;
                 // The id is the one in flight, so this cannot be unknown.
                 let _ = self.settle(id, UploadOutcome::NetworkError);
@@ -531,14 +573,19 @@ impl Logger {
         let mut deadline: Option<u64> = None;
         let mut consider = |t: u64| deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
         if !self.open.is_empty() {
-            consider(self.open.opened_at + self.config.max_batch_age_ms);
+            consider(
+                self.open
+                    .opened_at
+                    .saturating_add(self.config.max_batch_age_ms),
+            );
         }
         match &self.in_flight {
-            Some(f) => consider(f.since + UPLOAD_TIMEOUT_MS),
+            Some(f) => consider(f.since.saturating_add(UPLOAD_TIMEOUT_MS)),
             None if !self.queue.is_empty() => consider(self.next_send_at),
             None => {}
         }
-        deadline
+        // Back on the host's clock.
+        deadline.map(|d| d.saturating_sub(self.mono_offset))
     }
 
     /// The next upload to perform, if one is due. At most one is in flight at a time.
@@ -606,28 +653,26 @@ impl Logger {
     pub fn set_enabled(&mut self, enabled: bool, purge: bool, now: Now) {
         self.tick(now);
         self.enabled = enabled;
+        let purge = purge && !enabled;
         self.put_record(
             PREFS_KEY,
             &Prefs {
                 opted_out: !enabled,
+                purge_pending: purge,
             },
         );
-        if enabled || !purge {
+        if !purge {
             return;
         }
-        let open = self.open.len() as u64;
-        self.open.clear();
-        self.stats.dropped.add(DropReason::Purged, open);
-        for b in self.queue.drain() {
-            self.stats
-                .dropped
-                .add(DropReason::Purged, u64::from(b.count));
-            self.unstore(&b.key());
-        }
-        self.in_flight = None;
-        let spare = &mut self.spare;
-        spare.extend(self.page_views.drain(..).take(SPARE_PAGE_VIEWS));
+        self.purge();
         self.checkpoint();
+        self.put_record(
+            PREFS_KEY,
+            &Prefs {
+                opted_out: true,
+                purge_pending: false,
+            },
+        );
     }
 
     /// True unless the user opted out.
@@ -637,10 +682,37 @@ impl Logger {
 
     // ---- internals ----
 
+    /// Drops everything buffered or queued, counted as purged.
+    fn purge(&mut self) {
+        let open = self.open.len() as u64;
+        self.open.clear();
+        self.stats.dropped.add(DropReason::Purged, open);
+        for b in self.queue.drain() {
+            self.stats
+                .dropped
+                .add(DropReason::Purged, u64::from(b.count));
+            self.settled.push(b.id);
+        }
+        self.in_flight = None;
+        let spare = &mut self.spare;
+        spare.extend(self.page_views.drain(..).take(SPARE_PAGE_VIEWS));
+    }
+
     fn tick(&mut self, now: Now) {
-        // Monotonic time that goes backwards is held, never followed: durations stay >= 0.
-        self.now = self.now.max(now.mono_ms);
+        // Monotonic time that goes back a little is held (a glitch: durations stay >= 0);
+        // one that goes back a lot was reset, and the logger's clock carries on from where
+        // it was (an offset), so exposures across the reset are still measured.
+        let mono = now.mono_ms.saturating_add(self.mono_offset);
+        if mono.saturating_add(CLOCK_RESET_MS) < self.now {
+            self.mono_offset += self.now - mono;
+        }
+        self.now = self.now.max(now.mono_ms.saturating_add(self.mono_offset));
         self.wall = now.wall_ms;
+    }
+
+    /// A host monotonic time on the logger's clock.
+    fn internal(&self, host_mono_ms: u64) -> u64 {
+        host_mono_ms.saturating_add(self.mono_offset)
     }
 
     fn refuse(&mut self, rule: Rule) -> Rule {
@@ -800,11 +872,16 @@ impl Logger {
         self.record_buf.clear();
         entry.encode(self.generation, &mut self.record_buf);
         self.append_record();
+        // Only with an empty open batch: its impressions live in the journal until it closes.
+        if self.journal_bytes > JOURNAL_CHECKPOINT_BYTES && self.open.is_empty() {
+            self.checkpoint();
+        }
     }
 
     fn append_record(&mut self) {
         self.frame_buf.clear();
         frame_into(&mut self.frame_buf, &self.record_buf);
+        self.journal_bytes += self.frame_buf.len();
         if self.store.journal_append(&self.frame_buf).is_err() {
             self.stats.store_errors += 1;
         }
@@ -812,7 +889,8 @@ impl Logger {
 
     /// Closes the open batch batch if the age rule says so.
     fn drive(&mut self) {
-        if !self.open.is_empty() && self.now >= self.open.opened_at + self.config.max_batch_age_ms {
+        let age = self.config.max_batch_age_ms;
+        if !self.open.is_empty() && self.now >= self.open.opened_at.saturating_add(age) {
             self.close_batch();
         }
     }
@@ -884,7 +962,7 @@ impl Logger {
             self.stats
                 .dropped
                 .add(DropReason::Overflow, u64::from(old.count));
-            self.unstore(&old.key());
+            self.settled.push(old.id);
         }
     }
 
@@ -909,8 +987,12 @@ impl Logger {
     }
 
     /// Writes counters and ids, starts a new journal generation and re-journals what the
-    /// new generation needs (the epoch and the open page views).
+    /// new generation needs (the epoch and the open page views). Order matters for a crash
+    /// in between: `state` first (a new generation makes the journal's records old), then
+    /// `acks` (drops and settled batches), then the journal is cleared. If `state` cannot
+    /// be written, the journal is kept: it is then the only record of its events.
     fn checkpoint(&mut self) {
+        let previous = self.generation;
         self.generation = self.generation.wrapping_add(1);
         let s = &self.stats;
         let state = State {
@@ -927,14 +1009,16 @@ impl Logger {
             invalid: s.invalid,
             invalid_by_rule: s.invalid_by_rule.to_vec(),
         };
-        self.put_record(
-            ACKS_KEY,
-            &Acks::from_stats(&self.stats, self.blocked_until_wall, self.blocked_for),
-        );
-        self.put_record(STATE_KEY, &state);
+        let saved = self.put_record(STATE_KEY, &state);
+        self.write_acks();
+        if !saved {
+            self.generation = previous;
+            return;
+        }
         if self.store.journal_clear().is_err() {
             self.stats.store_errors += 1;
         }
+        self.journal_bytes = 0;
         self.journal(&Entry::Epoch {
             mono_epoch: self.mono_epoch,
         });
@@ -953,28 +1037,45 @@ impl Logger {
         }
     }
 
-    fn put_record<T: Message>(&mut self, key: &str, value: &T) {
+    /// Writes a record; false (and counted) if the store refused it.
+    fn put_record<T: Message>(&mut self, key: &str, value: &T) -> bool {
         self.frame_buf.clear();
         frame_into(&mut self.frame_buf, &value.encode_to_vec());
-        if self.store.put(key, &self.frame_buf).is_err() {
+        let ok = self.store.put(key, &self.frame_buf).is_ok();
+        if !ok {
             self.stats.store_errors += 1;
         }
+        ok
     }
 
-    fn get_record<T: Message + Default>(&mut self, key: &str) -> Option<T> {
-        let bytes = match self.store.get(key) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return None,
-            Err(_) => {
-                self.stats.store_errors += 1;
-                return None;
-            }
+    /// Writes `acks`, then removes the stored copies of the batches it lists as settled.
+    fn write_acks(&mut self) {
+        let acks = Acks::from_stats(
+            &self.stats,
+            self.blocked_until_wall,
+            self.blocked_for,
+            &self.settled,
+        );
+        if !self.put_record(ACKS_KEY, &acks) {
+            return;
+        }
+        let mut settled = core::mem::take(&mut self.settled);
+        settled.retain(|&id| self.store.remove(&crate::queue::batch_key(id)).is_err());
+        self.stats.store_errors += settled.len() as u64;
+        self.settled = settled;
+    }
+
+    /// Reads a record: `Ok(None)` when absent or corrupt (counted), `Err` when the store
+    /// could not be read.
+    fn get_record<T: Message + Default>(&mut self, key: &str) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = self.store.get(key)? else {
+            return Ok(None);
         };
         let parsed = read_single_frame(&bytes).and_then(|raw| T::decode(raw).ok());
         if parsed.is_none() {
             self.stats.corrupt_records += 1;
         }
-        parsed
+        Ok(parsed)
     }
 
     fn settle(&mut self, id: u64, outcome: UploadOutcome) -> Result<(), UnknownUpload> {
@@ -992,7 +1093,7 @@ impl Logger {
                 self.queue.remove(id);
                 self.stats.delivered += count;
                 self.stats.bytes_delivered += body_len as u64;
-                self.unstore(&crate::queue::batch_key(id));
+                self.settled.push(id);
                 self.next_send_at = self.now;
             }
             Disposition::Reject => self.drop_batch(id, DropReason::Rejected),
@@ -1004,35 +1105,33 @@ impl Logger {
                 let c = &self.config;
                 let backoff =
                     upload::backoff_ms(attempts, c.retry_base_ms, c.retry_max_ms, &mut self.rng);
+                // The host may pass any value: the same cap as a parsed header.
                 let asked = match outcome {
                     UploadOutcome::Status {
                         retry_after_ms: Some(ms),
                         ..
-                    } => ms,
+                    } => ms.min(MAX_RETRY_AFTER_MS),
                     _ => 0,
                 };
                 if asked > 0 {
                     self.blocked_until_wall = self.wall.saturating_add(asked);
                     self.blocked_for = asked;
                 }
-                self.next_send_at = self.now + backoff.max(asked);
+                self.next_send_at = self.now.saturating_add(backoff.max(asked));
                 if let Some(b) = self.queue.get_mut(id) {
                     let b = b.clone();
                     self.store_batch(&b);
                 }
             }
         }
-        self.put_record(
-            ACKS_KEY,
-            &Acks::from_stats(&self.stats, self.blocked_until_wall, self.blocked_for),
-        );
+        self.write_acks();
         Ok(())
     }
 
     fn drop_batch(&mut self, id: u64, reason: DropReason) {
         if let Some(b) = self.queue.remove(id) {
             self.stats.dropped.add(reason, u64::from(b.count));
-            self.unstore(&b.key());
+            self.settled.push(b.id);
         }
         self.next_send_at = self.now;
     }
@@ -1080,18 +1179,19 @@ impl Logger {
         self.next_send_at = self.now;
     }
 
-    /// Restores the session, counters, queue and journaled events from the store.
-    fn recover(&mut self) {
+    /// Restores the session, counters, queue and journaled events from the store. A read
+    /// error fails the start (absent and unreadable must not be confused).
+    fn recover(&mut self) -> Result<(), StoreError> {
         // Whatever is stored, even unreadable, seeds a new session id, so a logger whose
         // state was lost does not reuse its old session id (and collide on seqs).
-        let previous = match self.store.get(STATE_KEY) {
-            Ok(Some(bytes)) => crate::rng::hash_bytes(0, &bytes),
-            _ => 0,
+        let previous = match self.store.get(STATE_KEY)? {
+            Some(bytes) => crate::rng::hash_bytes(0, &bytes),
+            None => 0,
         };
-        let state: Option<State> = self.get_record(STATE_KEY);
-        let acks: Option<Acks> = self.get_record(ACKS_KEY);
-        let prefs: Option<Prefs> = self.get_record(PREFS_KEY);
-        self.enabled = !prefs.is_some_and(|p| p.opted_out);
+        let state: Option<State> = self.get_record(STATE_KEY)?;
+        let acks: Option<Acks> = self.get_record(ACKS_KEY)?;
+        let prefs: Prefs = self.get_record(PREFS_KEY)?.unwrap_or_default();
+        self.enabled = !prefs.opted_out;
         let resumed = state.is_some();
         match state {
             Some(s) => {
@@ -1121,6 +1221,7 @@ impl Logger {
         }
         // Acknowledgements belong to the session in `state`; without it they describe a
         // session that is gone.
+        let mut settled = Vec::new();
         if let Some(a) = acks.filter(|_| resumed) {
             let st = &mut self.stats;
             st.delivered = a.delivered;
@@ -1132,6 +1233,7 @@ impl Logger {
             st.corrupt_records += a.corrupt_records;
             self.blocked_until_wall = a.blocked_until_wall_ms;
             self.blocked_for = a.blocked_for_ms;
+            settled = a.settled;
         }
         // Jitter must differ between restarts even with the same configured seed.
         self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
@@ -1145,10 +1247,17 @@ impl Logger {
         };
         self.sampled_in = sampling::keep(&key, self.config.sample_rate_ppm);
 
-        let stored_through = self.load_batches();
-        self.replay_journal(stored_through);
+        let stored_through = self.load_batches(&settled)?;
+        self.settled = settled;
+        self.replay_journal(stored_through)?;
+        if prefs.purge_pending {
+            self.purge();
+        }
+        self.account_for_losses(stored_through, prefs.purge_pending);
         let blocked = self.blocked_until_wall.saturating_sub(self.wall);
-        self.next_send_at = self.now + blocked.min(self.blocked_for);
+        self.next_send_at = self
+            .now
+            .saturating_add(blocked.min(self.blocked_for).min(MAX_RETRY_AFTER_MS));
         if let Some(front) = self.queue.front() {
             if front.attempts > 0 {
                 let c = &self.config;
@@ -1158,75 +1267,86 @@ impl Logger {
                     c.retry_max_ms,
                     &mut self.rng,
                 );
-                self.next_send_at = self.next_send_at.max(self.now + wait);
+                self.next_send_at = self.next_send_at.max(self.now.saturating_add(wait));
             }
         }
         self.checkpoint();
+        if prefs.purge_pending {
+            self.put_record(
+                PREFS_KEY,
+                &Prefs {
+                    opted_out: prefs.opted_out,
+                    purge_pending: false,
+                },
+            );
+        }
+        Ok(())
     }
 
-    /// Loads stored batches into the queue; returns the highest seq they hold.
-    fn load_batches(&mut self) -> u64 {
-        let keys = match self.store.keys(BATCH_KEY_PREFIX) {
-            Ok(keys) => keys,
-            Err(_) => {
-                self.stats.store_errors += 1;
-                return 0;
-            }
+    /// After recovery, every seq issued must be queued, delivered or dropped. Seqs proven
+    /// issued (by a stored batch) count as recorded; impressions whose stored records were
+    /// lost (a failed write, a corrupt batch, a crash between writes) count as dropped for
+    /// a store failure, or as purged when a purge was under way.
+    fn account_for_losses(&mut self, stored_through: u64, purging: bool) {
+        let st = &mut self.stats;
+        st.issued = st.issued.max(stored_through);
+        st.recorded = st.recorded.max(st.sampled_out + st.deduped + st.issued);
+        let held = self.queue.impressions() + self.open.len() as u64;
+        let lost = st.pending().saturating_sub(held);
+        let reason = if purging {
+            DropReason::Purged
+        } else {
+            DropReason::StoreCorrupt
         };
+        st.dropped.add(reason, lost);
+    }
+
+    /// Loads stored batches into the queue; returns the highest seq they hold. Batches
+    /// `settled` names were already counted: their leftover copies are removed.
+    fn load_batches(&mut self, settled: &[u64]) -> Result<u64, StoreError> {
         let mut through = 0;
         let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for key in keys {
-            let record = match self.store.get(&key) {
-                Ok(Some(bytes)) => read_single_frame(&bytes).and_then(ClosedBatch::from_record),
-                Ok(None) => continue,
-                Err(_) => {
-                    self.stats.store_errors += 1;
-                    continue;
-                }
+        for key in self.store.keys(BATCH_KEY_PREFIX)? {
+            let Some(bytes) = self.store.get(&key)? else {
+                continue;
             };
-            match record {
-                // A crash between storing the halves of a split batch and removing the
-                // original leaves both: the halves are redundant copies.
-                Some(batch)
-                    if ranges
-                        .iter()
-                        .any(|&(a, b)| batch.first_seq <= b && a <= batch.last_seq_bound()) =>
-                {
-                    self.unstore(&key);
-                }
-                Some(batch) => {
-                    ranges.push((batch.first_seq, batch.last_seq_bound()));
-                    through = through.max(batch.last_seq_bound());
-                    self.next_batch_id = self.next_batch_id.max(batch.id + 1);
-                    self.next_batch_no = self.next_batch_no.max(batch.batch_no + 1);
-                    let max = self.config.max_queue_bytes as usize;
-                    for old in self.queue.push(batch, max, None) {
-                        self.stats
-                            .dropped
-                            .add(DropReason::Overflow, u64::from(old.count));
-                        self.unstore(&old.key());
-                    }
-                }
-                None => {
-                    // Unreadable: its impressions show up as a seq gap at the collector.
-                    self.stats.corrupt_records += 1;
-                    self.unstore(&key);
-                }
+            let record = read_single_frame(&bytes)
+                .and_then(ClosedBatch::from_record)
+                .and_then(|b| b.last_seq_bound().map(|last| (b, last)));
+            let Some((batch, last)) = record else {
+                // Unreadable: its impressions are counted lost once recovery is done.
+                self.stats.corrupt_records += 1;
+                self.unstore(&key);
+                continue;
+            };
+            // A crash between storing the halves of a split batch and removing the
+            // original leaves both: the halves are redundant copies.
+            let overlaps = ranges
+                .iter()
+                .any(|&(a, b)| batch.first_seq <= b && a <= last);
+            if settled.contains(&batch.id) || overlaps {
+                self.unstore(&key);
+                continue;
+            }
+            ranges.push((batch.first_seq, last));
+            through = through.max(last);
+            self.next_batch_id = self.next_batch_id.max(batch.id.saturating_add(1));
+            self.next_batch_no = self.next_batch_no.max(batch.batch_no.saturating_add(1));
+            let max = self.config.max_queue_bytes as usize;
+            for old in self.queue.push(batch, max, None) {
+                self.stats
+                    .dropped
+                    .add(DropReason::Overflow, u64::from(old.count));
+                self.settled.push(old.id);
             }
         }
-        through
+        Ok(through)
     }
 
     /// Applies the journal of the current generation: counters, and impressions that are
     /// not already in a stored batch, which are closed into a batch of their own epoch.
-    fn replay_journal(&mut self, stored_through: u64) {
-        let bytes = match self.store.journal_read() {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                self.stats.store_errors += 1;
-                return;
-            }
-        };
+    fn replay_journal(&mut self, stored_through: u64) -> Result<(), StoreError> {
+        let bytes = self.store.journal_read()?;
         let frames = read_frames(&bytes);
         if frames.corrupt_tail {
             self.stats.corrupt_records += 1;
@@ -1283,8 +1403,8 @@ impl Logger {
                         continue;
                     }
                     let Some(pv) = pvs.iter().find(|p| p.0 == imp.page_view) else {
-                        // Its page view record was lost (a failed journal append).
-                        self.stats.dropped.add(DropReason::StoreCorrupt, 1);
+                        // Its page view record was lost (a failed journal append): counted
+                        // lost with the other gaps once recovery is done.
                         continue;
                     };
                     let pv_ref = PageViewRef {
@@ -1294,7 +1414,11 @@ impl Logger {
                         start_mono: pv.3,
                         start_wall: pv.4,
                     };
-                    if self.open.full(self.config.max_batch_impressions as usize) {
+                    // Seqs in a batch are contiguous: a record lost in between starts another.
+                    let next = self.open.first_seq + self.open.len() as u64;
+                    if self.open.full(self.config.max_batch_impressions as usize)
+                        || (!self.open.is_empty() && imp.seq != next)
+                    {
                         self.seal_open_batch(epoch);
                     }
                     let page_view = match self.open.page_view(&pv_ref) {
@@ -1325,6 +1449,7 @@ impl Logger {
             }
         }
         self.seal_open_batch(epoch);
+        Ok(())
     }
 }
 

@@ -28,6 +28,9 @@ pub const PREFS_KEY: &str = "prefs";
 pub struct Prefs {
     #[prost(bool, tag = "1")]
     pub opted_out: bool,
+    /// A purge was asked for and may not have finished: a restart completes it.
+    #[prost(bool, tag = "2")]
+    pub purge_pending: bool,
 }
 
 /// The session and checkpoint record.
@@ -94,11 +97,19 @@ pub struct Acks {
     /// ...and how long that was when asked, so a wall clock set back cannot stretch it.
     #[prost(uint64, tag = "14")]
     pub blocked_for_ms: u64,
+    /// Batches already counted as delivered or dropped whose stored copy may remain.
+    #[prost(uint64, repeated, tag = "15")]
+    pub settled: Vec<u64>,
 }
 
 impl Acks {
     /// The acknowledgement part of live stats.
-    pub fn from_stats(s: &Stats, blocked_until_wall_ms: u64, blocked_for_ms: u64) -> Self {
+    pub fn from_stats(
+        s: &Stats,
+        blocked_until_wall_ms: u64,
+        blocked_for_ms: u64,
+        settled: &[u64],
+    ) -> Self {
         let d = &s.dropped;
         Acks {
             delivered: s.delivered,
@@ -115,6 +126,7 @@ impl Acks {
             corrupt_records: s.corrupt_records,
             blocked_until_wall_ms,
             blocked_for_ms,
+            settled: settled.to_vec(),
         }
     }
 

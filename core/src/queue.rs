@@ -34,8 +34,9 @@ impl ClosedBatch {
     }
 
     /// Highest seq in the batch: batches hold contiguous seqs (split halves too).
-    pub fn last_seq_bound(&self) -> u64 {
-        self.first_seq + u64::from(self.count.max(1)) - 1
+    /// `None` for a record whose numbers cannot be a batch's.
+    pub fn last_seq_bound(&self) -> Option<u64> {
+        self.first_seq.checked_add(u64::from(self.count.max(1)) - 1)
     }
 
     /// The stored form (framed by the caller).
@@ -130,6 +131,11 @@ impl Queue {
     pub fn drain(&mut self) -> Vec<ClosedBatch> {
         self.bytes = 0;
         self.batches.drain(..).collect()
+    }
+
+    /// Impressions queued.
+    pub fn impressions(&self) -> u64 {
+        self.batches.iter().map(|b| u64::from(b.count)).sum()
     }
 
     /// Compressed bytes queued.

@@ -41,9 +41,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, ConfigError};
 use crate::contract::Rule;
-use crate::logger::{Impression, ItemRef, Logger, Now, Recorded};
+use crate::logger::{Impression, ItemRef, Logger, Now, Recorded, StartError};
 use crate::stats::Stats;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::upload::{Upload, UploadOutcome};
 
 use super::transport::Transport;
@@ -114,6 +114,8 @@ impl Clock for SystemClock {
 pub enum DriverError {
     /// [`Driver::start`]: the configuration is invalid.
     Config(ConfigError),
+    /// [`Driver::start`]: the store could not be read.
+    Store(StoreError),
     /// [`Driver::start`]: the OS refused to start the thread; the text is for logs only.
     Spawn(String),
     /// The driver thread is gone (it died on a bug); the call had no effect.
@@ -126,6 +128,7 @@ impl fmt::Display for DriverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DriverError::Config(e) => write!(f, "invalid configuration: {e}"),
+            DriverError::Store(e) => write!(f, "could not read the store: {e}"),
             DriverError::Spawn(e) => write!(f, "could not start the driver thread: {e}"),
             DriverError::Stopped => f.write_str("the driver thread has stopped"),
             DriverError::Rule(rule) => write!(f, "refused by the contract: {rule}"),
@@ -333,7 +336,10 @@ impl Driver {
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
-                Err(DriverError::Config(e))
+                Err(match e {
+                    StartError::Config(e) => DriverError::Config(e),
+                    StartError::Store(e) => DriverError::Store(e),
+                })
             }
             // The thread died before it could answer (a panic while recovering the store).
             Err(_) => {

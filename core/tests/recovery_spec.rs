@@ -1,0 +1,499 @@
+//! Recovery under store failures and crashes at every write, and hostile numbers.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use sightline_core::queue::ClosedBatch;
+use sightline_core::store::frame_into;
+use sightline_core::upload::Upload;
+use sightline_core::wire::{self, DecodedImpression};
+use sightline_core::{
+    Config, Contract, Impression, ItemRef, Logger, MemoryStore, Now, Platform, Recorded,
+    StartError, Store, StoreError, UploadOutcome, proto,
+};
+
+const WALL0: u64 = 1_700_000_000_000;
+
+fn at(ms: u64) -> Now {
+    Now::new(ms, WALL0 + ms)
+}
+
+fn config() -> Config {
+    Config {
+        app_id: "com.example.tv".into(),
+        app_version: "1.2.3".into(),
+        platform: Platform::Tv,
+        device: "test-device".into(),
+        install_id: "install-1".into(),
+        app_key: "key-1".into(),
+        seed: 7,
+        ..Config::default()
+    }
+}
+
+/// A memory store with injectable faults, shared across "process restarts".
+#[derive(Default)]
+struct Faulty {
+    inner: MemoryStore,
+    /// `put` fails for keys starting with this prefix.
+    fail_put: Option<&'static str>,
+    /// `get` fails for keys starting with this prefix.
+    fail_get: Option<&'static str>,
+    fail_append: bool,
+    fail_journal_read: bool,
+    /// Mutating operations left before the "process dies": afterwards writes are lost.
+    budget: Option<usize>,
+}
+
+impl Faulty {
+    fn alive(&mut self) -> bool {
+        match &mut self.budget {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
+    }
+}
+
+impl Store for Faulty {
+    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if self.fail_put.is_some_and(|p| key.starts_with(p)) {
+            return Err(StoreError::QuotaExceeded);
+        }
+        if !self.alive() {
+            return Ok(());
+        }
+        self.inner.put(key, value)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.fail_get.is_some_and(|p| key.starts_with(p)) {
+            return Err(StoreError::Io("flaky".into()));
+        }
+        self.inner.get(key)
+    }
+    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+        if !self.alive() {
+            return Ok(());
+        }
+        self.inner.remove(key)
+    }
+    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.keys(prefix)
+    }
+    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.fail_append {
+            return Err(StoreError::Io("flaky".into()));
+        }
+        if !self.alive() {
+            return Ok(());
+        }
+        self.inner.journal_append(bytes)
+    }
+    fn journal_read(&mut self) -> Result<Vec<u8>, StoreError> {
+        if self.fail_journal_read {
+            return Err(StoreError::Io("flaky".into()));
+        }
+        self.inner.journal_read()
+    }
+    fn journal_clear(&mut self) -> Result<(), StoreError> {
+        if !self.alive() {
+            return Ok(());
+        }
+        self.inner.journal_clear()
+    }
+}
+
+type Shared = Rc<RefCell<Faulty>>;
+
+fn logger_on(store: &Shared, cfg: Config, now: u64) -> Logger {
+    Logger::new(cfg, Box::new(store.clone()), at(now)).expect("valid config")
+}
+
+fn imp(id: &str, row: u32, column: u32, first: u64) -> Impression<'_> {
+    Impression {
+        item_id: id,
+        artwork_id: None,
+        row,
+        column,
+        first_visible_mono_ms: first,
+        visible_ms: 1500,
+        max_visible_fraction: 1.0,
+        focused_ms: 0,
+    }
+}
+
+fn record_n(logger: &mut Logger, n: u32, t: u64) -> Vec<u64> {
+    let pv = logger.start_page_view("home", None, None, at(t)).unwrap();
+    let mut seqs = Vec::new();
+    for i in 0..n {
+        let id = format!("title:{i}");
+        match logger.record_impression(pv, &imp(&id, i / 10, i % 10, t), at(t + 2000)) {
+            Ok(Recorded::Logged { seq }) => seqs.push(seq),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    logger.end_page_view(pv, at(t + 2000)).unwrap();
+    seqs
+}
+
+fn decode(upload: &Upload) -> (proto::Batch, Vec<DecodedImpression>) {
+    let batch = wire::decode_gzip_batch(&upload.body).expect("valid batch");
+    let rows = wire::impressions(&batch).unwrap();
+    (batch, rows)
+}
+
+fn ok() -> UploadOutcome {
+    UploadOutcome::Status {
+        code: 200,
+        retry_after_ms: None,
+    }
+}
+
+/// Delivers everything; returns (seq, item id) of every delivered row.
+fn deliver_all(logger: &mut Logger, t: u64) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    while let Some(u) = logger.poll_upload(at(t)) {
+        let (b, rows) = decode(&u);
+        let ids = wire::Ids::of(&b);
+        out.extend(rows.iter().map(|r| (r.seq, ids.item(r).to_string())));
+        logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
+    }
+    out
+}
+
+#[test]
+fn a_state_write_that_fails_keeps_the_journal_and_seqs_are_never_reused() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0); // seqs 1..3
+    store.borrow_mut().fail_put = Some("state");
+    l.flush(at(2000)); // batch/… stored, state put fails, journal cleared anyway
+    store.borrow_mut().fail_put = None;
+    drop(l); // crash
+
+    let mut l = logger_on(&store, config(), 0);
+    let new = record_n(&mut l, 1, 0);
+    l.flush(at(2000));
+    let mut seqs: Vec<u64> = deliver_all(&mut l, 2000).into_iter().map(|r| r.0).collect();
+    seqs.sort();
+    assert_eq!(new, [4], "seq after a restart must not reuse seq 1");
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert!(l.stats().balanced(), "{:?}", l.stats());
+}
+
+#[test]
+fn a_journal_read_error_fails_the_start_and_destroys_nothing() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0); // journaled, not yet in a batch
+    drop(l); // crash
+
+    store.borrow_mut().fail_journal_read = true;
+    let refused = Logger::new(config(), Box::new(store.clone()), at(0));
+    assert!(matches!(refused, Err(StartError::Store(_))), "{refused:?}");
+    store.borrow_mut().fail_journal_read = false;
+
+    let mut l = logger_on(&store, config(), 0);
+    let delivered = deliver_all(&mut l, 0);
+    assert_eq!(l.stats().recorded, 3, "3 impressions were Logged");
+    assert_eq!(delivered.len(), 3);
+}
+
+#[test]
+fn a_state_read_error_fails_the_start_instead_of_starting_a_new_session() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    let session = l.session_id().to_string();
+    record_n(&mut l, 3, 0);
+    l.flush(at(2000));
+    drop(l);
+
+    store.borrow_mut().fail_get = Some("state");
+    let refused = Logger::new(config(), Box::new(store.clone()), at(0));
+    assert!(matches!(refused, Err(StartError::Store(_))), "{refused:?}");
+    store.borrow_mut().fail_get = None;
+    let mut l = logger_on(&store, config(), 0);
+    assert_eq!(l.session_id(), session, "an I/O error is not a lost state");
+    deliver_all(&mut l, 0);
+    let s = l.stats().clone();
+    assert!(s.balanced(), "{s:?}");
+    assert_eq!((s.issued, s.delivered), (3, 3));
+}
+
+#[test]
+fn replay_never_renumbers_impressions_around_a_lost_record() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    let a = l.start_page_view("home", None, None, at(0)).unwrap();
+    store.borrow_mut().fail_append = true;
+    let b = l.start_page_view("search", None, None, at(0)).unwrap(); // PV start not journaled
+    store.borrow_mut().fail_append = false;
+    let r1 = l
+        .record_impression(a, &imp("title:a1", 0, 0, 0), at(2000))
+        .unwrap();
+    let r2 = l
+        .record_impression(b, &imp("title:b", 0, 0, 0), at(2000))
+        .unwrap();
+    let r3 = l
+        .record_impression(a, &imp("title:a3", 0, 1, 0), at(2000))
+        .unwrap();
+    assert_eq!(
+        (r1, r2, r3),
+        (
+            Recorded::Logged { seq: 1 },
+            Recorded::Logged { seq: 2 },
+            Recorded::Logged { seq: 3 }
+        )
+    );
+    drop(l); // crash
+
+    let mut l = logger_on(&store, config(), 0);
+    let delivered = deliver_all(&mut l, 0);
+    assert_eq!(
+        delivered,
+        [(1, "title:a1".to_string()), (3, "title:a3".to_string())],
+        "title:a3 was Logged as seq 3"
+    );
+}
+
+#[test]
+fn a_crash_while_settling_a_batch_neither_loses_nor_recounts_it() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0);
+    l.flush(at(2000));
+    let u = l.poll_upload(at(2000)).unwrap();
+    store.borrow_mut().budget = Some(1); // the process dies right after the next write
+    let rejected = UploadOutcome::Status {
+        code: 400,
+        retry_after_ms: None,
+    };
+    l.handle_upload_result(u.id, rejected, at(2000)).unwrap(); // remove(batch), [die], put(acks)
+    drop(l);
+    store.borrow_mut().budget = None;
+
+    let mut l = logger_on(&store, config(), 0);
+    assert!(deliver_all(&mut l, 0).is_empty());
+    let s = l.stats();
+    assert_eq!(
+        (s.issued, s.delivered, s.dropped.total(), s.pending()),
+        (3, 0, 3, 0),
+        "3 rejected impressions must be counted dropped, not pending forever"
+    );
+}
+
+#[test]
+fn a_corrupt_stored_batch_is_counted_as_dropped() {
+    let store = Shared::default();
+    let mut l = logger_on(
+        &store,
+        Config {
+            max_batch_impressions: 2,
+            ..config()
+        },
+        0,
+    );
+    record_n(&mut l, 4, 0);
+    drop(l);
+    let key = store.borrow_mut().keys("batch/").unwrap()[0].clone();
+    store.borrow_mut().inner.value_mut(&key).unwrap()[20] ^= 0xFF;
+
+    let mut l = logger_on(&store, config(), 0);
+    deliver_all(&mut l, 0);
+    let s = l.stats();
+    assert_eq!(
+        (s.dropped.store_corrupt, s.pending()),
+        (2, 0),
+        "queue is empty, yet {} impressions are pending",
+        s.pending()
+    );
+}
+
+#[test]
+fn a_batch_the_store_refused_and_then_lost_is_counted_as_dropped() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0);
+    store.borrow_mut().fail_put = Some("batch/");
+    l.flush(at(2000));
+    store.borrow_mut().fail_put = None;
+    drop(l);
+
+    let mut l = logger_on(&store, config(), 0);
+    let delivered = deliver_all(&mut l, 0);
+    let s = l.stats();
+    assert!(
+        delivered.len() == 3 || s.dropped.total() == 3,
+        "3 impressions neither delivered nor dropped: pending {}",
+        s.pending()
+    );
+}
+
+#[test]
+fn a_huge_retry_after_is_capped_not_overflowed() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 1, 0);
+    l.flush(at(2000));
+    let u = l.poll_upload(at(2000)).unwrap();
+    let outcome = UploadOutcome::Status {
+        code: 503,
+        retry_after_ms: Some(u64::MAX),
+    };
+    let _ = l.handle_upload_result(u.id, outcome, at(2000));
+}
+
+#[test]
+fn out_of_range_delays_and_id_lengths_are_refused_by_validation() {
+    let bad = [
+        Config {
+            max_batch_age_ms: u64::MAX,
+            ..config()
+        },
+        Config {
+            retry_max_ms: u64::MAX,
+            ..config()
+        },
+        Config {
+            contract: sightline_core::Contract {
+                max_id_len: 300,
+                ..Default::default()
+            },
+            ..config()
+        },
+    ];
+    for cfg in bad {
+        let refused = Logger::new(cfg, Box::new(MemoryStore::new()), at(0));
+        assert!(matches!(refused, Err(StartError::Config(_))), "{refused:?}");
+    }
+}
+
+#[test]
+fn check_batch_survives_hostile_counters() {
+    let batch = proto::Batch {
+        counters: Some(proto::Counters {
+            recorded: 0,
+            sampled_out: u64::MAX,
+            deduped: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let v = Contract::default().check_batch(&batch);
+    assert!(!v.is_empty());
+}
+
+#[test]
+fn a_stored_batch_record_with_impossible_numbers_is_corrupt_not_a_panic() {
+    let store = Shared::default();
+    let rec = ClosedBatch {
+        id: 1,
+        batch_no: 1,
+        first_seq: u64::MAX,
+        count: 2,
+        attempts: 0,
+        body: vec![],
+    }
+    .to_record();
+    let mut framed = Vec::new();
+    frame_into(&mut framed, &rec);
+    store
+        .borrow_mut()
+        .put("batch/00000000000000000001", &framed)
+        .unwrap();
+    let _ = logger_on(&store, config(), 0);
+}
+
+#[test]
+fn exposures_are_still_measured_across_a_reset_of_the_hosts_monotonic_clock() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 3_600_000);
+    let pv = l
+        .start_page_view("home", None, None, at(3_600_000))
+        .unwrap();
+    // The host's monotonic clock restarts (e.g. firmware clock reset after suspend).
+    let it = ItemRef {
+        item_id: "title:1",
+        artwork_id: None,
+        row: 0,
+        column: 0,
+    };
+    l.handle_visibility(pv, &it, 1.0, at(10)).unwrap();
+    l.handle_visibility(pv, &it, 0.0, at(2_010)).unwrap();
+    l.flush(at(2_010));
+    assert_eq!(l.stats().recorded, 1, "visible 2 s at 100 %");
+}
+
+#[test]
+fn the_longest_id_allowed_survives_journal_replay_intact() {
+    let store = Shared::default();
+    let mut cfg = config();
+    cfg.contract.max_id_len = 255;
+    let long = "x".repeat(255);
+    let mut l = logger_on(&store, cfg.clone(), 0);
+    let pv = l.start_page_view("home", None, None, at(0)).unwrap();
+    l.record_impression(pv, &imp(&long, 0, 0, 0), at(2000))
+        .unwrap();
+    drop(l);
+    let mut l = logger_on(&store, cfg, 0);
+    let u = l.poll_upload(at(0)).unwrap();
+    let (b, rows) = decode(&u);
+    assert_eq!(wire::Ids::of(&b).item(&rows[0]), long);
+}
+
+#[test]
+fn a_crash_during_a_purge_never_uploads_purged_data_or_counts_it_twice() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0); // in the open batch, journaled
+    store.borrow_mut().budget = Some(2); // prefs, acks written; state + journal clear lost
+    l.set_enabled(false, true, at(2000));
+    drop(l);
+    store.borrow_mut().budget = None;
+
+    let mut l = logger_on(&store, config(), 0);
+    assert!(!l.enabled());
+    let sent = deliver_all(&mut l, 0);
+    let s = l.stats();
+    eprintln!(
+        "sent={sent:?} delivered={} purged={} issued={}",
+        s.delivered, s.dropped.purged, s.issued
+    );
+    assert!(
+        sent.is_empty(),
+        "purged impressions uploaded after opt-out: {sent:?}"
+    );
+    assert!(s.balanced(), "{s:?}");
+}
+
+#[test]
+fn a_sampled_out_install_keeps_its_journal_bounded() {
+    let store = Shared::default();
+    let cfg = Config {
+        sample_rate_ppm: 0,
+        ..config()
+    };
+    let mut l = logger_on(&store, cfg, 0);
+    for round in 0..100u64 {
+        let t = round * 10_000;
+        let pv = l.start_page_view("home", None, None, at(t)).unwrap();
+        for i in 0..100u32 {
+            let id = format!("title:{i}");
+            let r = l.record_impression(pv, &imp(&id, 0, i, t), at(t + 2000));
+            assert_eq!(r, Ok(Recorded::SampledOut));
+        }
+        l.end_page_view(pv, at(t + 2000)).unwrap();
+        l.handle_app_hidden(at(t + 3000));
+        l.flush(at(t + 3000));
+        l.handle_app_visible(at(t + 3000));
+    }
+    assert_eq!(l.stats().sampled_out, 10_000);
+    let journal = store.borrow_mut().inner.journal_read().unwrap().len();
+    assert!(
+        journal < 16 * 1024,
+        "journal holds {journal} bytes after flushes"
+    );
+}
