@@ -59,14 +59,17 @@ impl Drops {
         *slot += n;
     }
 
-    /// All drops.
+    /// All drops (saturating: the collector sums counters received from the wire).
     pub fn total(&self) -> u64 {
-        self.overflow
-            + self.rejected
-            + self.too_large
-            + self.retries_exhausted
-            + self.purged
-            + self.store_corrupt
+        [
+            self.rejected,
+            self.too_large,
+            self.retries_exhausted,
+            self.purged,
+            self.store_corrupt,
+        ]
+        .into_iter()
+        .fold(self.overflow, u64::saturating_add)
     }
 }
 
@@ -165,6 +168,12 @@ mod tests {
         total += one;
         total += one;
         assert_eq!((total.rejected, total.overflow, total.total()), (4, 2, 6));
+        let hostile = Drops {
+            overflow: u64::MAX,
+            purged: 5,
+            ..Drops::default()
+        };
+        assert_eq!(hostile.total(), u64::MAX, "saturates instead of overflowing");
     }
 
     #[test]
