@@ -195,7 +195,10 @@ impl PageView {
 }
 
 struct InFlight {
-    id: u64,
+    /// Unique per attempt, so a late answer to an attempt that timed out is not taken for
+    /// the answer to its retry.
+    upload: u64,
+    batch: u64,
     since: u64,
 }
 
@@ -223,6 +226,7 @@ pub struct Logger {
     open: OpenBatch,
     queue: Queue,
     in_flight: Option<InFlight>,
+    next_upload: u64,
     next_send_at: u64,
     blocked_until_wall: u64,
     blocked_for: u64,
@@ -268,6 +272,7 @@ impl Logger {
             open: OpenBatch::default(),
             queue: Queue::default(),
             in_flight: None,
+            next_upload: 1,
             next_send_at: now.mono_ms,
             blocked_until_wall: 0,
             blocked_for: 0,
@@ -560,9 +565,9 @@ impl Logger {
         self.tick(now);
         if let Some(f) = &self.in_flight {
             if self.now >= f.since.saturating_add(UPLOAD_TIMEOUT_MS) {
-                let id = f.id;
+                let upload = f.upload;
                 // The id is the one in flight, so this cannot be unknown.
-                let _ = self.settle(id, UploadOutcome::NetworkError);
+                let _ = self.settle(upload, UploadOutcome::NetworkError);
             }
         }
         self.drive();
@@ -616,12 +621,15 @@ impl Logger {
         if attempt > 1 {
             self.stats.retries += 1;
         }
+        let upload = self.next_upload;
+        self.next_upload += 1;
         self.in_flight = Some(InFlight {
-            id,
+            upload,
+            batch: id,
             since: self.now,
         });
         Some(Upload {
-            id,
+            id: upload,
             path: UPLOAD_PATH.to_string(),
             headers: alloc::vec![
                 ("content-type".to_string(), CONTENT_TYPE.to_string()),
@@ -956,7 +964,7 @@ impl Logger {
 
     fn enqueue_closed(&mut self, closed: ClosedBatch) {
         self.store_batch(&closed);
-        let in_flight = self.in_flight.as_ref().map(|f| f.id);
+        let in_flight = self.in_flight.as_ref().map(|f| f.batch);
         let max = self.config.max_queue_bytes as usize;
         for old in self.queue.push(closed, max, in_flight) {
             self.stats
@@ -1078,13 +1086,14 @@ impl Logger {
         Ok(parsed)
     }
 
-    fn settle(&mut self, id: u64, outcome: UploadOutcome) -> Result<(), UnknownUpload> {
-        if self.in_flight.as_ref().map(|f| f.id) != Some(id) {
-            return Err(UnknownUpload(id));
-        }
+    fn settle(&mut self, upload: u64, outcome: UploadOutcome) -> Result<(), UnknownUpload> {
+        let id = match &self.in_flight {
+            Some(f) if f.upload == upload => f.batch,
+            _ => return Err(UnknownUpload(upload)),
+        };
         self.in_flight = None;
         let Some(batch) = self.queue.get_mut(id) else {
-            return Err(UnknownUpload(id));
+            return Err(UnknownUpload(upload));
         };
         let (count, attempts, body_len) =
             (u64::from(batch.count), batch.attempts, batch.body.len());

@@ -173,7 +173,11 @@ mod tests {
             purged: 5,
             ..Drops::default()
         };
-        assert_eq!(hostile.total(), u64::MAX, "saturates instead of overflowing");
+        assert_eq!(
+            hostile.total(),
+            u64::MAX,
+            "saturates instead of overflowing"
+        );
     }
 
     #[test]

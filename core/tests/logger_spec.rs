@@ -698,6 +698,26 @@ fn an_upload_that_never_completes_times_out_as_a_network_error() {
 }
 
 #[test]
+fn a_late_answer_to_a_timed_out_attempt_is_not_taken_for_its_retry() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    record_n(&mut logger, 1, 0);
+    logger.flush(at(2000));
+    let first = logger.poll_upload(at(2000)).unwrap();
+    logger.handle_timeout(at(2000 + UPLOAD_TIMEOUT_MS));
+    let t = logger.poll_timeout().unwrap();
+    let retry = logger.poll_upload(at(t)).unwrap();
+    assert_ne!(first.id, retry.id, "each attempt has its own id");
+    assert!(
+        logger
+            .handle_upload_result(first.id, status(503, None), at(t))
+            .is_err()
+    );
+    logger.handle_upload_result(retry.id, ok(), at(t)).unwrap();
+    assert_eq!(logger.stats().delivered, 1);
+}
+
+#[test]
 fn a_broken_configuration_is_refused_at_start() {
     let bad = [
         Config {
