@@ -23,7 +23,7 @@ use prost::Message;
 use crate::batch::{OpenBatch, PageViewRef, Pending};
 use crate::config::{Config, ConfigError};
 use crate::contract::{ImpressionFacts, Rule, valid_id};
-use crate::dedup::{Seen, Verdict};
+use crate::dedup::{MAX_EXPOSURES_PER_PAGE_VIEW, Seen, Verdict};
 use crate::gzip;
 use crate::intern::Interner;
 use crate::persist::{
@@ -49,6 +49,9 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Page views open at once; opening one more ends the oldest (a host that forgets to end
 /// page views must not grow memory without bound).
 pub const MAX_OPEN_PAGE_VIEWS: usize = 16;
+/// Item and artwork ids one page view may know: its layout plus an item and an artwork for
+/// each exposure it may track.
+const MAX_NAMES_PER_PAGE_VIEW: usize = 3 * MAX_EXPOSURES_PER_PAGE_VIEW;
 /// Ended page view structures kept for reuse, so steady-state logging does not allocate.
 const SPARE_PAGE_VIEWS: usize = 4;
 /// Journal size that forces a checkpoint even with nothing to batch (a sampled-out install
@@ -164,6 +167,14 @@ struct PageView {
 }
 
 impl PageView {
+    /// Whether the page view can learn these ids: every id it knows is kept until it ends,
+    /// so they are bounded like its exposures.
+    fn room_for(&self, item: &str, artwork: Option<&str>) -> bool {
+        let new_ids = usize::from(self.names.find(item).is_none())
+            + usize::from(artwork.is_some_and(|a| self.names.find(a).is_none()));
+        self.names.len() + new_ids <= MAX_NAMES_PER_PAGE_VIEW
+    }
+
     fn batch_ref(&self) -> PageViewRef<'_> {
         PageViewRef {
             ordinal: self.ordinal,
@@ -351,6 +362,9 @@ impl Logger {
             {
                 return Err(self.refuse(Rule::Position));
             }
+            if rows.iter().map(Vec::len).sum::<usize>() > MAX_EXPOSURES_PER_PAGE_VIEW {
+                return Err(self.refuse(Rule::PageViewFull));
+            }
         }
         if self.page_views.len() >= MAX_OPEN_PAGE_VIEWS {
             let oldest = self.page_views[0].ordinal;
@@ -535,6 +549,9 @@ impl Logger {
         let end = first_visible.saturating_add(imp.visible_ms);
         if first_visible < pv.start_mono || end > self.now || imp.focused_ms > imp.visible_ms {
             return Err(self.refuse(Rule::OutsidePageView));
+        }
+        if !self.page_views[i].room_for(imp.item_id, imp.artwork_id) {
+            return Err(self.refuse(Rule::PageViewFull));
         }
         let names = &mut self.page_views[i].names;
         let q = Qualified {
@@ -753,6 +770,9 @@ impl Logger {
         };
         if let Some(rule) = rule {
             return Err(self.refuse(rule));
+        }
+        if !self.page_views[i].room_for(item.item_id, item.artwork_id) {
+            return Err(self.refuse(Rule::PageViewFull));
         }
         Ok(Place {
             item: self.page_views[i].names.intern(item.item_id),

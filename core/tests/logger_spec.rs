@@ -718,6 +718,36 @@ fn a_late_answer_to_a_timed_out_attempt_is_not_taken_for_its_retry() {
 }
 
 #[test]
+fn a_page_view_refuses_exposures_and_layouts_beyond_its_bound_and_counts_them() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
+    let mut refused = 0;
+    for i in 0..20_000u32 {
+        let id = format!("title:{i}");
+        let it = ItemRef {
+            item_id: &id,
+            artwork_id: None,
+            row: i / 100,
+            column: i % 100,
+        };
+        if logger.handle_visibility(pv, &it, 0.1, at(10)) == Err(Rule::PageViewFull) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 20_000 - 4096, "beyond the page view's bound");
+    assert_eq!(
+        logger.stats().invalid_by_rule[Rule::PageViewFull.index()],
+        refused
+    );
+    let huge: Vec<Vec<String>> = vec![(0..5000).map(|i| format!("title:{i}")).collect()];
+    assert_eq!(
+        logger.start_page_view("home", None, Some(&huge), at(20)),
+        Err(Rule::PageViewFull)
+    );
+}
+
+#[test]
 fn a_broken_configuration_is_refused_at_start() {
     let bad = [
         Config {
