@@ -768,10 +768,70 @@ fn the_batch_age_deadline_fires_on_the_real_clock_without_any_further_call() {
         driver.record_impression(page_view, &imp),
         Ok(Recorded::Logged { seq: 1 })
     );
-    wait_until(|| sent.load(Ordering::SeqCst) == 1);
+    // The answer reaches the logger after the transport returns: wait for the logger.
+    wait_until(|| driver.stats().delivered == 1);
     let stats = driver.shutdown(Duration::ZERO);
     assert_eq!(stats.delivered, 1);
     assert_eq!(sent.load(Ordering::SeqCst), 1);
+}
+
+/// Runs `SPEEDUP` times faster than real time, and tells the driver so.
+struct FastClock {
+    started: Instant,
+}
+
+impl FastClock {
+    const SPEEDUP: u64 = 1000;
+}
+
+impl Clock for FastClock {
+    fn now(&self) -> Now {
+        let mono = START_MONO_MS + self.started.elapsed().as_micros() as u64 * Self::SPEEDUP / 1000;
+        Now::new(mono, WALL_BASE_MS + mono)
+    }
+
+    fn real_duration(&self, mono_ms: u64) -> Duration {
+        Duration::from_micros(mono_ms * 1000 / Self::SPEEDUP)
+    }
+}
+
+#[test]
+fn a_clock_faster_than_real_time_has_its_deadlines_kept_on_its_own_time() {
+    let (uploads, transport) = recording(OK);
+    let clock = FastClock {
+        started: Instant::now(),
+    };
+    // The default 5 min batch age is 0.3 s of real time on this clock; waiting it in real
+    // time would take far longer than the patience below.
+    let driver = Driver::start(
+        config(),
+        Box::new(MemoryStore::new()),
+        Box::new(transport),
+        Box::new(clock),
+    )
+    .unwrap();
+    let page_view = driver.start_page_view("home", None, None).unwrap();
+    thread::sleep(Duration::from_millis(5)); // 5 s on the fast clock
+    let now = driver.now().mono_ms;
+    let imp = Impression {
+        first_visible_mono_ms: now - 2000,
+        visible_ms: 1500,
+        ..impression("title:1", 0, now)
+    };
+    assert_eq!(
+        driver.record_impression(page_view, &imp),
+        Ok(Recorded::Logged { seq: 1 })
+    );
+    let started = Instant::now();
+    while driver.stats().delivered == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the age deadline never fired"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(uploads.lock().unwrap().len(), 1);
+    drop(driver);
 }
 
 #[test]
