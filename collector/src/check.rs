@@ -1,6 +1,8 @@
 //! `sightline-collector check FILES...`: validates captured batches (gzip or raw protobuf)
 //! and NDJSON rows against the contract, prints every violation in a table, and tells the
-//! caller (a producer's CI) whether any exist.
+//! caller (a producer's CI) whether any exist. Duplicates are looked for across all the
+//! files of one run (hourly output files of one session), and the collector's own bad
+//! rows fail with the rules they list.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -56,9 +58,26 @@ impl Report {
     }
 }
 
+/// What one run has seen of NDJSON rows so far, to find duplicates across files.
+#[derive(Debug, Default)]
+struct Seen {
+    events: HashSet<(String, u64)>,
+    exposures: HashSet<(String, u64, String, u32, u32)>,
+}
+
+/// One NDJSON line: a good row, or a bad row with the rules the collector found broken.
+#[derive(serde::Deserialize)]
+struct Line {
+    #[serde(default)]
+    rules: Vec<String>,
+    #[serde(flatten)]
+    row: Row,
+}
+
 /// Checks every file; unreadable and undecodable files are findings, not crashes.
 pub fn check_files(contract: &Contract, paths: &[&Path]) -> Report {
     let mut report = Report::default();
+    let mut seen = Seen::default();
     for path in paths {
         report.files += 1;
         let name = path.display().to_string();
@@ -77,7 +96,7 @@ pub fn check_files(contract: &Contract, paths: &[&Path]) -> Report {
             .extension()
             .is_some_and(|e| e == "ndjson" || e == "jsonl")
         {
-            check_ndjson(contract, &name, &bytes, &mut report);
+            check_ndjson(contract, &name, &bytes, &mut seen, &mut report);
         } else {
             check_batch(contract, &name, &bytes, &mut report);
         }
@@ -86,6 +105,16 @@ pub fn check_files(contract: &Contract, paths: &[&Path]) -> Report {
 }
 
 fn check_batch(contract: &Contract, name: &str, bytes: &[u8], report: &mut Report) {
+    // Zero bytes decode as a protobuf message with every field at its default: not a
+    // capture of anything the SDK sends.
+    if bytes.is_empty() {
+        report.findings.push(Finding {
+            file: name.into(),
+            at: "-".into(),
+            problem: "not a valid batch: empty file".into(),
+        });
+        return;
+    }
     let decoded = if bytes.starts_with(&[0x1f, 0x8b]) {
         wire::decode_gzip_batch(bytes)
     } else {
@@ -103,6 +132,13 @@ fn check_batch(contract: &Contract, name: &str, bytes: &[u8], report: &mut Repor
         }
     };
     report.impressions += wire::impressions(&batch).map_or(0, |r| r.len());
+    if batch.session_id.is_empty() {
+        report.findings.push(Finding {
+            file: name.into(),
+            at: "-".into(),
+            problem: "not a valid batch: no session id".into(),
+        });
+    }
     for v in contract.check_batch(&batch) {
         report.findings.push(Finding {
             file: name.into(),
@@ -115,10 +151,14 @@ fn check_batch(contract: &Contract, name: &str, bytes: &[u8], report: &mut Repor
     }
 }
 
-fn check_ndjson(contract: &Contract, name: &str, bytes: &[u8], report: &mut Report) {
+fn check_ndjson(
+    contract: &Contract,
+    name: &str,
+    bytes: &[u8],
+    seen: &mut Seen,
+    report: &mut Report,
+) {
     let text = String::from_utf8_lossy(bytes);
-    let mut events = HashSet::new();
-    let mut exposures = HashSet::new();
     for (i, line) in text
         .lines()
         .enumerate()
@@ -131,8 +171,8 @@ fn check_ndjson(contract: &Contract, name: &str, bytes: &[u8], report: &mut Repo
                 problem,
             })
         };
-        let row: Row = match serde_json::from_str(line) {
-            Ok(r) => r,
+        let Line { rules: listed, row } = match serde_json::from_str(line) {
+            Ok(l) => l,
             Err(e) => {
                 finding(format!("line {}", i + 1), format!("not a row: {e}"));
                 continue;
@@ -148,14 +188,20 @@ fn check_ndjson(contract: &Contract, name: &str, bytes: &[u8], report: &mut Repo
             max_visible_pct: row.max_visible_pct,
             visible_ms: row.visible_ms,
         };
-        let mut rules = Vec::new();
-        if let Err(r) = contract.check_impression(&facts) {
-            rules.push(r.name().to_string());
+        // A bad row keeps the rules the collector found broken: each is a violation.
+        let mut rules = listed;
+        for r in [
+            contract.check_impression(&facts),
+            contract.check_page_name(&row.page),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        {
+            if !rules.iter().any(|listed| listed == r.name()) {
+                rules.push(r.name().to_string());
+            }
         }
-        if let Err(r) = contract.check_page_name(&row.page) {
-            rules.push(r.name().to_string());
-        }
-        if !events.insert((row.session_id.clone(), row.seq)) {
+        if !seen.events.insert((row.session_id.clone(), row.seq)) {
             rules.push("duplicate_event".into());
         }
         let exposure = (
@@ -165,11 +211,115 @@ fn check_ndjson(contract: &Contract, name: &str, bytes: &[u8], report: &mut Repo
             row.row,
             row.column,
         );
-        if !exposures.insert(exposure) {
+        if !seen.exposures.insert(exposure) {
             rules.push(Rule::DuplicateExposure.name().into());
         }
         for r in rules {
             finding(at.clone(), r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row that breaks no rule.
+    fn row() -> Row {
+        Row {
+            session_id: "s".into(),
+            seq: 1,
+            app_id: "a".into(),
+            app_version: "1".into(),
+            platform: "web".into(),
+            device: "d".into(),
+            install_id: "i".into(),
+            sdk: "x/1".into(),
+            batch_no: 0,
+            page_view: 1,
+            page: "home".into(),
+            request_id: None,
+            item_id: "title:1".into(),
+            artwork_id: None,
+            row: 0,
+            column: 0,
+            first_visible_client_ms: 0,
+            first_visible_ms: 0,
+            visible_ms: 5_000,
+            max_visible_pct: 100,
+            focused_ms: 0,
+            sample_rate: 1.0,
+            contract_version: 1,
+            received_ms: 0,
+        }
+    }
+
+    /// Checks files with the given contents, named `tag-<i>.<ext>` in a fresh directory.
+    fn check(tag: &str, ext: &str, contents: &[&[u8]]) -> Report {
+        let dir =
+            std::env::temp_dir().join(format!("sightline-check-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths: Vec<_> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let path = dir.join(format!("{i}.{ext}"));
+                std::fs::write(&path, c).unwrap();
+                path
+            })
+            .collect();
+        let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        let report = check_files(&Contract::default(), &refs);
+        let _ = std::fs::remove_dir_all(&dir);
+        report
+    }
+
+    #[test]
+    fn an_empty_capture_is_not_a_valid_batch() {
+        let report = check("empty", "pb.gz", &[b""]);
+        assert_eq!(report.findings.len(), 1, "{}", report.table());
+        assert!(
+            report.findings[0].problem.contains("empty"),
+            "{}",
+            report.table()
+        );
+    }
+
+    #[test]
+    fn a_good_row_passes_and_each_rule_a_bad_row_lists_is_a_finding() {
+        let good = format!("{}\n", serde_json::to_string(&row()).unwrap());
+        assert!(
+            check("good-row", "ndjson", &[good.as_bytes()])
+                .findings
+                .is_empty()
+        );
+
+        let bad = crate::row::BadRow {
+            rules: vec!["outside_page_view".into(), "too_short".into()],
+            row: row(),
+        };
+        let line = format!("{}\n", serde_json::to_string(&bad).unwrap());
+        let report = check("bad-row", "ndjson", &[line.as_bytes()]);
+        let problems: Vec<&str> = report.findings.iter().map(|f| f.problem.as_str()).collect();
+        assert_eq!(
+            problems,
+            ["outside_page_view", "too_short"],
+            "{}",
+            report.table()
+        );
+        assert_eq!(report.findings[0].at, "s/1");
+    }
+
+    #[test]
+    fn a_row_duplicated_across_hourly_files_is_found() {
+        let line = format!("{}\n", serde_json::to_string(&row()).unwrap());
+        let report = check("hours", "ndjson", &[line.as_bytes(), line.as_bytes()]);
+        let problems: Vec<&str> = report.findings.iter().map(|f| f.problem.as_str()).collect();
+        assert_eq!(
+            problems,
+            ["duplicate_event", Rule::DuplicateExposure.name()],
+            "{}",
+            report.table()
+        );
     }
 }

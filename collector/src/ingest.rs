@@ -2,16 +2,16 @@
 //! validation against the core's contract, dedup by (session, seq), loss reconciliation
 //! and clock-skew correction. Produces normalised rows; storing them is the sink's job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use sightline_core::contract::{Contract, Rule};
+use sightline_core::contract::{Contract, Rule, valid_id};
 use sightline_core::gzip::{self, GzipError};
 use sightline_core::proto;
 use sightline_core::wire::{self, DecodeError, Ids};
 
-use crate::row::{BadRow, Row};
+use crate::row::{BadRow, ROW_FIXED_BYTES, Row};
 use crate::session::{Arrival, Reconciliation, SessionState};
-use crate::sink::Replay;
+use crate::sink::{BatchRecord, Stored};
 
 /// Compressed bodies above this are refused before any work: the SDK never sends more
 /// than 64 KiB (the beacon limit), so 1 MiB leaves room for foreign clients, not for abuse.
@@ -20,9 +20,22 @@ pub const MAX_COMPRESSED_BYTES: usize = 1024 * 1024;
 pub const MAX_DECOMPRESSED_BYTES: usize = wire::MAX_DECODED_BATCH_BYTES;
 /// A batch that expands more than this from gzip is a bomb: real batches expand 2-10x.
 pub const MAX_EXPANSION_RATIO: usize = 100;
-/// Sessions tracked at once; the least recently seen is forgotten beyond this (its late
-/// retries then count again, which the sink's (session, seq) key still dedups downstream).
+/// Sessions tracked at once; the least recently seen is forgotten beyond this. Nothing
+/// dedups further downstream: a retry of a forgotten session is written again, so this is
+/// sized well above the sessions that upload within a retry horizon.
 pub const MAX_SESSIONS: usize = 100_000;
+/// Seqs remembered above high-water marks across all sessions (about 25 MB): beyond this
+/// the least recently seen sessions are forgotten, as for [`MAX_SESSIONS`]. Each session
+/// holds at most [`crate::session::DEDUP_WINDOW`], so this allows 32 full windows at once.
+pub const MAX_HELD_SEQS: usize = 32 * crate::session::DEDUP_WINDOW;
+/// Output an upload may produce, as a multiple of its decompressed size. Rows repeat the
+/// batch's header and strings per impression: a real batch's rows come to about 40x its
+/// protobuf, and the estimate (which takes the widest numbers and longest strings) to
+/// about 100x (the tests check a real batch 2.5x denser would still pass), so 256x passes
+/// real batches with room to spare
+/// while a crafted one (about 1 byte per impression) cannot turn a 2 KB body into hundreds
+/// of megabytes of rows.
+pub const MAX_OUTPUT_RATIO: usize = 256;
 
 /// Why a whole upload is refused; each maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +70,22 @@ pub struct Outcome {
     pub bad: Vec<BadRow>,
     pub duplicates: u64,
     pub session_id: String,
+    /// The contract flagged the batch's counters: they were not used for reconciliation.
+    pub counters_inconsistent: bool,
+}
+
+impl Outcome {
+    /// The record of this upload the sink logs next to its rows.
+    pub fn record(&self, batch: &proto::Batch, received_ms: u64) -> BatchRecord {
+        BatchRecord {
+            session_id: self.session_id.clone(),
+            batch_no: batch.batch_no,
+            received_ms,
+            counters: batch.counters.unwrap_or_default(),
+            duplicates: self.duplicates,
+            counters_inconsistent: self.counters_inconsistent,
+        }
+    }
 }
 
 /// Counters for `/metrics`.
@@ -77,11 +106,23 @@ impl Metrics {
     }
 }
 
+/// One tracked session and when it was last used.
+#[derive(Clone, Debug, Default)]
+struct Tracked {
+    state: SessionState,
+    tick: u64,
+}
+
 /// Decodes, validates and dedups uploads; holds per-session state.
 #[derive(Debug)]
 pub struct Ingestor {
     contract: Contract,
-    sessions: HashMap<String, (SessionState, u64)>,
+    sessions: HashMap<String, Tracked>,
+    /// Sessions by last use (ticks are unique): the least recent is first, found in
+    /// O(log n) when one must be forgotten.
+    by_use: BTreeMap<u64, String>,
+    /// Sum of [`SessionState::held`] over `sessions`.
+    held: usize,
     tick: u64,
     pub metrics: Metrics,
 }
@@ -92,6 +133,8 @@ impl Ingestor {
         Ingestor {
             contract,
             sessions: HashMap::new(),
+            by_use: BTreeMap::new(),
+            held: 0,
             tick: 0,
             metrics: Metrics::default(),
         }
@@ -126,7 +169,17 @@ impl Ingestor {
             }
         };
         match wire::decode_batch(&raw) {
-            Ok(batch) => Ok(batch),
+            Ok(batch) => match self.admit(&batch, raw.len()) {
+                Ok(()) => Ok(batch),
+                Err(r) => {
+                    let kind = if r.status() == 413 {
+                        "too_large"
+                    } else {
+                        "malformed"
+                    };
+                    refused(&mut self.metrics, kind, r)
+                }
+            },
             Err(e) => {
                 let kind = if matches!(e, DecodeError::Gzip(GzipError::TooLarge { .. })) {
                     "too_large"
@@ -138,6 +191,61 @@ impl Ingestor {
         }
     }
 
+    /// Refuses a decoded batch whose header ids are not well-formed ids (400), or whose
+    /// rows would exceed [`MAX_OUTPUT_RATIO`] times its `decoded_len` bytes (413). Every row
+    /// repeats the header and its page view's and item's strings, so the estimate is the
+    /// impression count times the longest of each: cheap, and below the real size only by
+    /// bad rows' rule lists and JSON escapes (at most 6x on the strings): a constant factor.
+    pub fn admit(&self, batch: &proto::Batch, decoded_len: usize) -> Result<(), Refusal> {
+        let max = self.contract.max_id_len;
+        if !valid_id(&batch.session_id, max) {
+            return Err(Refusal::Malformed(
+                "session_id is empty or not a well-formed id".into(),
+            ));
+        }
+        let header = [
+            ("app_id", &batch.app_id),
+            ("app_version", &batch.app_version),
+            ("device", &batch.device),
+            ("install_id", &batch.install_id),
+            ("sdk_name", &batch.sdk_name),
+            ("sdk_version", &batch.sdk_version),
+        ];
+        if let Some((field, _)) = header
+            .iter()
+            .find(|(_, v)| !v.is_empty() && !valid_id(v, max))
+        {
+            return Err(Refusal::Malformed(format!(
+                "{field} is not a well-formed id"
+            )));
+        }
+        let count = batch.impressions.as_ref().map_or(0, |i| i.count as usize);
+        let text = |i: u32| wire::string(batch, i).map_or(0, str::len);
+        let page_view = batch
+            .page_views
+            .iter()
+            .map(|pv| text(pv.page) + pv.request_id.checked_sub(1).map_or(0, text))
+            .max()
+            .unwrap_or(0);
+        let longest = |prefix: &str, ids: &[String]| {
+            prefix.len() + ids.iter().map(String::len).max().unwrap_or(0)
+        };
+        let per_row = ROW_FIXED_BYTES
+            + batch.session_id.len()
+            + header.iter().map(|(_, v)| v.len()).sum::<usize>()
+            + page_view
+            + longest(&batch.item_prefix, &batch.item_ids)
+            + longest(&batch.artwork_prefix, &batch.artwork_ids);
+        let estimate = count.saturating_mul(per_row);
+        let budget = decoded_len.saturating_mul(MAX_OUTPUT_RATIO);
+        if estimate > budget {
+            return Err(Refusal::TooLarge(format!(
+                "rows would take about {estimate} bytes, over {MAX_OUTPUT_RATIO}x the {decoded_len} byte batch"
+            )));
+        }
+        Ok(())
+    }
+
     /// Ingests one upload body received at `received_wall_ms`.
     pub fn ingest(&mut self, body: &[u8], received_wall_ms: u64) -> Result<Outcome, Refusal> {
         let batch = self.decode(body)?;
@@ -145,16 +253,19 @@ impl Ingestor {
     }
 
     /// Validates and dedups a decoded batch. Bad events never take good neighbours down.
+    /// Counters the contract flags as inconsistent are recorded but not reconciled.
     pub fn accept(&mut self, batch: &proto::Batch, received_wall_ms: u64) -> Outcome {
         self.metrics.batches += 1;
         // The decoder already checked every index, so this cannot fail here.
         let rows = wire::impressions(batch).unwrap_or_default();
         let ids = Ids::of(batch);
         let mut violations: HashMap<u64, Vec<Rule>> = HashMap::new();
+        let mut counters_inconsistent = false;
         for v in self.contract.check_batch(batch) {
             match v.seq {
                 Some(seq) => violations.entry(seq).or_default().push(v.rule),
                 None => {
+                    counters_inconsistent |= v.rule == Rule::CountersInconsistent;
                     *self
                         .metrics
                         .rejects_by_rule
@@ -164,14 +275,16 @@ impl Ingestor {
             }
         }
         let clock = Clock::of(batch, received_wall_ms);
-        let mut metrics = std::mem::take(&mut self.metrics);
-        let session = self.session_mut(&batch.session_id);
+        let (key, mut tracked) = self.take_session(&batch.session_id);
+        let session = &mut tracked.state;
+        let metrics = &mut self.metrics;
         session.batches += 1;
-        if let Some(c) = &batch.counters {
+        if let Some(c) = batch.counters.as_ref().filter(|_| !counters_inconsistent) {
             session.observe_counters(c);
         }
         let mut out = Outcome {
             session_id: batch.session_id.clone(),
+            counters_inconsistent,
             ..Outcome::default()
         };
         for imp in &rows {
@@ -198,7 +311,7 @@ impl Ingestor {
                 }
             }
         }
-        self.metrics = metrics;
+        self.put_session(key, tracked);
         out
     }
 
@@ -208,7 +321,7 @@ impl Ingestor {
     pub fn checkpoint(&self, session_id: &str) -> Checkpoint {
         Checkpoint {
             session_id: session_id.to_string(),
-            session: self.sessions.get(session_id).cloned(),
+            session: self.sessions.get(session_id).map(|t| t.state.clone()),
             metrics: self.metrics.clone(),
         }
     }
@@ -216,83 +329,89 @@ impl Ingestor {
     /// Undoes what was accepted since `checkpoint`, when its rows could not be stored: the
     /// upload is not acknowledged, so its retry must count as new rather than duplicate.
     pub fn rollback(&mut self, checkpoint: Checkpoint) {
-        match checkpoint.session {
-            Some(state) => {
-                self.sessions.insert(checkpoint.session_id, state);
-            }
-            None => {
-                self.sessions.remove(&checkpoint.session_id);
-            }
+        let (key, _) = self.take_session(&checkpoint.session_id);
+        if let Some(state) = checkpoint.session {
+            self.put_session(key, Tracked { state, tick: 0 });
         }
         self.metrics = checkpoint.metrics;
     }
 
-    /// Rebuilds dedup and loss state from what an output directory already holds.
-    pub fn restore(&mut self, previous: &Replay) {
-        for (session, seq, bad) in previous
-            .good
-            .iter()
-            .map(|r| (&r.session_id, r.seq, false))
-            .chain(
-                previous
-                    .bad
-                    .iter()
-                    .map(|b| (&b.row.session_id, b.row.seq, true)),
-            )
-        {
-            let state = self.session_mut(session);
-            if state.arrive(seq) == Arrival::New && bad {
-                state.rejected += 1;
+    /// Rebuilds dedup and loss state from one item an output directory holds; feed it
+    /// what [`crate::sink::replay`] streams, rows in arrival order. Batch records add back
+    /// their duplicates and, unless flagged inconsistent, their counters.
+    pub fn restore(&mut self, item: &Stored) {
+        let id = match item {
+            Stored::Row(r) => &r.session_id,
+            Stored::Batch(b) => &b.session_id,
+        };
+        let (key, mut tracked) = self.take_session(id);
+        let state = &mut tracked.state;
+        match item {
+            Stored::Row(r) => {
+                if state.arrive(r.seq) == Arrival::New && r.bad {
+                    state.rejected += 1;
+                }
+            }
+            Stored::Batch(b) => {
+                state.batches += 1;
+                state.duplicates = state.duplicates.saturating_add(b.duplicates);
+                if !b.counters_inconsistent {
+                    state.observe_counters(&b.counters);
+                }
             }
         }
-        for b in &previous.batches {
-            let state = self.session_mut(&b.session_id);
-            state.batches += 1;
-            state.observe_counters(&b.counters);
+        self.put_session(key, tracked);
+    }
+
+    /// Takes a session's state out of the table (a fresh one if unknown) to work on it
+    /// while the metrics stay borrowable; [`Ingestor::put_session`] puts it back.
+    fn take_session(&mut self, id: &str) -> (String, Tracked) {
+        match self.sessions.remove_entry(id) {
+            Some((key, tracked)) => {
+                self.by_use.remove(&tracked.tick);
+                self.held -= tracked.state.held();
+                (key, tracked)
+            }
+            None => (id.to_string(), Tracked::default()),
         }
     }
 
-    fn session_mut(&mut self, id: &str) -> &mut SessionState {
+    /// Puts a session back as the most recently used, then forgets the least recently used
+    /// sessions while over [`MAX_SESSIONS`] or [`MAX_HELD_SEQS`].
+    fn put_session(&mut self, key: String, mut tracked: Tracked) {
         self.tick += 1;
-        let tick = self.tick;
-        if !self.sessions.contains_key(id) && self.sessions.len() >= MAX_SESSIONS {
-            self.forget_oldest();
+        tracked.tick = self.tick;
+        self.held += tracked.state.held();
+        self.by_use.insert(self.tick, key.clone());
+        self.sessions.insert(key, tracked);
+        while self.sessions.len() > MAX_SESSIONS || self.held > MAX_HELD_SEQS {
+            let Some((_, oldest)) = self.by_use.pop_first() else {
+                break;
+            };
+            if let Some(gone) = self.sessions.remove(&oldest) {
+                self.held -= gone.state.held();
+            }
         }
-        let entry = self
-            .sessions
-            .entry(id.to_string())
-            .or_insert_with(|| (SessionState::default(), tick));
-        entry.1 = tick;
-        &mut entry.0
     }
 
     /// Loss accounting of one session, if known.
     pub fn reconcile(&self, session_id: &str) -> Option<Reconciliation> {
-        self.sessions.get(session_id).map(|(s, _)| s.reconcile())
+        self.sessions.get(session_id).map(|t| t.state.reconcile())
     }
 
     /// Loss accounting of every known session.
     pub fn sessions(&self) -> impl Iterator<Item = (&str, Reconciliation)> {
         self.sessions
             .iter()
-            .map(|(id, (s, _))| (id.as_str(), s.reconcile()))
+            .map(|(id, t)| (id.as_str(), t.state.reconcile()))
     }
 
     /// Forgets every session (micro mode's reset).
     pub fn reset(&mut self) {
         self.sessions.clear();
+        self.by_use.clear();
+        self.held = 0;
         self.metrics = Metrics::default();
-    }
-
-    fn forget_oldest(&mut self) {
-        if let Some(oldest) = self
-            .sessions
-            .iter()
-            .min_by_key(|(_, (_, t))| *t)
-            .map(|(k, _)| k.clone())
-        {
-            self.sessions.remove(&oldest);
-        }
     }
 }
 
@@ -300,7 +419,7 @@ impl Ingestor {
 #[derive(Debug)]
 pub struct Checkpoint {
     session_id: String,
-    session: Option<(SessionState, u64)>,
+    session: Option<SessionState>,
     metrics: Metrics,
 }
 
@@ -317,19 +436,23 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The correction for `batch` received at `received_wall_ms`.
+    /// The correction for `batch` received at `received_wall_ms`. Without send info the
+    /// batch's close time stands in; with neither, times are taken as they are (skew 0).
     pub fn of(batch: &proto::Batch, received_wall_ms: u64) -> Clock {
         let clock = batch.clock.unwrap_or_default();
+        // Wire times are arbitrary u64s: differences are taken wide, then clamped.
+        let skew = |client_wall_ms: u64| {
+            (i128::from(client_wall_ms) - i128::from(received_wall_ms))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        };
         let (skew_ms, send_mono) = match batch.send {
             Some(s) => (
-                s.sent_at_wall_ms as i64 - received_wall_ms as i64,
+                skew(s.sent_at_wall_ms),
                 (s.mono_epoch == clock.mono_epoch && s.sent_at_mono_ms >= clock.mono_base_ms)
                     .then_some(s.sent_at_mono_ms),
             ),
-            None => (
-                clock.closed_at_wall_ms as i64 - received_wall_ms as i64,
-                None,
-            ),
+            None if clock.closed_at_wall_ms > 0 => (skew(clock.closed_at_wall_ms), None),
+            None => (0, None),
         };
         Clock {
             skew_ms,
@@ -344,10 +467,11 @@ impl Clock {
     pub fn corrected(&self, client_wall_ms: u64, mono_offset_ms: u64) -> u64 {
         match self.send_mono {
             Some(sent) => {
-                let age = sent.saturating_sub(self.mono_base + mono_offset_ms);
+                let age = sent.saturating_sub(self.mono_base.saturating_add(mono_offset_ms));
                 self.received_wall_ms.saturating_sub(age)
             }
-            None => (client_wall_ms as i64 - self.skew_ms).max(0) as u64,
+            None => (i128::from(client_wall_ms) - i128::from(self.skew_ms))
+                .clamp(0, i128::from(u64::MAX)) as u64,
         }
     }
 }
@@ -476,18 +600,346 @@ mod tests {
         );
     }
 
+    /// Writes each (batch, outcome) through the NDJSON sink into a fresh directory, then
+    /// restores a new ingestor from it the way a restarted server does.
+    fn restarted(tag: &str, uploads: &[(&proto::Batch, &Outcome, u64)]) -> Ingestor {
+        use crate::sink::{NdjsonSink, Sink, replay};
+        let dir =
+            std::env::temp_dir().join(format!("sightline-ingest-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut sink = NdjsonSink::open(&dir).unwrap();
+        for (batch, out, received) in uploads {
+            sink.write(&out.record(batch, *received), &out.good, &out.bad)
+                .unwrap();
+        }
+        drop(sink);
+        let mut ingestor = Ingestor::new(Contract::default());
+        let _ = NdjsonSink::open(&dir).unwrap();
+        replay(&dir, |item| ingestor.restore(&item)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        ingestor
+    }
+
     #[test]
     fn state_rebuilt_from_output_recognises_old_seqs_as_duplicates() {
         let mut first = Ingestor::new(Contract::default());
         let b = body(3, 0);
-        let out = first.ingest(&b, WALL).unwrap();
-        let previous = Replay {
-            good: out.good.clone(),
-            ..Replay::default()
-        };
-        let mut restarted = Ingestor::new(Contract::default());
-        restarted.restore(&previous);
+        let batch = wire::decode_gzip_batch(&b).unwrap();
+        let out = first.accept(&batch, WALL);
+        let mut restarted = restarted("dups", &[(&batch, &out, WALL)]);
         let again = restarted.ingest(&b, WALL).unwrap();
         assert_eq!((again.good.len(), again.duplicates), (0, 3));
+    }
+
+    #[test]
+    fn restore_rebuilds_the_same_accounting_late_and_duplicates_included() {
+        let mut first = Ingestor::new(Contract::default());
+        let mut batch = wire::decode_gzip_batch(&body(4, 0)).unwrap();
+        // Seq 2 goes to bad rows, its neighbours to good rows: restore must interleave them
+        // in arrival order, or seq 2 looks late.
+        batch.impressions.as_mut().unwrap().visible_ms = vec![1000, 10, 1000, 1000];
+        let out = first.accept(&batch, WALL);
+        let retry = first.accept(&batch, WALL + 1);
+        assert_eq!(retry.duplicates, 4);
+        let before = first.reconcile(&out.session_id).unwrap();
+        assert_eq!((before.late, before.duplicates, before.rejected), (0, 4, 1));
+        let restarted = restarted("late", &[(&batch, &out, WALL), (&batch, &retry, WALL + 1)]);
+        assert_eq!(restarted.reconcile(&out.session_id).unwrap(), before);
+    }
+
+    #[test]
+    fn a_hostile_page_view_wall_time_saturates_and_keeps_the_metrics() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        ingestor.ingest(&body(1, 0), WALL).unwrap();
+        let mut hostile = wire::decode_gzip_batch(&body(1, 0)).unwrap();
+        hostile.session_id = "hostile".into();
+        hostile.send = None;
+        hostile.page_views[0].start_wall_ms = u64::MAX;
+        hostile.page_views[0].start_offset_ms = u64::MAX;
+        let out = ingestor.accept(&hostile, WALL);
+        let row = &out.good[0];
+        assert_eq!(row.first_visible_client_ms, u64::MAX);
+        assert!(row.first_visible_ms > WALL, "{row:?}");
+        assert_eq!(
+            (ingestor.metrics.impressions, ingestor.metrics.batches),
+            (2, 2)
+        );
+    }
+
+    #[test]
+    fn hostile_send_and_clock_times_do_not_overflow_the_skew() {
+        let mut batch = wire::decode_gzip_batch(&body(1, 0)).unwrap();
+        let send = batch.send.as_mut().unwrap();
+        send.sent_at_wall_ms = u64::MAX;
+        send.mono_epoch = send.mono_epoch.wrapping_add(1); // no shared epoch: skew alone
+        let clock = Clock::of(&batch, 0);
+        assert_eq!(clock.skew_ms, i64::MAX);
+        assert_eq!(clock.corrected(0, u64::MAX), 0);
+        batch.send.as_mut().unwrap().sent_at_wall_ms = 0;
+        let clock = Clock::of(&batch, u64::MAX);
+        assert_eq!(clock.skew_ms, i64::MIN);
+        assert_eq!(clock.corrected(u64::MAX, 0), u64::MAX);
+    }
+
+    #[test]
+    fn hostile_counters_reconcile_without_panicking() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let mut hostile = wire::decode_gzip_batch(&body(1, 0)).unwrap();
+        let c = hostile.counters.as_mut().unwrap();
+        c.dropped_overflow = u64::MAX;
+        c.dropped_rejected = 1;
+        let out = ingestor.accept(&hostile, WALL);
+        let r = ingestor.reconcile(&out.session_id).unwrap();
+        assert_eq!(r.delivered, 1);
+    }
+
+    #[test]
+    fn with_neither_send_info_nor_close_time_event_times_are_left_uncorrected() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let mut batch = wire::decode_gzip_batch(&body(1, 0)).unwrap();
+        batch.send = None;
+        batch.clock = None;
+        let received = WALL + 13_000;
+        assert_eq!(Clock::of(&batch, received).skew_ms, 0);
+        let row = ingestor.accept(&batch, received).good[0].clone();
+        assert_eq!(row.first_visible_ms, row.first_visible_client_ms);
+        assert!(row.first_visible_ms <= received, "{row:?}");
+    }
+
+    #[test]
+    fn counters_flagged_inconsistent_do_not_drive_reconciliation_live_or_restored() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let mut batch = wire::decode_gzip_batch(&body(1, 0)).unwrap();
+        let good_counters = batch.counters.unwrap();
+        batch.counters.as_mut().unwrap().last_seq = 1_000_000; // recorded stays 1
+        assert!(
+            Contract::default()
+                .check_batch(&batch)
+                .iter()
+                .any(|v| v.rule == Rule::CountersInconsistent)
+        );
+        let bogus = ingestor.accept(&batch, WALL);
+        assert!(bogus.counters_inconsistent);
+        assert!(bogus.record(&batch, WALL).counters_inconsistent);
+        let bogus_batch = batch.clone();
+        // The real counters arrive again (a retry): the bogus ones never displaced them.
+        batch.counters = Some(good_counters);
+        let retry = ingestor.accept(&batch, WALL + 1);
+        let r = ingestor.reconcile(&bogus.session_id).unwrap();
+        assert_eq!((r.issued, r.missing), (1, 0), "{r:?}");
+        let restored = restarted(
+            "inconsistent",
+            &[(&bogus_batch, &bogus, WALL), (&batch, &retry, WALL + 1)],
+        );
+        assert_eq!(restored.reconcile(&bogus.session_id).unwrap(), r);
+    }
+
+    #[test]
+    fn header_ids_must_be_well_formed_and_the_session_id_present() {
+        let good = body(1, 0);
+        let batch = wire::decode_gzip_batch(&good).unwrap();
+        let mut ingestor = Ingestor::new(Contract::default());
+        assert!(ingestor.admit(&batch, 1000).is_ok());
+        let long = "a".repeat(Contract::default().max_id_len as usize + 1);
+        type Field = fn(&mut proto::Batch) -> &mut String;
+        let cases: [(&str, Field); 7] = [
+            ("session_id", |b| &mut b.session_id),
+            ("app_id", |b| &mut b.app_id),
+            ("app_version", |b| &mut b.app_version),
+            ("device", |b| &mut b.device),
+            ("install_id", |b| &mut b.install_id),
+            ("sdk_name", |b| &mut b.sdk_name),
+            ("sdk_version", |b| &mut b.sdk_version),
+        ];
+        for (field, get) in cases {
+            for value in [long.as_str(), "has space", "caf\u{e9}"] {
+                let mut b = batch.clone();
+                *get(&mut b) = value.to_string();
+                let body = gzip::gzip(&b.encode_to_vec());
+                let refusal = ingestor.ingest(&body, WALL).unwrap_err();
+                assert_eq!(refusal.status(), 400, "{field}={value:?}");
+                assert!(refusal.reason().contains(field), "{refusal:?}");
+            }
+        }
+        let mut b = batch.clone();
+        b.session_id.clear();
+        assert_eq!(ingestor.admit(&b, 1000).unwrap_err().status(), 400);
+        let mut b = batch;
+        b.device.clear();
+        assert!(
+            ingestor.admit(&b, 1000).is_ok(),
+            "an empty device is allowed"
+        );
+    }
+
+    /// Serialised size of everything an outcome writes.
+    fn written(out: &Outcome) -> usize {
+        let good: usize = out
+            .good
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap().len() + 1)
+            .sum();
+        let bad: usize = out
+            .bad
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap().len() + 1)
+            .sum();
+        good + bad
+    }
+
+    #[test]
+    fn real_batches_stay_well_within_the_output_budget() {
+        for n in [1, 50, 500] {
+            let b = body(n, 0);
+            let raw = gzip::gunzip(&b, MAX_DECOMPRESSED_BYTES).unwrap();
+            let mut ingestor = Ingestor::new(Contract::default());
+            let out = ingestor.ingest(&b, WALL).unwrap();
+            let ratio = written(&out) / raw.len();
+            assert!(ratio * 4 <= MAX_OUTPUT_RATIO, "{n} impressions: {ratio}x");
+            // The estimate errs high, yet a batch 2.5x as dense would still pass.
+            let batch = wire::decode_gzip_batch(&b).unwrap();
+            assert!(
+                ingestor.admit(&batch, raw.len() * 2 / 5).is_ok(),
+                "{n} impressions"
+            );
+        }
+    }
+
+    /// One page view and `n` impressions all showing the same item, the cheapest batch per
+    /// row on the wire; header ids `header_len` long, page, request and item id 256 long.
+    /// Every string is distinct incompressible letters, so the body stays within the gzip
+    /// expansion limit.
+    fn repeated_item(n: usize, header_len: usize) -> proto::Batch {
+        let mut rng = 0x1234_5678_u64;
+        let mut noise = |len: usize| -> String {
+            (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    (b'a' + (rng % 26) as u8) as char
+                })
+                .collect()
+        };
+        let mut item = vec![1u32; n];
+        item[0] = 0;
+        proto::Batch {
+            schema_version: 1,
+            sdk_name: noise(header_len),
+            sdk_version: noise(header_len),
+            app_id: noise(header_len),
+            app_version: noise(header_len),
+            device: noise(header_len),
+            install_id: noise(header_len),
+            session_id: noise(header_len),
+            strings: vec![noise(256), noise(256)],
+            page_views: vec![proto::PageView {
+                page: 0,
+                request_id: 2,
+                ..Default::default()
+            }],
+            item_prefix: noise(200),
+            item_ids: vec![noise(56)],
+            impressions: Some(proto::Impressions {
+                first_seq: 1,
+                count: n as u32,
+                item,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn row_output_is_bounded_by_the_body_not_amplified() {
+        let n = wire::MAX_IMPRESSIONS;
+        let mut ingestor = Ingestor::new(Contract::default());
+        // Header strings at the 256-byte wire limit: refused as malformed ids.
+        let body = gzip::gzip(&repeated_item(n, 256).encode_to_vec());
+        let refusal = ingestor.ingest(&body, WALL).unwrap_err();
+        assert_eq!(refusal.status(), 400, "{refusal:?}");
+        // Well-formed 64-byte header ids and 256-byte strings, repeated 65536 times from a
+        // body of a few KB: over budget, refused before a row is built.
+        let body = gzip::gzip(&repeated_item(n, 64).encode_to_vec());
+        let refusal = ingestor.ingest(&body, WALL).unwrap_err();
+        assert_eq!(refusal.status(), 413, "{refusal:?}");
+        assert_eq!(ingestor.metrics.refused_batches["too_large"], 1);
+        // Whatever passes writes within the budget.
+        for n in [1, 10, 100, 1000] {
+            let body = gzip::gzip(&repeated_item(n, 64).encode_to_vec());
+            let raw_len = gzip::gunzip(&body, MAX_DECOMPRESSED_BYTES).unwrap().len();
+            if let Ok(out) = ingestor.ingest(&body, WALL) {
+                assert!(written(&out) <= MAX_OUTPUT_RATIO * raw_len, "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_after_many_new_sessions_is_still_recognised() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let first = wire::decode_gzip_batch(&body(3, 0)).unwrap();
+        assert_eq!(ingestor.accept(&first, WALL).good.len(), 3);
+        let mut other = wire::decode_gzip_batch(&body(1, 0)).unwrap();
+        // Keep the first session in use while the table fills: it is not the oldest.
+        for i in 0..MAX_SESSIONS + 1000 {
+            other.session_id = format!("s{i}");
+            ingestor.accept(&other, WALL);
+            if i % 50_000 == 0 {
+                ingestor.accept(&first, WALL);
+            }
+        }
+        assert_eq!(ingestor.sessions.len(), MAX_SESSIONS);
+        assert_eq!(ingestor.by_use.len(), MAX_SESSIONS);
+        let again = ingestor.accept(&first, WALL);
+        assert_eq!((again.good.len(), again.duplicates), (0, 3));
+        assert!(ingestor.reconcile("s0").is_none(), "the least recent went");
+    }
+
+    #[test]
+    fn seqs_held_above_high_water_marks_are_bounded_across_sessions() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let mut batch = wire::decode_gzip_batch(&body(1, 0)).unwrap();
+        // Every session leaves a gap at seq 1 and holds a full window above it.
+        let sessions = MAX_HELD_SEQS / crate::session::DEDUP_WINDOW + 2;
+        for s in 0..sessions {
+            batch.session_id = format!("gap{s}");
+            let (key, mut tracked) = ingestor.take_session(&batch.session_id);
+            for seq in 2..=crate::session::DEDUP_WINDOW as u64 + 1 {
+                tracked.state.arrive(seq);
+            }
+            ingestor.put_session(key, tracked);
+            assert!(ingestor.held <= MAX_HELD_SEQS, "{}", ingestor.held);
+        }
+        let held: usize = ingestor.sessions.values().map(|t| t.state.held()).sum();
+        assert_eq!(held, ingestor.held);
+        assert!(
+            ingestor.reconcile("gap0").is_none(),
+            "the oldest was forgotten"
+        );
+        assert!(
+            ingestor
+                .reconcile(&format!("gap{}", sessions - 1))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_rollback_restores_the_session_and_its_memory_accounting() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let b = body(3, 0);
+        let batch = wire::decode_gzip_batch(&b).unwrap();
+        let checkpoint = ingestor.checkpoint(&batch.session_id);
+        ingestor.accept(&batch, WALL);
+        ingestor.rollback(checkpoint);
+        assert!(ingestor.reconcile(&batch.session_id).is_none());
+        assert_eq!(
+            (
+                ingestor.sessions.len(),
+                ingestor.by_use.len(),
+                ingestor.held
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(ingestor.accept(&batch, WALL).good.len(), 3);
     }
 }

@@ -22,7 +22,7 @@ use sightline_core::contract::Contract;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
 
 use crate::ingest::{Ingestor, MAX_COMPRESSED_BYTES};
-use crate::sink::{BatchRecord, MemorySink, NdjsonSink, Sink, replay};
+use crate::sink::{MemorySink, NdjsonSink, Sink, replay};
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -124,21 +124,22 @@ pub struct Server {
 
 impl Server {
     /// Binds the address and, in file mode, rebuilds dedup and loss state from the output
-    /// directory, so a restarted collector still counts each (session, seq) once.
+    /// directory, so a restarted collector still counts each (session, seq) once. The sink
+    /// opens first: it cuts torn last lines, so only rows that stay are counted as received.
     pub async fn bind(settings: Settings) -> std::io::Result<Server> {
         let mut ingestor = Ingestor::new(settings.contract.clone());
         let output = if settings.micro {
             Output::Memory(MemorySink::default())
         } else {
-            let previous = replay(&settings.out_dir)?;
-            ingestor.restore(&previous);
+            let sink = NdjsonSink::open(&settings.out_dir)?;
+            let previous = replay(&settings.out_dir, |item| ingestor.restore(&item))?;
             if previous.torn_lines > 0 {
                 tracing::warn!(
                     torn_lines = previous.torn_lines,
-                    "skipped torn output lines"
+                    "skipped unreadable output lines"
                 );
             }
-            Output::Files(NdjsonSink::open(&settings.out_dir)?)
+            Output::Files(sink)
         };
         let listener = tokio::net::TcpListener::bind(settings.listen).await?;
         let app = App {
@@ -263,12 +264,7 @@ async fn ingest(
     };
     let checkpoint = app.ingestor.checkpoint(&batch.session_id);
     let outcome = app.ingestor.accept(&batch, received);
-    let record = BatchRecord {
-        session_id: batch.session_id.clone(),
-        batch_no: batch.batch_no,
-        received_ms: received,
-        counters: batch.counters.unwrap_or_default(),
-    };
+    let record = outcome.record(&batch, received);
     if let Err(e) = app
         .output
         .sink()

@@ -57,7 +57,8 @@ impl SessionState {
         while self.above.len() > DEDUP_WINDOW {
             // Give up on the oldest gap: everything below the oldest remembered seq.
             if let Some(&oldest) = self.above.first() {
-                self.given_up += oldest - self.high_water - 1;
+                // `oldest` is above the mark, so neither subtraction wraps.
+                self.given_up = self.given_up.saturating_add(oldest - self.high_water - 1);
                 self.high_water = oldest - 1;
                 self.advance();
             }
@@ -73,10 +74,19 @@ impl SessionState {
     }
 
     fn advance(&mut self) {
-        while self.above.first() == Some(&(self.high_water + 1)) {
+        // A hostile seq of u64::MAX can bring the mark to the top: it stops there.
+        while let Some(next) = self.high_water.checked_add(1) {
+            if self.above.first() != Some(&next) {
+                break;
+            }
             self.above.pop_first();
-            self.high_water += 1;
+            self.high_water = next;
         }
+    }
+
+    /// Seqs remembered above the high-water mark: this session's share of dedup memory.
+    pub fn held(&self) -> usize {
+        self.above.len()
     }
 
     /// Loss accounting: what the session says it issued versus what arrived.
@@ -106,7 +116,8 @@ impl SessionState {
             late: self.late,
             dropped,
             dropped_by_reason: by_reason,
-            missing: issued.saturating_sub(self.delivered + dropped),
+            // Counters come off the wire: a hostile sum saturates rather than panics.
+            missing: issued.saturating_sub(self.delivered.saturating_add(dropped)),
         }
     }
 }
@@ -190,6 +201,21 @@ mod tests {
         let r = s.reconcile();
         assert_eq!((r.issued, r.delivered, r.dropped, r.missing), (6, 3, 1, 2));
         assert_eq!(r.dropped_by_reason.rejected, 1);
+    }
+
+    #[test]
+    fn hostile_seqs_and_counters_saturate_instead_of_panicking() {
+        let mut s = SessionState::default();
+        assert_eq!(s.arrive(u64::MAX), Arrival::New);
+        assert_eq!(s.arrive(u64::MAX), Arrival::Duplicate);
+        s.observe_counters(&Counters {
+            last_seq: u64::MAX,
+            dropped_overflow: u64::MAX,
+            dropped_rejected: 1,
+            ..Counters::default()
+        });
+        let r = s.reconcile();
+        assert_eq!((r.issued, r.dropped, r.missing), (u64::MAX, u64::MAX, 0));
     }
 
     #[test]

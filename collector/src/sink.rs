@@ -1,6 +1,8 @@
 //! Where accepted rows go. The embedded default writes NDJSON in hourly files under the
 //! output directory (`good/`, `bad/`, and `batches/` with each batch's counters), so the
-//! directory alone can rebuild the collector's dedup and loss state after a restart.
+//! directory alone can rebuild the collector's dedup and loss state after a restart
+//! ([`replay`], which streams what it reads so memory follows the dedup state, not the
+//! history).
 //! Micro mode keeps everything in memory instead. A Kafka sink would implement [`Sink`].
 
 use std::fs::{self, File, OpenOptions};
@@ -19,6 +21,14 @@ pub struct BatchRecord {
     pub batch_no: u64,
     pub received_ms: u64,
     pub counters: Counters,
+    /// Impressions of the upload that were already received (files written before this
+    /// field existed read as 0).
+    #[serde(default)]
+    pub duplicates: u64,
+    /// The contract flagged the counters as inconsistent with the batch: they are kept
+    /// for the record but must not drive loss accounting (older files read as false).
+    #[serde(default)]
+    pub counters_inconsistent: bool,
 }
 
 /// Destination of ingested rows.
@@ -157,6 +167,9 @@ impl Sink for NdjsonSink {
             // written, so the retry neither duplicates rows nor glues onto a torn line.
             for ((_, file), len) in self.files.iter().zip(before) {
                 let _ = file.set_len(len);
+                // Best effort: earlier, acknowledged rows reach the disk before the handle
+                // goes; the error that brought us here is the one reported.
+                let _ = file.sync_all();
             }
             // And reopen next time, which also cuts a torn line the truncation could not.
             self.files.clear();
@@ -173,45 +186,178 @@ impl Sink for NdjsonSink {
     }
 }
 
-/// What an output directory holds, read back at start-up.
-#[derive(Debug, Default)]
-pub struct Replay {
-    pub good: Vec<Row>,
-    pub bad: Vec<BadRow>,
-    pub batches: Vec<BatchRecord>,
-    /// Lines that did not parse (a torn last line after a kill).
+/// What restoring dedup state needs of one row on disk (the rest of the line is skipped).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct StoredRow {
+    pub session_id: String,
+    pub seq: u64,
+    pub received_ms: u64,
+    /// Read from `bad/` (refused by the contract).
+    #[serde(skip)]
+    pub bad: bool,
+}
+
+/// One item read back from an output directory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    Row(StoredRow),
+    Batch(BatchRecord),
+}
+
+/// What [`replay`] read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub good: u64,
+    pub bad: u64,
+    pub batches: u64,
+    /// Lines that did not parse (a torn line, or bytes that are not a row at all).
     pub torn_lines: u64,
 }
 
-/// Reads every NDJSON file of `dir`, oldest hour first.
-pub fn replay(dir: &Path) -> io::Result<Replay> {
-    let mut out = Replay::default();
-    for kind in KINDS {
-        let path = dir.join(kind);
-        let mut names: Vec<PathBuf> = match fs::read_dir(&path) {
-            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+/// Streams every NDJSON file of `dir` to `each`: the batch records, then good and bad
+/// rows merged in arrival order (by receipt time, then seq), oldest hour first. Nothing is
+/// held beyond the line being read. Lines that do not parse, including ones cut inside a
+/// UTF-8 character, are counted as torn and skipped, never an error; only I/O fails.
+///
+/// Open the output with [`NdjsonSink::open`] first: it cuts torn last lines, and a row
+/// replayed here must be a row that stays.
+pub fn replay(dir: &Path, mut each: impl FnMut(Stored)) -> io::Result<ReplayStats> {
+    let mut stats = ReplayStats::default();
+    let mut torn = 0;
+    for record in Parsed::<BatchRecord>::open(dir, "batches")? {
+        match record? {
+            Some(b) => {
+                stats.batches += 1;
+                each(Stored::Batch(b));
+            }
+            None => torn += 1,
+        }
+    }
+    let mut good = Rows::open(dir, "good", false)?;
+    let mut bad = Rows::open(dir, "bad", true)?;
+    loop {
+        let key = |row: &Option<&io::Result<StoredRow>>| match row {
+            Some(Ok(r)) => Some((r.received_ms, r.seq)),
+            Some(Err(_)) => Some((0, 0)),
+            None => None,
         };
-        names.sort();
-        for name in names
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-        {
-            for line in BufReader::new(File::open(&name)?).lines() {
-                let line = line?;
-                let parsed = match kind {
-                    "good" => serde_json::from_str(&line).map(|r| out.good.push(r)),
-                    "bad" => serde_json::from_str(&line).map(|r| out.bad.push(r)),
-                    _ => serde_json::from_str(&line).map(|r| out.batches.push(r)),
-                };
-                if parsed.is_err() {
-                    out.torn_lines += 1;
+        let take_bad = match (key(&good.peek(&mut torn)), key(&bad.peek(&mut torn))) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(g), Some(b)) => b < g,
+        };
+        let next = if take_bad { bad.next() } else { good.next() };
+        if let Some(row) = next {
+            let row = row?;
+            if row.bad {
+                stats.bad += 1;
+            } else {
+                stats.good += 1;
+            }
+            each(Stored::Row(row));
+        }
+    }
+    stats.torn_lines = torn;
+    Ok(stats)
+}
+
+/// The `*.ndjson` files of `dir/kind`, oldest hour first (none if the directory is absent).
+fn files_of(dir: &Path, kind: &str) -> io::Result<Vec<PathBuf>> {
+    let mut names: Vec<PathBuf> = match fs::read_dir(dir.join(kind)) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<_>>()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    names.retain(|p| p.extension().is_some_and(|e| e == "ndjson"));
+    names.sort();
+    Ok(names)
+}
+
+/// The lines of a kind's files, each parsed as `T`: `Some` if it parses, `None` if not.
+struct Parsed<T> {
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<BufReader<File>>,
+    line: Vec<u8>,
+    _of: std::marker::PhantomData<T>,
+}
+
+impl<T> Parsed<T> {
+    fn open(dir: &Path, kind: &str) -> io::Result<Self> {
+        Ok(Parsed {
+            files: files_of(dir, kind)?.into_iter(),
+            current: None,
+            line: Vec::new(),
+            _of: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> Iterator for Parsed<T> {
+    type Item = io::Result<Option<T>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let reader = match &mut self.current {
+                Some(reader) => reader,
+                None => match File::open(self.files.next()?) {
+                    Ok(file) => self.current.insert(BufReader::new(file)),
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            self.line.clear();
+            match reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => self.current = None,
+                Ok(_) => {
+                    let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Some(Ok(serde_json::from_slice(line).ok()));
                 }
+                Err(e) => return Some(Err(e)),
             }
         }
     }
-    Ok(out)
+}
+
+/// The parsable rows of one kind, with one looked ahead for the merge.
+struct Rows {
+    lines: Parsed<StoredRow>,
+    bad: bool,
+    ahead: Option<io::Result<StoredRow>>,
+}
+
+impl Rows {
+    fn open(dir: &Path, kind: &str, bad: bool) -> io::Result<Rows> {
+        Ok(Rows {
+            lines: Parsed::open(dir, kind)?,
+            bad,
+            ahead: None,
+        })
+    }
+
+    /// The next row without taking it; unparsable lines on the way are counted in `torn`.
+    fn peek(&mut self, torn: &mut u64) -> Option<&io::Result<StoredRow>> {
+        while self.ahead.is_none() {
+            match self.lines.next()? {
+                Ok(Some(mut row)) => {
+                    row.bad = self.bad;
+                    self.ahead = Some(Ok(row));
+                }
+                Ok(None) => *torn += 1,
+                Err(e) => self.ahead = Some(Err(e)),
+            }
+        }
+        self.ahead.as_ref()
+    }
+
+    /// The row [`Rows::peek`] saw.
+    fn next(&mut self) -> Option<io::Result<StoredRow>> {
+        self.ahead.take()
+    }
 }
 
 /// Everything in memory: the sink of micro mode and of tests.
@@ -277,6 +423,54 @@ mod tests {
             );
         }
         let _ = fs::remove_file(&path);
+    }
+
+    #[test]
+    fn replay_streams_rows_in_arrival_order_and_skips_unparsable_lines() {
+        let dir = std::env::temp_dir().join(format!("sightline-replay-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for kind in KINDS {
+            fs::create_dir_all(dir.join(kind)).unwrap();
+        }
+        let row = |seq: u64, at: u64| {
+            format!(r#"{{"session_id":"s","seq":{seq},"received_ms":{at},"item_id":"x"}}"#)
+        };
+        let good = format!("{}\n{}\n{}\n", row(1, 10), row(3, 10), row(4, 20));
+        let mut bad = format!("{}\n\n{}\n", row(2, 10), row(5, 30)).into_bytes();
+        bad.extend_from_slice(b"{\"rules\":[],\"device\":\"caf\xc3\n");
+        fs::write(dir.join("good/2026-01-01T00.ndjson"), good).unwrap();
+        fs::write(dir.join("bad/2026-01-01T00.ndjson"), bad).unwrap();
+        // A record written before `duplicates` and `counters_inconsistent` existed.
+        let old = r#"{"session_id":"s","batch_no":0,"received_ms":10,"counters":{"recorded":3,"sampled_out":0,"deduped":0,"last_seq":3,"invalid":0,"dropped_overflow":0,"dropped_rejected":0,"dropped_too_large":0,"dropped_retries_exhausted":0,"dropped_purged":0,"dropped_store_error":0}}"#;
+        fs::write(dir.join("batches/2026-01-01T00.ndjson"), format!("{old}\n")).unwrap();
+
+        let mut seen = Vec::new();
+        let stats = replay(&dir, |item| seen.push(item)).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(
+            stats,
+            ReplayStats {
+                good: 3,
+                bad: 2,
+                batches: 1,
+                torn_lines: 1
+            }
+        );
+        match &seen[0] {
+            Stored::Batch(b) => assert_eq!((b.duplicates, b.counters_inconsistent), (0, false)),
+            other => panic!("{other:?}"),
+        }
+        let rows: Vec<(u64, bool)> = seen[1..]
+            .iter()
+            .map(|item| match item {
+                Stored::Row(r) => (r.seq, r.bad),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [(1, false), (2, true), (3, false), (4, false), (5, true)]
+        );
     }
 
     #[test]

@@ -918,3 +918,56 @@ fn an_upload_stored_only_in_part_is_taken_back_and_its_retry_stored_once() {
     // The good rows are written, then the batch record fails: the rows must not stay.
     output_failure("batches");
 }
+
+// ---- restarts over torn output ----
+
+#[test]
+fn a_torn_line_cut_inside_a_utf8_char_is_cut_and_the_restart_serves() {
+    let dir = TempDir::new("torn-utf8");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("bad")).unwrap();
+    // A bad row torn by a kill in the middle of a two-byte 'é' of its device name.
+    let torn = r#"{"rules":["item_id"],"session_id":"s","seq":1,"device":"caf"#;
+    let mut bytes = torn.as_bytes().to_vec();
+    bytes.push(0xc3);
+    let file = out.join("bad").join("2026-01-01T00.ndjson");
+    std::fs::write(&file, bytes).unwrap();
+    let c = Collector::start(&out, &Opts::files());
+    assert_eq!(c.get("/healthz").status, 200);
+    assert_eq!(std::fs::read(&file).unwrap(), b"", "the torn line was cut");
+}
+
+#[test]
+fn an_unterminated_last_row_is_cut_not_counted_and_its_retry_is_stored() {
+    let dir = TempDir::new("unterminated");
+    let out = dir.path().join("out");
+    let first = Collector::start(&out, &Opts::files());
+    let (mut d, upload) = captured_upload("unterminated", 3);
+    assert_eq!(first.post_upload(&upload).counts(), (3, 0, 0));
+    first.kill9();
+    // The kill tore the upload's write just before the final newline of its last good row,
+    // so neither that newline nor the batch record reached the disk.
+    for kind in ["good", "batches"] {
+        let file = std::fs::read_dir(out.join(kind))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .max()
+            .unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        if kind == "good" {
+            assert_eq!(bytes.pop(), Some(b'\n'), "the '\\n' of seq 3");
+        } else {
+            bytes.clear();
+        }
+        std::fs::write(&file, bytes).unwrap();
+    }
+    let second = Collector::start(&out, &Opts::files());
+    // The upload was never acknowledged, so the SDK sends it again: seq 3 is new again.
+    assert_eq!(second.post_upload(&upload).counts(), (1, 0, 2));
+    d.settle_one(&upload, OK);
+    assert_eq!(
+        impressions_in(&good_rows(&out), &d.session()),
+        BTreeSet::from([1, 2, 3])
+    );
+    assert_eq!(good_rows(&out).len(), 3, "each seq once");
+}

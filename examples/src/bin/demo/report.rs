@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sightline_collector::ingest::Ingestor;
 use sightline_collector::session::Reconciliation;
-use sightline_collector::sink::{Replay, replay};
+use sightline_collector::sink::{Stored, replay};
 use sightline_core::contract::Contract;
 use sightline_core::stats::Drops;
 use sightline_sim::workload::Platform;
@@ -129,10 +129,20 @@ impl Summary {
 
 /// Reads the collector's output and checks every device's session against it.
 pub fn reconcile(out_dir: &Path, runs: &[DeviceRun]) -> Result<Summary, String> {
-    let output = replay(out_dir).map_err(|e| format!("read {}: {e}", out_dir.display()))?;
-    let arrived = arrivals(&output);
+    // One pass over the output: the seqs each session has on disk, and the collector's
+    // own reconciliation rebuilt the way a restarted collector rebuilds it.
+    let mut arrived: HashMap<String, Arrived> = HashMap::new();
     let mut ingestor = Ingestor::new(Contract::default());
-    ingestor.restore(&output);
+    let output = replay(out_dir, |item| {
+        if let Stored::Row(row) = &item {
+            arrived
+                .entry(row.session_id.clone())
+                .or_default()
+                .add(row.seq, row.bad);
+        }
+        ingestor.restore(&item);
+    })
+    .map_err(|e| format!("read {}: {e}", out_dir.display()))?;
     let mut rows: Vec<(Platform, Tally)> = PLATFORMS.map(|p| (p, Tally::default())).into();
     let mut failures = Vec::new();
     let nothing = Arrived::default();
@@ -155,23 +165,10 @@ pub fn reconcile(out_dir: &Path, runs: &[DeviceRun]) -> Result<Summary, String> 
     Ok(Summary {
         rows,
         total,
-        good_rows: output.good.len() as u64,
+        good_rows: output.good,
         torn_lines: output.torn_lines,
         failures,
     })
-}
-
-fn arrivals(output: &Replay) -> HashMap<&str, Arrived> {
-    let mut by_session: HashMap<&str, Arrived> = HashMap::new();
-    let good = output.good.iter().map(|row| (row, false));
-    let bad = output.bad.iter().map(|bad| (&bad.row, true));
-    for (row, is_bad) in good.chain(bad) {
-        by_session
-            .entry(row.session_id.as_str())
-            .or_default()
-            .add(row.seq, is_bad);
-    }
-    by_session
 }
 
 /// Issued seqs neither delivered nor explained by a drop counter, as the collector sees
