@@ -62,15 +62,59 @@ pub fn platform(p: Platform) -> sightline_core::Platform {
     }
 }
 
+/// What replaying a page needs from a host: the sans-IO logger on virtual time ([`At`]),
+/// or the std runtime's driver (the demo).
+pub trait Host {
+    type Error;
+    fn start_page_view(&mut self, page: &str, request_id: &str) -> Result<u64, Self::Error>;
+    fn visibility(&mut self, pv: u64, item: &ItemRef<'_>, fraction: f32)
+    -> Result<(), Self::Error>;
+    fn focus(&mut self, pv: u64, item: &ItemRef<'_>, focused: bool) -> Result<(), Self::Error>;
+    fn app_hidden(&mut self) -> Result<(), Self::Error>;
+    fn app_visible(&mut self) -> Result<(), Self::Error>;
+    fn end_page_view(&mut self, pv: u64) -> Result<(), Self::Error>;
+}
+
+/// A logger at one instant.
+#[derive(Debug)]
+pub struct At<'a> {
+    pub logger: &'a mut Logger,
+    pub now: Now,
+}
+
+impl Host for At<'_> {
+    type Error = Rule;
+    fn start_page_view(&mut self, page: &str, request_id: &str) -> Result<u64, Rule> {
+        self.logger
+            .start_page_view(page, Some(request_id), None, self.now)
+    }
+    fn visibility(&mut self, pv: u64, item: &ItemRef<'_>, fraction: f32) -> Result<(), Rule> {
+        self.logger.handle_visibility(pv, item, fraction, self.now)
+    }
+    fn focus(&mut self, pv: u64, item: &ItemRef<'_>, focused: bool) -> Result<(), Rule> {
+        self.logger.handle_focus(pv, item, focused, self.now)
+    }
+    fn app_hidden(&mut self) -> Result<(), Rule> {
+        self.logger.handle_app_hidden(self.now);
+        Ok(())
+    }
+    fn app_visible(&mut self) -> Result<(), Rule> {
+        self.logger.handle_app_visible(self.now);
+        Ok(())
+    }
+    fn end_page_view(&mut self, pv: u64) -> Result<(), Rule> {
+        self.logger.end_page_view(pv, self.now)
+    }
+}
+
 /// Applies one step. `page_view` holds the id of the page's view once started; steps
 /// after a crash lost it are skipped (the restarted app is on another screen).
-pub fn apply(
-    logger: &mut Logger,
+pub fn apply<H: Host>(
+    host: &mut H,
     page: &Page,
     page_view: &mut Option<u64>,
     step: Step,
-    now: Now,
-) -> Result<(), Rule> {
+) -> Result<(), H::Error> {
     let item = |row: u32, column: u32| {
         let it = &page.rows[row as usize][column as usize];
         ItemRef {
@@ -82,8 +126,7 @@ pub fn apply(
     };
     match (step, *page_view) {
         (Step::Start, _) => {
-            *page_view =
-                Some(logger.start_page_view(page.page_name, Some(&page.request_id), None, now)?);
+            *page_view = Some(host.start_page_view(page.page_name, &page.request_id)?);
         }
         (
             Step::Visibility {
@@ -92,9 +135,7 @@ pub fn apply(
                 fraction,
             },
             Some(pv),
-        ) => {
-            logger.handle_visibility(pv, &item(row, column), fraction, now)?;
-        }
+        ) => host.visibility(pv, &item(row, column), fraction)?,
         (
             Step::Focus {
                 row,
@@ -102,13 +143,11 @@ pub fn apply(
                 focused,
             },
             Some(pv),
-        ) => {
-            logger.handle_focus(pv, &item(row, column), focused, now)?;
-        }
-        (Step::Hidden, _) => logger.handle_app_hidden(now),
-        (Step::Visible, _) => logger.handle_app_visible(now),
+        ) => host.focus(pv, &item(row, column), focused)?,
+        (Step::Hidden, _) => host.app_hidden()?,
+        (Step::Visible, _) => host.app_visible()?,
         (Step::End, Some(pv)) => {
-            logger.end_page_view(pv, now)?;
+            host.end_page_view(pv)?;
             *page_view = None;
         }
         (_, None) => {}

@@ -201,7 +201,11 @@ impl Device<'_> {
                 }
             }
             let now = self.now();
-            if feed::apply(&mut self.logger, page, &mut page_view, step, now).is_err() {
+            let mut host = feed::At {
+                logger: &mut self.logger,
+                now,
+            };
+            if feed::apply(&mut host, page, &mut page_view, step).is_err() {
                 self.refused += 1;
             }
         }

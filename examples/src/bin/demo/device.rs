@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sightline_core::runtime::{Clock, Driver, DriverError, FileStore, HttpTransport, Transport};
 use sightline_core::upload::{Upload, UploadOutcome};
 use sightline_core::{Config, ItemRef, Now, Stats};
-use sightline_sim::feed::{self, Step};
+use sightline_sim::feed;
 use sightline_sim::workload::{Page, Platform};
 
 /// Device time runs this many times faster than real time, so a 25 s page plays in 1 s.
@@ -224,55 +224,38 @@ fn play(driver: &Driver, page: &Page, started: Instant, origin: u64) -> u64 {
     for (at_ms, step) in feed::steps(page) {
         let due = started + Duration::from_micros(at_ms.saturating_sub(origin) * 1000 / SPEEDUP);
         thread::sleep(due.saturating_duration_since(Instant::now()));
-        refused += u64::from(apply(driver, page, &mut page_view, step).is_err());
+        let mut host = DriverHost(driver);
+        refused += u64::from(feed::apply(&mut host, page, &mut page_view, step).is_err());
     }
     refused
 }
 
-/// The driver's form of [`feed::apply`]: one workload step as a host call.
-fn apply(
-    driver: &Driver,
-    page: &Page,
-    page_view: &mut Option<u64>,
-    step: Step,
-) -> Result<(), DriverError> {
-    let item = |row: u32, column: u32| {
-        let it = &page.rows[row as usize][column as usize];
-        ItemRef {
-            item_id: &it.id,
-            artwork_id: Some(&it.artwork_id),
-            row,
-            column,
-        }
-    };
-    match (step, *page_view) {
-        (Step::Start, _) => {
-            *page_view =
-                Some(driver.start_page_view(page.page_name, Some(&page.request_id), None)?);
-        }
-        (
-            Step::Visibility {
-                row,
-                column,
-                fraction,
-            },
-            Some(pv),
-        ) => driver.visibility(pv, &item(row, column), fraction)?,
-        (
-            Step::Focus {
-                row,
-                column,
-                focused,
-            },
-            Some(pv),
-        ) => driver.focus(pv, &item(row, column), focused)?,
-        (Step::Hidden, _) => driver.app_hidden()?,
-        (Step::Visible, _) => driver.app_visible()?,
-        (Step::End, Some(pv)) => {
-            driver.end_page_view(pv)?;
-            *page_view = None;
-        }
-        (_, None) => {}
+/// The driver as a replay host: each workload step is one host call.
+struct DriverHost<'a>(&'a Driver);
+
+impl feed::Host for DriverHost<'_> {
+    type Error = DriverError;
+    fn start_page_view(&mut self, page: &str, request_id: &str) -> Result<u64, DriverError> {
+        self.0.start_page_view(page, Some(request_id), None)
     }
-    Ok(())
+    fn visibility(
+        &mut self,
+        pv: u64,
+        item: &ItemRef<'_>,
+        fraction: f32,
+    ) -> Result<(), DriverError> {
+        self.0.visibility(pv, item, fraction)
+    }
+    fn focus(&mut self, pv: u64, item: &ItemRef<'_>, focused: bool) -> Result<(), DriverError> {
+        self.0.focus(pv, item, focused)
+    }
+    fn app_hidden(&mut self) -> Result<(), DriverError> {
+        self.0.app_hidden()
+    }
+    fn app_visible(&mut self) -> Result<(), DriverError> {
+        self.0.app_visible()
+    }
+    fn end_page_view(&mut self, pv: u64) -> Result<(), DriverError> {
+        self.0.end_page_view(pv)
+    }
 }
