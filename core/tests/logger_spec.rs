@@ -1,109 +1,20 @@
 //! The logger's behaviour, end to end through its public API, on virtual time.
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use sightline_core::upload::{UPLOAD_TIMEOUT_MS, Upload};
-use sightline_core::wire::{self, DecodedImpression};
+use common::*;
+use sightline_core::upload::UPLOAD_TIMEOUT_MS;
+use sightline_core::wire;
 use sightline_core::{
-    Config, Impression, ItemRef, Logger, MemoryStore, Now, Platform, Recorded, Reentry, Rule,
-    Store, UploadOutcome, proto,
+    Config, Impression, ItemRef, Logger, MemoryStore, Now, Recorded, Reentry, Rule, Store,
+    UploadOutcome, proto,
 };
 
 /// A store shared between successive loggers, as a file store is across process restarts.
 type Shared = Rc<RefCell<MemoryStore>>;
-
-const WALL0: u64 = 1_700_000_000_000;
-
-fn at(ms: u64) -> Now {
-    Now::new(ms, WALL0 + ms)
-}
-
-fn config() -> Config {
-    Config {
-        app_id: "com.example.tv".into(),
-        app_version: "1.2.3".into(),
-        platform: Platform::Tv,
-        device: "test-device".into(),
-        install_id: "install-1".into(),
-        app_key: "key-1".into(),
-        seed: 7,
-        ..Config::default()
-    }
-}
-
-fn logger_on(store: &Shared, cfg: Config, now: u64) -> Logger {
-    Logger::new(cfg, Box::new(store.clone()), at(now)).expect("valid config")
-}
-
-fn item(id: &str, row: u32, column: u32) -> ItemRef<'_> {
-    ItemRef {
-        item_id: id,
-        artwork_id: Some("art:1"),
-        row,
-        column,
-    }
-}
-
-fn impression(id: &str, row: u32, column: u32, first: u64) -> Impression<'_> {
-    Impression {
-        item_id: id,
-        artwork_id: None,
-        row,
-        column,
-        first_visible_mono_ms: first,
-        visible_ms: 1500,
-        max_visible_fraction: 1.0,
-        focused_ms: 0,
-    }
-}
-
-/// Records `n` distinct pre-qualified impressions on a fresh page view at time `t`.
-fn record_n(logger: &mut Logger, n: u32, t: u64) -> Vec<u64> {
-    let pv = logger
-        .start_page_view("home", Some("req-1"), None, at(t))
-        .unwrap();
-    let mut seqs = Vec::new();
-    for i in 0..n {
-        let id = format!("title:{i}");
-        match logger.record_impression(pv, &impression(&id, i / 10, i % 10, t), at(t + 2000)) {
-            Ok(Recorded::Logged { seq }) => seqs.push(seq),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    logger.end_page_view(pv, at(t + 2000)).unwrap();
-    seqs
-}
-
-fn decode(upload: &Upload) -> (proto::Batch, Vec<DecodedImpression>) {
-    let batch = wire::decode_gzip_batch(&upload.body).expect("valid batch");
-    let rows = wire::impressions(&batch).unwrap();
-    (batch, rows)
-}
-
-fn ok() -> UploadOutcome {
-    UploadOutcome::Status {
-        code: 200,
-        retry_after_ms: None,
-    }
-}
-
-fn status(code: u16, retry_after_ms: Option<u64>) -> UploadOutcome {
-    UploadOutcome::Status {
-        code,
-        retry_after_ms,
-    }
-}
-
-/// Delivers every due upload with 200 until nothing is due; returns the delivered seqs.
-fn deliver_all(logger: &mut Logger, t: u64) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    while let Some(u) = logger.poll_upload(at(t)) {
-        seqs.extend(decode(&u).1.iter().map(|r| r.seq));
-        logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
-    }
-    seqs
-}
 
 #[test]
 fn an_item_visible_long_enough_becomes_an_impression_with_all_its_facts() {

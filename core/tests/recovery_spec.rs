@@ -1,35 +1,18 @@
 //! Recovery under store failures and crashes at every write, and hostile numbers.
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use common::*;
 use sightline_core::queue::ClosedBatch;
 use sightline_core::store::frame_into;
-use sightline_core::upload::Upload;
-use sightline_core::wire::{self, DecodedImpression};
+use sightline_core::wire;
 use sightline_core::{
-    Config, Contract, Impression, ItemRef, Logger, MemoryStore, Now, Platform, Recorded,
-    StartError, Store, StoreError, UploadOutcome, proto,
+    Config, Contract, ItemRef, Logger, MemoryStore, Recorded, StartError, Store, StoreError,
+    UploadOutcome, proto,
 };
-
-const WALL0: u64 = 1_700_000_000_000;
-
-fn at(ms: u64) -> Now {
-    Now::new(ms, WALL0 + ms)
-}
-
-fn config() -> Config {
-    Config {
-        app_id: "com.example.tv".into(),
-        app_version: "1.2.3".into(),
-        platform: Platform::Tv,
-        device: "test-device".into(),
-        install_id: "install-1".into(),
-        app_key: "key-1".into(),
-        seed: 7,
-        ..Config::default()
-    }
-}
 
 /// A memory store with injectable faults, shared across "process restarts".
 #[derive(Default)]
@@ -108,62 +91,6 @@ impl Store for Faulty {
 
 type Shared = Rc<RefCell<Faulty>>;
 
-fn logger_on(store: &Shared, cfg: Config, now: u64) -> Logger {
-    Logger::new(cfg, Box::new(store.clone()), at(now)).expect("valid config")
-}
-
-fn imp(id: &str, row: u32, column: u32, first: u64) -> Impression<'_> {
-    Impression {
-        item_id: id,
-        artwork_id: None,
-        row,
-        column,
-        first_visible_mono_ms: first,
-        visible_ms: 1500,
-        max_visible_fraction: 1.0,
-        focused_ms: 0,
-    }
-}
-
-fn record_n(logger: &mut Logger, n: u32, t: u64) -> Vec<u64> {
-    let pv = logger.start_page_view("home", None, None, at(t)).unwrap();
-    let mut seqs = Vec::new();
-    for i in 0..n {
-        let id = format!("title:{i}");
-        match logger.record_impression(pv, &imp(&id, i / 10, i % 10, t), at(t + 2000)) {
-            Ok(Recorded::Logged { seq }) => seqs.push(seq),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    logger.end_page_view(pv, at(t + 2000)).unwrap();
-    seqs
-}
-
-fn decode(upload: &Upload) -> (proto::Batch, Vec<DecodedImpression>) {
-    let batch = wire::decode_gzip_batch(&upload.body).expect("valid batch");
-    let rows = wire::impressions(&batch).unwrap();
-    (batch, rows)
-}
-
-fn ok() -> UploadOutcome {
-    UploadOutcome::Status {
-        code: 200,
-        retry_after_ms: None,
-    }
-}
-
-/// Delivers everything; returns (seq, item id) of every delivered row.
-fn deliver_all(logger: &mut Logger, t: u64) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    while let Some(u) = logger.poll_upload(at(t)) {
-        let (b, rows) = decode(&u);
-        let ids = wire::Ids::of(&b);
-        out.extend(rows.iter().map(|r| (r.seq, ids.item(r).to_string())));
-        logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
-    }
-    out
-}
-
 #[test]
 fn a_state_write_that_fails_keeps_the_journal_and_seqs_are_never_reused() {
     let store = Shared::default();
@@ -177,7 +104,10 @@ fn a_state_write_that_fails_keeps_the_journal_and_seqs_are_never_reused() {
     let mut l = logger_on(&store, config(), 0);
     let new = record_n(&mut l, 1, 0);
     l.flush(at(2000));
-    let mut seqs: Vec<u64> = deliver_all(&mut l, 2000).into_iter().map(|r| r.0).collect();
+    let mut seqs: Vec<u64> = deliver_all_items(&mut l, 2000)
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
     seqs.sort();
     assert_eq!(new, [4], "seq after a restart must not reuse seq 1");
     assert_eq!(seqs, [1, 2, 3, 4]);
@@ -197,7 +127,7 @@ fn a_journal_read_error_fails_the_start_and_destroys_nothing() {
     store.borrow_mut().fail_journal_read = false;
 
     let mut l = logger_on(&store, config(), 0);
-    let delivered = deliver_all(&mut l, 0);
+    let delivered = deliver_all_items(&mut l, 0);
     assert_eq!(l.stats().recorded, 3, "3 impressions were Logged");
     assert_eq!(delivered.len(), 3);
 }
@@ -217,7 +147,7 @@ fn a_state_read_error_fails_the_start_instead_of_starting_a_new_session() {
     store.borrow_mut().fail_get = None;
     let mut l = logger_on(&store, config(), 0);
     assert_eq!(l.session_id(), session, "an I/O error is not a lost state");
-    deliver_all(&mut l, 0);
+    deliver_all_items(&mut l, 0);
     let s = l.stats().clone();
     assert!(s.balanced(), "{s:?}");
     assert_eq!((s.issued, s.delivered), (3, 3));
@@ -232,13 +162,13 @@ fn replay_never_renumbers_impressions_around_a_lost_record() {
     let b = l.start_page_view("search", None, None, at(0)).unwrap(); // PV start not journaled
     store.borrow_mut().fail_append = false;
     let r1 = l
-        .record_impression(a, &imp("title:a1", 0, 0, 0), at(2000))
+        .record_impression(a, &impression("title:a1", 0, 0, 0), at(2000))
         .unwrap();
     let r2 = l
-        .record_impression(b, &imp("title:b", 0, 0, 0), at(2000))
+        .record_impression(b, &impression("title:b", 0, 0, 0), at(2000))
         .unwrap();
     let r3 = l
-        .record_impression(a, &imp("title:a3", 0, 1, 0), at(2000))
+        .record_impression(a, &impression("title:a3", 0, 1, 0), at(2000))
         .unwrap();
     assert_eq!(
         (r1, r2, r3),
@@ -251,7 +181,7 @@ fn replay_never_renumbers_impressions_around_a_lost_record() {
     drop(l); // crash
 
     let mut l = logger_on(&store, config(), 0);
-    let delivered = deliver_all(&mut l, 0);
+    let delivered = deliver_all_items(&mut l, 0);
     assert_eq!(
         delivered,
         [(1, "title:a1".to_string()), (3, "title:a3".to_string())],
@@ -276,7 +206,7 @@ fn a_crash_while_settling_a_batch_neither_loses_nor_recounts_it() {
     store.borrow_mut().budget = None;
 
     let mut l = logger_on(&store, config(), 0);
-    assert!(deliver_all(&mut l, 0).is_empty());
+    assert!(deliver_all_items(&mut l, 0).is_empty());
     let s = l.stats();
     assert_eq!(
         (s.issued, s.delivered, s.dropped.total(), s.pending()),
@@ -302,7 +232,7 @@ fn a_corrupt_stored_batch_is_counted_as_dropped() {
     store.borrow_mut().inner.value_mut(&key).unwrap()[20] ^= 0xFF;
 
     let mut l = logger_on(&store, config(), 0);
-    deliver_all(&mut l, 0);
+    deliver_all_items(&mut l, 0);
     let s = l.stats();
     assert_eq!(
         (s.dropped.store_corrupt, s.pending()),
@@ -323,7 +253,7 @@ fn a_batch_the_store_refused_and_then_lost_is_counted_as_dropped() {
     drop(l);
 
     let mut l = logger_on(&store, config(), 0);
-    let delivered = deliver_all(&mut l, 0);
+    let delivered = deliver_all_items(&mut l, 0);
     let s = l.stats();
     assert!(
         delivered.len() == 3 || s.dropped.total() == 3,
@@ -435,7 +365,7 @@ fn the_longest_id_allowed_survives_journal_replay_intact() {
     let long = "x".repeat(255);
     let mut l = logger_on(&store, cfg.clone(), 0);
     let pv = l.start_page_view("home", None, None, at(0)).unwrap();
-    l.record_impression(pv, &imp(&long, 0, 0, 0), at(2000))
+    l.record_impression(pv, &impression(&long, 0, 0, 0), at(2000))
         .unwrap();
     drop(l);
     let mut l = logger_on(&store, cfg, 0);
@@ -456,7 +386,7 @@ fn a_crash_during_a_purge_never_uploads_purged_data_or_counts_it_twice() {
 
     let mut l = logger_on(&store, config(), 0);
     assert!(!l.enabled());
-    let sent = deliver_all(&mut l, 0);
+    let sent = deliver_all_items(&mut l, 0);
     let s = l.stats();
     eprintln!(
         "sent={sent:?} delivered={} purged={} issued={}",
@@ -482,7 +412,7 @@ fn a_sampled_out_install_keeps_its_journal_bounded() {
         let pv = l.start_page_view("home", None, None, at(t)).unwrap();
         for i in 0..100u32 {
             let id = format!("title:{i}");
-            let r = l.record_impression(pv, &imp(&id, 0, i, t), at(t + 2000));
+            let r = l.record_impression(pv, &impression(&id, 0, i, t), at(t + 2000));
             assert_eq!(r, Ok(Recorded::SampledOut));
         }
         l.end_page_view(pv, at(t + 2000)).unwrap();
