@@ -74,14 +74,18 @@ fn reference_body() -> Vec<u8> {
     let detail = logger
         .start_page_view("detail", None, None, at(3_100))
         .unwrap();
-    logger.handle_visibility(detail, &a, 1.0, at(3_200)).unwrap();
+    logger
+        .handle_visibility(detail, &a, 1.0, at(3_200))
+        .unwrap();
     logger.handle_app_hidden(at(9_200));
     let upload = logger.poll_upload(at(9_300)).unwrap();
     let ok = UploadOutcome::Status {
         code: 200,
         retry_after_ms: None,
     };
-    logger.handle_upload_result(upload.id, ok, at(9_400)).unwrap();
+    logger
+        .handle_upload_result(upload.id, ok, at(9_400))
+        .unwrap();
     upload.body
 }
 
@@ -101,7 +105,10 @@ fn the_reference_calls_produce_the_committed_golden_batch() {
         std::fs::write(dir.join("batch.json"), format!("{view}\n")).unwrap();
     }
     let golden_raw = std::fs::read(dir.join("batch.pb")).expect("tests/fixtures/v1/batch.pb");
-    assert!(raw == golden_raw, "the wire bytes changed: re-bless only if intended");
+    assert!(
+        raw == golden_raw,
+        "the wire bytes changed: re-bless only if intended"
+    );
     let golden_json = std::fs::read_to_string(dir.join("batch.json")).unwrap();
     assert_eq!(view.trim_end(), golden_json.trim_end());
     // The committed gzip body decodes to the same batch.
