@@ -220,7 +220,6 @@ pub struct Logger {
     rng: Rng,
     session_id: String,
     sampled_in: bool,
-    mono_epoch: u32,
     generation: u32,
     starts: u32,
     /// The logger's monotonic clock: the host's plus `mono_offset`, never going back.
@@ -268,7 +267,6 @@ impl Logger {
             store,
             session_id: String::new(),
             sampled_in: true,
-            mono_epoch: 0,
             generation: 0,
             starts: 0,
             now: now.mono_ms,
@@ -622,7 +620,7 @@ impl Logger {
         let send = proto::Batch {
             send: Some(proto::SendInfo {
                 sent_at_wall_ms: self.wall,
-                mono_epoch: self.mono_epoch,
+                mono_epoch: self.starts,
                 sent_at_mono_ms: self.now,
                 attempt,
             }),
@@ -745,6 +743,7 @@ impl Logger {
         self.journal(&Entry::Invalid {
             rule: rule.index() as u8,
         });
+        self.bound_journal();
         rule
     }
 
@@ -900,7 +899,12 @@ impl Logger {
         self.record_buf.clear();
         entry.encode(self.generation, &mut self.record_buf);
         self.append_record();
-        // Only with an empty open batch: its impressions live in the journal until it closes.
+    }
+
+    /// Checkpoints a journal grown past its bound. Called only where the logger's state is
+    /// whole (not between journaling an event and applying it), and only with an empty open
+    /// batch, whose impressions live in the journal until it closes.
+    fn bound_journal(&mut self) {
         if self.journal_bytes > JOURNAL_CHECKPOINT_BYTES && self.open.is_empty() {
             self.checkpoint();
         }
@@ -915,12 +919,13 @@ impl Logger {
         }
     }
 
-    /// Closes the open batch batch if the age rule says so.
+    /// Closes the open batch if the age rule says so, and bounds the journal.
     fn drive(&mut self) {
         let age = self.config.max_batch_age_ms;
         if !self.open.is_empty() && self.now >= self.open.opened_at.saturating_add(age) {
             self.close_batch();
         }
+        self.bound_journal();
     }
 
     fn header(&self, batch_no: u64) -> proto::Batch {
@@ -953,7 +958,8 @@ impl Logger {
         if self.open.is_empty() {
             return;
         }
-        self.seal_open_batch(self.mono_epoch);
+        // The clock epoch is the number of starts over this store.
+        self.seal_open_batch(self.starts);
         self.checkpoint();
     }
 
@@ -1048,7 +1054,7 @@ impl Logger {
         }
         self.journal_bytes = 0;
         self.journal(&Entry::Epoch {
-            mono_epoch: self.mono_epoch,
+            mono_epoch: self.starts,
         });
         for i in 0..self.page_views.len() {
             let pv = &self.page_views[i];
@@ -1267,7 +1273,6 @@ impl Logger {
         // Jitter must differ between restarts even with the same configured seed.
         self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
         self.starts += 1;
-        self.mono_epoch = self.starts;
         let key = match self.config.sample_key {
             SampleKey::Install if !self.config.install_id.is_empty() => {
                 self.config.install_id.clone()
