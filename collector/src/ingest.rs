@@ -493,7 +493,7 @@ mod tests {
             app_version: "1".into(),
             ..Config::default()
         };
-        let mut logger = Logger::new(config, Box::new(MemoryStore::new()), at(0)).unwrap();
+        let mut logger = Logger::start(config, &mut MemoryStore::new(), at(0)).unwrap();
         let pv = logger
             .start_page_view("home", None, None, at(1000))
             .unwrap();
@@ -512,6 +512,7 @@ mod tests {
             logger.record_impression(pv, &imp, at(5000)).unwrap();
         }
         logger.flush(at(10_000));
+        logger.perform_store_ops(&mut MemoryStore::new());
         logger.poll_upload(at(10_000)).unwrap().body
     }
 

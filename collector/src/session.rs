@@ -99,6 +99,7 @@ impl SessionState {
             retries_exhausted: c.dropped_retries_exhausted,
             purged: c.dropped_purged,
             store_corrupt: c.dropped_store_error,
+            journal_lost: c.dropped_journal_lost,
         };
         let dropped = by_reason.total();
         let issued = c

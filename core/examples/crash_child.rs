@@ -69,9 +69,10 @@ pub fn item_id(round: u32, k: u64) -> String {
 pub fn run(dir: &Path, round: u32, out: &mut impl Write) -> io::Result<()> {
     let wall_base = WALL_BASE_MS + u64::from(round) * ROUND_WALL_MS;
     let at = |mono: u64| Now::new(mono, wall_base + mono);
-    let store = FileStore::open(dir, QUOTA_BYTES).map_err(io::Error::other)?;
+    let mut store = FileStore::open(dir, QUOTA_BYTES).map_err(io::Error::other)?;
     let mut mono = START_MONO_MS;
-    let mut logger = Logger::new(config(), Box::new(store), at(mono)).map_err(io::Error::other)?;
+    let mut logger =
+        Logger::start(config(), &mut store, at(mono)).map_err(io::Error::other)?;
     // The leading newline keeps the first line whole after a test harness's own prefix.
     writeln!(
         out,
@@ -112,6 +113,8 @@ pub fn run(dir: &Path, round: u32, out: &mut impl Write) -> io::Result<()> {
             Ok(Recorded::Logged { seq }) => seq,
             other => return Err(io::Error::other(format!("record {k}: {other:?}"))),
         };
+        // Journaled before it is promised.
+        logger.perform_store_ops(&mut store);
         if logger.stats().store_errors != store_errors {
             return Err(io::Error::other(format!("store error at seq {seq}")));
         }
@@ -119,6 +122,7 @@ pub fn run(dir: &Path, round: u32, out: &mut impl Write) -> io::Result<()> {
         out.flush()?;
         if k % FLUSH_EVERY == FLUSH_EVERY - 1 {
             logger.flush(at(mono));
+            logger.perform_store_ops(&mut store);
         }
     }
     Ok(())

@@ -17,10 +17,13 @@ pub const MAX_BATCH_IMPRESSIONS: usize = 8192;
 /// Encoded batches stay below this, so the gzip body (plus the send-time member) always
 /// fits the 64 KiB that `sendBeacon` and fetch keepalive carry.
 pub const MAX_BATCH_ENCODED_BYTES: usize = 60 * 1024;
-/// Worst-case encoded growth of one impression: ten columns of 5-byte varints plus two new
-/// strings of the longest allowed id; a batch closes when one more might not fit.
-const MAX_IMPRESSION_GROWTH: usize =
-    10 * 5 + 2 * (crate::contract::DEFAULT_MAX_ID_LEN as usize + 3);
+/// Worst-case encoded growth of one impression with ids of at most `max_id_len` bytes: ten
+/// columns of 5-byte varints, two new ids, and a new page view with its page name and
+/// request id (added after the fullness check); a batch closes when one more might not fit.
+const fn max_impression_growth(max_id_len: u32) -> usize {
+    let id = max_id_len as usize + 3;
+    10 * 5 + 2 * id + PAGE_VIEW_BYTES + 2 * id
+}
 /// Page views per batch; more closes the batch (page view index must fit `u16`).
 pub const MAX_PAGE_VIEWS_PER_BATCH: usize = 1024;
 /// Fixed encoded cost of a page view entry, for the size estimate.
@@ -159,10 +162,11 @@ impl OpenBatch {
         self.impressions.push(p);
     }
 
-    /// True when the batch must close before another impression is added.
-    pub fn full(&self, max_impressions: usize) -> bool {
+    /// True when the batch must close before another impression with ids of at most
+    /// `max_id_len` bytes is added.
+    pub fn full(&self, max_impressions: usize, max_id_len: u32) -> bool {
         self.impressions.len() >= max_impressions
-            || self.encoded_estimate + MAX_IMPRESSION_GROWTH >= MAX_BATCH_ENCODED_BYTES
+            || self.encoded_estimate + max_impression_growth(max_id_len) >= MAX_BATCH_ENCODED_BYTES
     }
 
     /// Empties the batch, keeping capacity.
@@ -525,8 +529,61 @@ mod tests {
 
     #[test]
     fn a_batch_is_full_at_the_configured_count() {
-        assert!(!filled(9).full(10));
-        assert!(filled(10).full(10));
+        assert!(!filled(9).full(10, 64));
+        assert!(filled(10).full(10, 64));
+    }
+
+    #[test]
+    fn the_beacon_bound_holds_for_the_longest_ids_the_configuration_allows() {
+        const LONGEST: u32 = crate::config::MAX_ID_LEN;
+        let long = |tag: char, i: u32| {
+            let mut s = alloc::format!("{tag}{}:", u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            while s.len() < LONGEST as usize {
+                s.push('x');
+            }
+            s
+        };
+        let mut b = OpenBatch::default();
+        let mut i = 0u32;
+        // A new page view per impression: its strings are added after the fullness check.
+        while !b.full(MAX_BATCH_IMPRESSIONS, LONGEST) {
+            let (page, request) = (long('p', i), long('r', i));
+            let view = PageViewRef {
+                ordinal: u64::from(i),
+                page: &page,
+                request_id: Some(&request),
+                start_mono: u64::from(i),
+                start_wall: 5,
+            };
+            let Some(page_view) = b.page_view(&view) else {
+                break;
+            };
+            let item = b.intern_item(&long('i', i));
+            let artwork = b.intern_artwork(&long('a', i)) + 1;
+            b.push(
+                u64::from(i) + 1,
+                0,
+                Pending {
+                    item,
+                    artwork,
+                    row: i,
+                    column: i,
+                    first_visible_ms: u32::MAX - i,
+                    visible_ms: u32::MAX,
+                    focused_ms: u32::MAX,
+                    page_view,
+                    max_visible_pct: 100,
+                },
+            );
+            i += 1;
+        }
+        let (bytes, _) = encoded(&b, 0);
+        assert!(i > 10, "only {i} impressions");
+        assert!(
+            bytes.len() <= MAX_BATCH_ENCODED_BYTES,
+            "{} bytes for {i} impressions",
+            bytes.len()
+        );
     }
 
     #[test]
@@ -534,7 +591,7 @@ mod tests {
         let mut b = OpenBatch::default();
         let page_view = b.page_view(&pv(0)).unwrap();
         let mut i = 0u32;
-        while !b.full(MAX_BATCH_IMPRESSIONS) {
+        while !b.full(MAX_BATCH_IMPRESSIONS, 64) {
             // Ids with no common prefix, so the estimate meets its worst case.
             let item = b.intern_item(&alloc::format!(
                 "{:0<64}",

@@ -1,40 +1,79 @@
 //! Sightline core: one implementation of impression logging for TV firmware, mobile apps
-//! and web pages. `no_std` + `alloc`, sans-IO: the host passes time into every call,
-//! performs the uploads the core asks for, and implements the [`store::Store`] it persists to.
+//! and web pages. `no_std` + `alloc`, sans-IO: the host passes time into every call and
+//! performs the store operations and uploads the core asks for; the core calls nothing.
 //!
 //! Pipeline: record -> validate ([`contract`]) -> [`sampling`] -> [`dedup`] -> buffer
 //! ([`batch`]) -> encode ([`wire`], [`proto`]) -> [`gzip`] -> persist ([`persist`],
-//! [`queue`]) -> [`upload`] -> retry/backoff -> acknowledge, with [`stats`] accounting for
-//! every impression. [`viewability`] turns visibility and focus changes into impressions.
-//! [`logger::Logger`] ties it together.
+//! [`queue`], [`outbox`]) -> [`upload`] -> retry/backoff -> acknowledge, with [`stats`]
+//! accounting for every impression. [`viewability`] turns visibility and focus changes into
+//! impressions. [`logger::Logger`] ties it together.
+//!
+//! # The host contract
+//!
+//! - **Start**: read back what the store holds ([`Stored`]: values by key and the journal's
+//!   bytes, or `Stored::default()`), then [`Logger::resume`]. A store that cannot be read
+//!   must not be passed as empty: that would start a new session over old data.
+//! - **Inputs**: `start_page_view`, `handle_visibility`, `handle_focus`,
+//!   `handle_app_hidden`/`visible`, `record_impression`, `flush`, `set_enabled`,
+//!   `handle_timeout`, and the results `handle_upload_result` and `handle_store_result`.
+//! - **Outputs**, drained after every input: [`Logger::poll_store_op`] (perform it,
+//!   synchronously or not, and acknowledge it; the next comes after the acknowledgement),
+//!   [`Logger::poll_upload`] (POST it; at most one is in flight), [`Logger::poll_timeout`]
+//!   (call `handle_timeout` then).
+//! - **Time**: [`Now`] carries monotonic milliseconds (durations, deadlines) and wall-clock
+//!   milliseconds (stamps only). Either may go backwards; nothing breaks.
+//! - **Durability**: acknowledgement-driven. An upload is offered only once the writes it
+//!   depends on are acknowledged; the journal is cleared only once the state replacing it is;
+//!   seqs are reserved in durable state before use, so a crash never makes a seq reusable
+//!   and whatever a crash lost is counted at the next start (`journal_lost`,
+//!   `store_corrupt`), never lost silently.
+//! - **Randomness**: [`Config::seed`] must come from the platform's entropy source at every
+//!   start (`getrandom`, `SecRandomCopyBytes`, `crypto.getRandomValues`): two devices or two
+//!   boots with the same seed, no stored state and the same clock would share a session id.
+//! - **Threading**: [`Logger`] is `Send`; one thread at a time drives it. Hosts with threads
+//!   can use `runtime::Driver` (feature `std`), which does all of the above.
 //!
 //! ```
-//! use sightline_core::{Config, ItemRef, Logger, MemoryStore, Now, Platform, UploadOutcome};
+//! use sightline_core::{Config, ItemRef, Logger, MemoryStore, Now, Platform, Store, Stored};
+//! use sightline_core::UploadOutcome;
 //!
 //! # fn main() -> Result<(), Box<dyn core::error::Error>> {
+//! # fn platform_entropy() -> u64 {
+//! #     use std::hash::{BuildHasher, Hasher};
+//! #     std::collections::hash_map::RandomState::new().build_hasher().finish()
+//! # }
 //! let config = Config {
 //!     app_id: "com.example.tv".into(),
 //!     app_version: "1.0.0".into(),
 //!     platform: Platform::Tv,
 //!     app_key: "your-collector-key".into(),
-//!     seed: 0x5eed, // pass platform entropy in production
+//!     seed: platform_entropy(), // never a constant: see "Randomness" above
 //!     ..Config::default()
 //! };
 //! let t = |ms: u64| Now::new(ms, 1_700_000_000_000 + ms);
-//! let mut logger = Logger::new(config, Box::new(MemoryStore::new()), t(0))?;
+//! let mut store = MemoryStore::new(); // a file, IndexedDB, a flash region...
+//! let stored: Stored = store.load()?;
+//! let mut logger = Logger::resume(config, stored, t(0))?;
 //! let pv = logger.start_page_view("home", Some("request-123"), None, t(10))?;
 //! let item = ItemRef { item_id: "title:81234567", artwork_id: Some("art:1"), row: 0, column: 2 };
 //! logger.handle_visibility(pv, &item, 1.0, t(100))?;
 //! logger.handle_visibility(pv, &item, 0.0, t(1_600))?; // visible 1.5 s: an impression
 //! logger.handle_app_hidden(t(1_700)); // logs what qualified and closes the batch
 //! let mut sent = 0;
-//! while let Some(upload) = logger.poll_upload(t(1_700)) {
+//! loop {
+//!     // Store operations first: the upload waits until its batch is durable.
+//!     while let Some(op) = logger.poll_store_op() {
+//!         let (id, result) = (op.id, store.apply(&op.op));
+//!         logger.handle_store_result(id, result)?;
+//!     }
+//!     let Some(upload) = logger.poll_upload(t(1_700)) else { break };
 //!     // The host POSTs upload.body to <collector>/v1/batches with upload.headers, then:
 //!     let ok = UploadOutcome::Status { code: 200, retry_after_ms: None };
 //!     logger.handle_upload_result(upload.id, ok, t(1_800))?;
 //!     sent += 1;
 //! }
 //! assert_eq!((sent, logger.stats().delivered), (1, 1));
+//! assert_eq!(logger.poll_timeout(), None, "nothing left to wait for");
 //! # Ok(())
 //! # }
 //! ```
@@ -56,6 +95,7 @@ pub mod intern;
 #[cfg(feature = "std")]
 pub mod json;
 pub mod logger;
+pub mod outbox;
 pub mod persist;
 pub mod queue;
 pub mod rng;
@@ -77,8 +117,10 @@ pub mod proto {
 
 pub use config::{Config, ConfigError, Platform, Reentry};
 pub use contract::{Contract, Rule};
-pub use logger::{Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownUpload};
+pub use logger::{
+    Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownStoreOp, UnknownUpload,
+};
 pub use sampling::SampleKey;
 pub use stats::{DropReason, Stats};
-pub use store::{MemoryStore, Store, StoreError};
+pub use store::{MemoryStore, Store, StoreError, StoreOp, StoreRequest, Stored};
 pub use upload::{Upload, UploadOutcome};

@@ -1,18 +1,20 @@
 //! The sans-IO logger: the one object a host drives. Inputs are `handle_*` / `record_*`
-//! calls carrying the current time; outputs are drained with [`Logger::poll_upload`] and
-//! [`Logger::poll_timeout`]. It performs no I/O beyond the [`Store`] the host gave it, reads
-//! no clock and draws no entropy of its own.
+//! calls carrying the current time; outputs are drained with [`Logger::poll_store_op`],
+//! [`Logger::poll_upload`] and [`Logger::poll_timeout`]. It performs no I/O, calls nothing
+//! of the host's, reads no clock and draws no entropy of its own.
 //!
 //! Host run loop:
 //! ```text
+//! at start:          logger = Logger::resume(config, stored_read_back, now)
 //! on any input:      logger.handle_*(.., now)
-//! then drain:        while let Some(u) = logger.poll_upload(now) { send u (async) }
+//! then drain:        while let Some(op) = logger.poll_store_op() { perform op;
+//!                        logger.handle_store_result(op.id, result) }
+//!                    while let Some(u) = logger.poll_upload(now) { send u (async) }
 //!                    deadline = logger.poll_timeout()
 //! on deadline:       logger.handle_timeout(now)
 //! on HTTP result:    logger.handle_upload_result(u.id, outcome, now)
 //! ```
 
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -34,7 +36,10 @@ use crate::queue::{BATCH_KEY_PREFIX, ClosedBatch, Queue};
 use crate::rng::Rng;
 use crate::sampling::{self, SampleKey};
 use crate::stats::{DropReason, Stats};
-use crate::store::{Store, StoreError, frame_into, read_frames, read_single_frame};
+use crate::outbox::{Finished, Outbox, Purpose};
+use crate::store::{
+    Store, StoreError, StoreOp, StoreRequest, Stored, frame_into, read_frames, read_single_frame,
+};
 use crate::upload::{
     self, APP_KEY_HEADER, CONTENT_TYPE, Disposition, MAX_RETRY_AFTER_MS, UPLOAD_PATH,
     UPLOAD_TIMEOUT_MS, Upload, UploadOutcome,
@@ -60,6 +65,10 @@ const JOURNAL_CHECKPOINT_BYTES: usize = 16 * 1024;
 /// A monotonic clock that goes back further than this was reset (suspend, firmware clock
 /// restart), not jittered.
 const CLOCK_RESET_MS: u64 = 60_000;
+/// Seqs reserved in durable state ahead of use: a restart treats every reserved seq as
+/// possibly issued, so a journal that lost its tail is counted, never reused. Bigger means
+/// fewer state writes and more seqs counted as lost after an unclean stop.
+pub const SEQ_RESERVE: u64 = 32;
 
 /// The current time, in both kinds. They are never mixed: monotonic milliseconds measure
 /// durations and deadlines; wall-clock milliseconds (Unix epoch) only stamp.
@@ -113,6 +122,18 @@ pub enum Recorded {
     Disabled,
 }
 
+/// `handle_store_result` named an operation that is not the one handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownStoreOp(pub u64);
+
+impl fmt::Display for UnknownStoreOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "store operation {} is not awaiting a result", self.0)
+    }
+}
+
+impl core::error::Error for UnknownStoreOp {}
+
 /// `handle_upload_result` named an upload that is not in flight (already handled, or purged).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnknownUpload(pub u64);
@@ -130,8 +151,9 @@ impl core::error::Error for UnknownUpload {}
 pub enum StartError {
     /// The configuration is unusable.
     Config(ConfigError),
-    /// The store could not be read. Starting anyway would mistake stored data for absent
-    /// data (a new session, a lost journal); the host retries or uses another store.
+    /// The store could not be read (by [`Logger::start`]). Starting anyway would mistake
+    /// stored data for absent data (a new session, a lost journal); the host retries or
+    /// uses another store.
     Store(StoreError),
 }
 
@@ -213,10 +235,24 @@ struct InFlight {
     since: u64,
 }
 
+/// A batch counted as delivered or dropped whose stored copy may still exist: listed in
+/// `acks` until its removal is acknowledged, so a restart never counts or sends it twice.
+#[derive(Clone, Copy, Debug)]
+struct Settled {
+    id: u64,
+    /// Its removal is planned or handed out.
+    removing: bool,
+}
+
 /// The impression logger. See the module docs for the run loop.
 pub struct Logger {
     config: Config,
-    store: Box<dyn Store>,
+    /// Store operations planned for the host.
+    outbox: Outbox,
+    /// The state record of the last checkpoint; seq reservations rewrite it.
+    checkpointed: State,
+    /// Seqs up to this one may have been issued (durably reserved once written).
+    reserved: u64,
     rng: Rng,
     session_id: String,
     sampled_in: bool,
@@ -249,22 +285,24 @@ pub struct Logger {
     gzipper: gzip::Gzipper,
     /// The encoded batch before compression, reused across closes.
     encode_buf: Vec<u8>,
-    /// Batches settled (delivered or dropped) whose stored copies may still exist: listed
-    /// in `acks` before they are removed, so a restart never counts or sends them twice.
-    settled: Vec<u64>,
+    settled: Vec<Settled>,
     /// Journal bytes appended since the last checkpoint.
     journal_bytes: usize,
 }
 
 impl Logger {
-    /// Starts a logger over `store`, resuming its session, queue, backoff and any journaled
-    /// events a crash left behind.
-    pub fn new(config: Config, store: Box<dyn Store>, now: Now) -> Result<Logger, StartError> {
+    /// Starts a logger from what the host read back from its store (`Stored::default()`
+    /// when nothing is stored), resuming its session, queue, backoff and any journaled
+    /// events a crash left behind. Its first store operations (a checkpoint) are ready to
+    /// drain at once.
+    pub fn resume(config: Config, stored: Stored, now: Now) -> Result<Logger, ConfigError> {
         config.validate()?;
         let mut logger = Logger {
             rng: Rng::new(config.seed),
             config,
-            store,
+            outbox: Outbox::default(),
+            checkpointed: State::default(),
+            reserved: 0,
             session_id: String::new(),
             sampled_in: true,
             generation: 0,
@@ -295,8 +333,81 @@ impl Logger {
             settled: Vec::new(),
             journal_bytes: 0,
         };
-        logger.recover().map_err(StartError::Store)?;
+        logger.recover(&stored);
         Ok(logger)
+    }
+
+    /// For Rust hosts with a synchronous [`Store`]: reads it back, resumes, and performs
+    /// the first store operations.
+    pub fn start<S: Store + ?Sized>(
+        config: Config,
+        store: &mut S,
+        now: Now,
+    ) -> Result<Logger, StartError> {
+        let stored = store.load().map_err(StartError::Store)?;
+        let mut logger = Logger::resume(config, stored, now)?;
+        logger.perform_store_ops(store);
+        Ok(logger)
+    }
+
+    /// The next store operation to perform, if any. One is handed out at a time: the next
+    /// comes once this one is acknowledged with [`Logger::handle_store_result`]. The
+    /// operation is borrowed; a host that performs it later copies it.
+    pub fn poll_store_op(&mut self) -> Option<&StoreRequest> {
+        let settled = &mut self.settled;
+        self.outbox
+            .poll(&mut |f: Finished| Self::undo_settled(settled, f))
+    }
+
+    /// The result of the store operation `id` handed out by [`Logger::poll_store_op`]. A
+    /// failed write is counted (`store_errors`), and what depended on it is not done (the
+    /// journal is kept when the state that replaces it failed).
+    pub fn handle_store_result(
+        &mut self,
+        id: u64,
+        result: Result<(), StoreError>,
+    ) -> Result<(), UnknownStoreOp> {
+        let finished = self
+            .outbox
+            .acknowledge(id, result.is_ok())
+            .ok_or(UnknownStoreOp(id))?;
+        if !finished.ok {
+            self.stats.store_errors += 1;
+        }
+        Self::undo_settled(&mut self.settled, finished);
+        Ok(())
+    }
+
+    /// Performs every planned store operation on `store`, synchronously; returns how many.
+    pub fn perform_store_ops<S: Store + ?Sized>(&mut self, store: &mut S) -> usize {
+        let mut n = 0;
+        while let Some(request) = self.poll_store_op() {
+            let (id, result) = (request.id, store.apply(&request.op));
+            // The id was just handed out, so it is the one awaited.
+            let _ = self.handle_store_result(id, result);
+            n += 1;
+        }
+        n
+    }
+
+    /// True while store operations are planned or awaiting their result.
+    pub fn store_busy(&self) -> bool {
+        self.outbox.busy()
+    }
+
+    /// Bytes held by planned store operations not yet handed out, for memory accounting.
+    pub fn store_backlog_bytes(&self) -> usize {
+        self.outbox.planned_bytes()
+    }
+
+    fn undo_settled(settled: &mut Vec<Settled>, finished: Finished) {
+        if let Purpose::RemoveSettled(id) = finished.purpose {
+            if finished.ok {
+                settled.retain(|s| s.id != id);
+            } else if let Some(s) = settled.iter_mut().find(|s| s.id == id) {
+                s.removing = false;
+            }
+        }
     }
 
     /// The session id: (session id, seq) identifies every impression.
@@ -615,6 +726,11 @@ impl Logger {
             return None;
         }
         let batch = self.queue.front()?;
+        // Durability first: what the batch depends on (its stored copy, the state naming its
+        // seqs) must be acknowledged, so no seq it carries can be issued again after a crash.
+        if batch.ready_after > self.outbox.settled_through() {
+            return None;
+        }
         let (id, batch_no) = (batch.id, batch.batch_no);
         let attempt = batch.attempts + 1;
         let send = proto::Batch {
@@ -683,6 +799,7 @@ impl Logger {
                 opted_out: !enabled,
                 purge_pending: purge,
             },
+            Purpose::Plain,
         );
         if !purge {
             return;
@@ -695,6 +812,7 @@ impl Logger {
                 opted_out: true,
                 purge_pending: false,
             },
+            Purpose::Plain,
         );
     }
 
@@ -714,7 +832,7 @@ impl Logger {
             self.stats
                 .dropped
                 .add(DropReason::Purged, u64::from(b.count));
-            self.settled.push(b.id);
+            self.settle_stored(b.id);
         }
         self.in_flight = None;
         let spare = &mut self.spare;
@@ -802,11 +920,27 @@ impl Logger {
     fn admit_qualified(&mut self, i: usize) {
         let mut list = core::mem::take(&mut self.qualified);
         for q in &list {
-            if self.enabled {
-                // Tracker output satisfies the contract by construction, except the
-                // page-view bound, which is counted inside.
-                let _ = self.admit(i, q);
+            if !self.enabled {
+                continue;
             }
+            // The same contract check as a pre-qualified impression: tracking guarantees
+            // the threshold and minimum time, not the rest (required artwork, the longest
+            // exposure the contract allows).
+            let names = &self.page_views[i].names;
+            let facts = ImpressionFacts {
+                item_id: names.get(q.place.item),
+                artwork_id: q.artwork.checked_sub(1).map(|a| names.get(a)),
+                row: q.place.row,
+                column: q.place.column,
+                max_visible_pct: q.max_visible_pct,
+                visible_ms: clamp_u32(q.visible_ms),
+            };
+            if let Err(rule) = self.config.contract.check_impression(&facts) {
+                self.refuse(rule);
+                continue;
+            }
+            // The page-view bound is counted inside.
+            let _ = self.admit(i, q);
         }
         list.clear();
         self.qualified = list;
@@ -843,7 +977,7 @@ impl Logger {
 
     fn enqueue(&mut self, i: usize, q: &Qualified) -> u64 {
         let max = self.config.max_batch_impressions as usize;
-        if self.open.full(max) {
+        if self.open.full(max, self.config.contract.max_id_len) {
             self.close_batch();
         }
         let page_view = match self.open.page_view(&self.page_views[i].batch_ref()) {
@@ -855,6 +989,10 @@ impl Logger {
                 self.open.page_view(&pv).unwrap_or(0)
             }
         };
+        let seq = self.stats.issued + 1;
+        if seq > self.reserved {
+            self.reserve_seqs(seq);
+        }
         let pv = &self.page_views[i];
         let item_id = pv.names.get(q.place.item);
         let artwork_id = q.artwork.checked_sub(1).map(|a| pv.names.get(a));
@@ -871,7 +1009,6 @@ impl Logger {
             page_view,
             max_visible_pct: q.max_visible_pct.min(100) as u8,
         };
-        let seq = self.stats.issued + 1;
         self.stats.issued = seq;
         self.open.push(seq, self.now, pending);
         let entry = Entry::Impression(JournalImpression {
@@ -889,7 +1026,7 @@ impl Logger {
         self.record_buf.clear();
         entry.encode(self.generation, &mut self.record_buf);
         self.append_record();
-        if self.open.full(max) {
+        if self.open.full(max, self.config.contract.max_id_len) {
             self.close_batch();
         }
         seq
@@ -914,9 +1051,17 @@ impl Logger {
         self.frame_buf.clear();
         frame_into(&mut self.frame_buf, &self.record_buf);
         self.journal_bytes += self.frame_buf.len();
-        if self.store.journal_append(&self.frame_buf).is_err() {
-            self.stats.store_errors += 1;
-        }
+        self.outbox.append(&self.frame_buf);
+    }
+
+    /// Makes `seq` and the next [`SEQ_RESERVE`] - 1 durably "possibly issued" before the
+    /// first of them is journaled: the state of the last checkpoint, with the new bound.
+    fn reserve_seqs(&mut self, seq: u64) {
+        self.reserved = seq.saturating_add(SEQ_RESERVE - 1);
+        self.checkpointed.reserved_through = self.reserved;
+        let state = core::mem::take(&mut self.checkpointed);
+        self.put_record(STATE_KEY, &state, Purpose::State);
+        self.checkpointed = state;
     }
 
     /// Closes the open batch if the age rule says so, and bounds the journal.
@@ -964,22 +1109,38 @@ impl Logger {
     }
 
     /// Encodes, compresses, persists and queues the open batch (if any) under `epoch`.
+    /// Room in the queue is made before the counters are written into the batch, so the
+    /// batch that causes an overflow drop reports it.
     fn seal_open_batch(&mut self, epoch: u32) {
         if self.open.is_empty() {
             return;
         }
         let batch_no = self.next_batch_no;
         let mut raw = core::mem::take(&mut self.encode_buf);
-        raw.clear();
-        self.open
-            .encode_into(self.header(batch_no), epoch, &mut raw);
+        let in_flight = self.in_flight.as_ref().map(|f| f.batch);
+        let max = self.config.max_queue_bytes as usize;
+        let body = loop {
+            raw.clear();
+            self.open
+                .encode_into(self.header(batch_no), epoch, &mut raw);
+            let body = self.compress(&raw);
+            let evicted = self.queue.make_room(body.len(), max, in_flight);
+            if evicted.is_empty() {
+                break body;
+            }
+            // The counters changed: encode again, so they are in this batch.
+            for old in evicted {
+                self.count_overflow(&old);
+            }
+        };
         let closed = ClosedBatch {
             id: self.next_batch_id,
             batch_no,
             first_seq: self.open.first_seq,
             count: self.open.len() as u32,
             attempts: 0,
-            body: self.compress(&raw),
+            body,
+            ready_after: 0,
         };
         self.encode_buf = raw;
         self.next_batch_id += 1;
@@ -988,15 +1149,27 @@ impl Logger {
         self.enqueue_closed(closed);
     }
 
-    fn enqueue_closed(&mut self, closed: ClosedBatch) {
-        self.store_batch(&closed);
+    fn count_overflow(&mut self, old: &ClosedBatch) {
+        self.stats
+            .dropped
+            .add(DropReason::Overflow, u64::from(old.count));
+        self.settle_stored(old.id);
+    }
+
+    /// A batch was counted as delivered or dropped: its stored copy goes once `acks` says so.
+    fn settle_stored(&mut self, id: u64) {
+        self.settled.push(Settled {
+            id,
+            removing: false,
+        });
+    }
+
+    fn enqueue_closed(&mut self, mut closed: ClosedBatch) {
+        closed.ready_after = self.store_batch(&closed);
         let in_flight = self.in_flight.as_ref().map(|f| f.batch);
         let max = self.config.max_queue_bytes as usize;
         for old in self.queue.push(closed, max, in_flight) {
-            self.stats
-                .dropped
-                .add(DropReason::Overflow, u64::from(old.count));
-            self.settled.push(old.id);
+            self.count_overflow(&old);
         }
     }
 
@@ -1006,18 +1179,17 @@ impl Logger {
         body
     }
 
-    fn store_batch(&mut self, batch: &ClosedBatch) {
-        self.frame_buf.clear();
-        frame_into(&mut self.frame_buf, &batch.to_record());
-        if self.store.put(&batch.key(), &self.frame_buf).is_err() {
-            self.stats.store_errors += 1;
-        }
+    /// Plans the batch's stored copy; returns its ticket.
+    fn store_batch(&mut self, batch: &ClosedBatch) -> u64 {
+        let op = self.outbox.put_op(&batch.key(), |buf| {
+            frame_with(buf, |payload| batch.write_record(payload))
+        });
+        self.outbox.plan(op, Purpose::Plain)
     }
 
     fn unstore(&mut self, key: &str) {
-        if self.store.remove(key).is_err() {
-            self.stats.store_errors += 1;
-        }
+        let op = self.outbox.remove_op(key);
+        self.outbox.plan(op, Purpose::Plain);
     }
 
     /// Writes counters and ids, starts a new journal generation and re-journals what the
@@ -1026,8 +1198,9 @@ impl Logger {
     /// `acks` (drops and settled batches), then the journal is cleared. If `state` cannot
     /// be written, the journal is kept: it is then the only record of its events.
     fn checkpoint(&mut self) {
-        let previous = self.generation;
-        self.generation = self.generation.wrapping_add(1);
+        self.generation = self.generation.saturating_add(1);
+        // Every seq issued so far is in a batch planned before this state.
+        self.reserved = self.stats.issued;
         let s = &self.stats;
         let state = State {
             session_id: self.session_id.clone(),
@@ -1042,16 +1215,15 @@ impl Logger {
             issued: s.issued,
             invalid: s.invalid,
             invalid_by_rule: s.invalid_by_rule.to_vec(),
+            reserved_through: self.reserved,
         };
-        let saved = self.put_record(STATE_KEY, &state);
+        let saved = self.put_record(STATE_KEY, &state, Purpose::State);
+        self.checkpointed = state;
         self.write_acks();
-        if !saved {
-            self.generation = previous;
-            return;
-        }
-        if self.store.journal_clear().is_err() {
-            self.stats.store_errors += 1;
-        }
+        // Only once the new state is acknowledged; if it fails, the journal stays (replay
+        // takes records of the stored generation and later ones).
+        self.outbox
+            .plan_if_ok_since(saved, StoreOp::ClearJournal, Purpose::Plain);
         self.journal_bytes = 0;
         self.journal(&Entry::Epoch {
             mono_epoch: self.starts,
@@ -1071,45 +1243,47 @@ impl Logger {
         }
     }
 
-    /// Writes a record; false (and counted) if the store refused it.
-    fn put_record<T: Message>(&mut self, key: &str, value: &T) -> bool {
-        self.frame_buf.clear();
-        frame_into(&mut self.frame_buf, &value.encode_to_vec());
-        let ok = self.store.put(key, &self.frame_buf).is_ok();
-        if !ok {
-            self.stats.store_errors += 1;
-        }
-        ok
+    /// Plans a record's write; returns its ticket.
+    fn put_record<T: Message>(&mut self, key: &str, value: &T, purpose: Purpose) -> u64 {
+        let op = self
+            .outbox
+            .put_op(key, |buf| frame_with(buf, |payload| value.encode_raw(payload)));
+        self.outbox.plan(op, purpose)
     }
 
-    /// Writes `acks`, then removes the stored copies of the batches it lists as settled.
+    /// Writes `acks`, then removes the stored copies of the batches it lists as settled,
+    /// once it is acknowledged.
     fn write_acks(&mut self) {
+        let front = self.queue.front().map_or((0, 0), |b| (b.id, b.attempts));
+        let ids: Vec<u64> = self.settled.iter().map(|s| s.id).collect();
         let acks = Acks::from_stats(
             &self.stats,
             self.blocked_until_wall,
             self.blocked_for,
-            &self.settled,
+            &ids,
+            front,
         );
-        if !self.put_record(ACKS_KEY, &acks) {
-            return;
+        let written = self.put_record(ACKS_KEY, &acks, Purpose::Plain);
+        for i in 0..self.settled.len() {
+            let s = self.settled[i];
+            if s.removing {
+                continue;
+            }
+            self.settled[i].removing = true;
+            let op = self.outbox.remove_op(&crate::queue::batch_key(s.id));
+            self.outbox
+                .plan_if_ok_since(written, op, Purpose::RemoveSettled(s.id));
         }
-        let mut settled = core::mem::take(&mut self.settled);
-        settled.retain(|&id| self.store.remove(&crate::queue::batch_key(id)).is_err());
-        self.stats.store_errors += settled.len() as u64;
-        self.settled = settled;
     }
 
-    /// Reads a record: `Ok(None)` when absent or corrupt (counted), `Err` when the store
-    /// could not be read.
-    fn get_record<T: Message + Default>(&mut self, key: &str) -> Result<Option<T>, StoreError> {
-        let Some(bytes) = self.store.get(key)? else {
-            return Ok(None);
-        };
-        let parsed = read_single_frame(&bytes).and_then(|raw| T::decode(raw).ok());
+    /// Reads a record: `None` when absent or corrupt (counted).
+    fn get_record<T: Message + Default>(&mut self, stored: &Stored, key: &str) -> Option<T> {
+        let bytes = stored.get(key)?;
+        let parsed = read_single_frame(bytes).and_then(|raw| T::decode(raw).ok());
         if parsed.is_none() {
             self.stats.corrupt_records += 1;
         }
-        Ok(parsed)
+        parsed
     }
 
     fn settle(&mut self, upload: u64, outcome: UploadOutcome) -> Result<(), UnknownUpload> {
@@ -1128,7 +1302,7 @@ impl Logger {
                 self.queue.remove(id);
                 self.stats.delivered += count;
                 self.stats.bytes_delivered += body_len as u64;
-                self.settled.push(id);
+                self.settle_stored(id);
                 self.next_send_at = self.now;
             }
             Disposition::Reject => self.drop_batch(id, DropReason::Rejected),
@@ -1153,12 +1327,10 @@ impl Logger {
                     self.blocked_for = asked;
                 }
                 self.next_send_at = self.now.saturating_add(backoff.max(asked));
-                if let Some(b) = self.queue.get_mut(id) {
-                    let b = b.clone();
-                    self.store_batch(&b);
-                }
             }
         }
+        // Also persists the front batch's attempt count, so backoff survives a restart
+        // without rewriting the batch.
         self.write_acks();
         Ok(())
     }
@@ -1166,7 +1338,7 @@ impl Logger {
     fn drop_batch(&mut self, id: u64, reason: DropReason) {
         if let Some(b) = self.queue.remove(id) {
             self.stats.dropped.add(reason, u64::from(b.count));
-            self.settled.push(b.id);
+            self.settle_stored(b.id);
         }
         self.next_send_at = self.now;
     }
@@ -1185,10 +1357,11 @@ impl Logger {
             return;
         };
         let (left, right) = rows.split_at(rows.len() / 2);
+        let mut first_half = None;
         // Push the right half first so the left half ends up in front.
         for half in [right, left] {
             let part = crate::batch::subset(&proto_batch, half);
-            let closed = ClosedBatch {
+            let mut closed = ClosedBatch {
                 id: self.next_batch_id,
                 batch_no: self.next_batch_no,
                 first_seq: half[0].seq,
@@ -1201,31 +1374,35 @@ impl Logger {
                     }
                     .encode_to_vec(),
                 ),
+                ready_after: 0,
             };
             self.next_batch_id += 1;
             self.next_batch_no += 1;
-            self.store_batch(&closed);
+            closed.ready_after = self.store_batch(&closed);
+            first_half.get_or_insert(closed.ready_after);
             self.queue.push_front(closed);
         }
-        // Only now that both halves are stored: a crash in between leaves the original and
+        // Only once both halves are stored: a crash in between leaves the original and
         // the halves, and recovery keeps the original.
         self.queue.remove(id);
-        self.unstore(&batch.key());
+        let op = self.outbox.remove_op(&batch.key());
+        if let Some(since) = first_half {
+            self.outbox.plan_if_ok_since(since, op, Purpose::Plain);
+        }
         self.next_send_at = self.now;
     }
 
     /// Restores the session, counters, queue and journaled events from the store. A read
     /// error fails the start (absent and unreadable must not be confused).
-    fn recover(&mut self) -> Result<(), StoreError> {
+    fn recover(&mut self, stored: &Stored) {
         // Whatever is stored, even unreadable, seeds a new session id, so a logger whose
         // state was lost does not reuse its old session id (and collide on seqs).
-        let previous = match self.store.get(STATE_KEY)? {
-            Some(bytes) => crate::rng::hash_bytes(0, &bytes),
-            None => 0,
-        };
-        let state: Option<State> = self.get_record(STATE_KEY)?;
-        let acks: Option<Acks> = self.get_record(ACKS_KEY)?;
-        let prefs: Prefs = self.get_record(PREFS_KEY)?.unwrap_or_default();
+        let previous = stored
+            .get(STATE_KEY)
+            .map_or(0, |bytes| crate::rng::hash_bytes(0, bytes));
+        let state: Option<State> = self.get_record(stored, STATE_KEY);
+        let acks: Option<Acks> = self.get_record(stored, ACKS_KEY);
+        let prefs: Prefs = self.get_record(stored, PREFS_KEY).unwrap_or_default();
         self.enabled = !prefs.opted_out;
         let resumed = state.is_some();
         match state {
@@ -1245,18 +1422,21 @@ impl Logger {
                 for (slot, v) in st.invalid_by_rule.iter_mut().zip(s.invalid_by_rule) {
                     *slot = v;
                 }
+                self.reserved = s.reserved_through;
             }
             None => {
                 // Mixed with the install id and the wall clock: hosts that pass the same
                 // seed everywhere must still not share session ids.
                 let install = crate::rng::hash_bytes(self.wall, self.config.install_id.as_bytes());
-                let id = self.rng.next_u64() ^ install ^ previous;
+                let clocks = crate::rng::mix64(self.now ^ self.wall.rotate_left(32));
+                let id = self.rng.next_u64() ^ install ^ previous ^ clocks;
                 self.session_id = format!("{id:016x}");
             }
         }
         // Acknowledgements belong to the session in `state`; without it they describe a
         // session that is gone.
         let mut settled = Vec::new();
+        let mut front_attempts = (0, 0);
         if let Some(a) = acks.filter(|_| resumed) {
             let st = &mut self.stats;
             st.delivered = a.delivered;
@@ -1268,6 +1448,7 @@ impl Logger {
             st.corrupt_records += a.corrupt_records;
             self.blocked_until_wall = a.blocked_until_wall_ms;
             self.blocked_for = a.blocked_for_ms;
+            front_attempts = (a.attempts_batch, a.attempts);
             settled = a.settled;
         }
         // Jitter must differ between restarts even with the same configured seed.
@@ -1281,13 +1462,19 @@ impl Logger {
         };
         self.sampled_in = sampling::keep(&key, self.config.sample_rate_ppm);
 
-        let stored_through = self.load_batches(&settled)?;
-        self.settled = settled;
-        self.replay_journal(stored_through)?;
+        let stored_through = self.load_batches(stored, &settled);
+        if let Some(b) = self.queue.get_mut(front_attempts.0) {
+            b.attempts = b.attempts.max(front_attempts.1);
+        }
+        self.settled.extend(settled.into_iter().map(|id| Settled {
+            id,
+            removing: false,
+        }));
+        let journaled_through = self.replay_journal(stored, stored_through);
         if prefs.purge_pending {
             self.purge();
         }
-        self.account_for_losses(stored_through, prefs.purge_pending);
+        self.account_for_losses(stored_through.max(journaled_through), prefs.purge_pending);
         let blocked = self.blocked_until_wall.saturating_sub(self.wall);
         self.next_send_at = self
             .now
@@ -1312,18 +1499,24 @@ impl Logger {
                     opted_out: prefs.opted_out,
                     purge_pending: false,
                 },
+                Purpose::Plain,
             );
         }
-        Ok(())
     }
 
     /// After recovery, every seq issued must be queued, delivered or dropped. Seqs proven
     /// issued (by a stored batch) count as recorded; impressions whose stored records were
     /// lost (a failed write, a corrupt batch, a crash between writes) count as dropped for
     /// a store failure, or as purged when a purge was under way.
-    fn account_for_losses(&mut self, stored_through: u64, purging: bool) {
+    ///
+    /// Seqs reserved beyond the highest one found may have been issued to impressions
+    /// whose journal records never became durable: they count as recorded and dropped as
+    /// `journal_lost` (at most [`SEQ_RESERVE`] per unclean stop, some possibly never used).
+    fn account_for_losses(&mut self, found_through: u64, purging: bool) {
         let st = &mut self.stats;
-        st.issued = st.issued.max(stored_through);
+        st.issued = st.issued.max(found_through);
+        let unconfirmed = self.reserved.saturating_sub(st.issued);
+        st.issued += unconfirmed;
         st.recorded = st.recorded.max(st.sampled_out + st.deduped + st.issued);
         let held = self.queue.impressions() + self.open.len() as u64;
         let lost = st.pending().saturating_sub(held);
@@ -1332,25 +1525,32 @@ impl Logger {
         } else {
             DropReason::StoreCorrupt
         };
-        st.dropped.add(reason, lost);
+        let unconfirmed = unconfirmed.min(lost);
+        let reason_unconfirmed = if purging {
+            DropReason::Purged
+        } else {
+            DropReason::JournalLost
+        };
+        st.dropped.add(reason_unconfirmed, unconfirmed);
+        st.dropped.add(reason, lost - unconfirmed);
     }
 
     /// Loads stored batches into the queue; returns the highest seq they hold. Batches
     /// `settled` names were already counted: their leftover copies are removed.
-    fn load_batches(&mut self, settled: &[u64]) -> Result<u64, StoreError> {
+    fn load_batches(&mut self, stored: &Stored, settled: &[u64]) -> u64 {
         let mut through = 0;
         let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for key in self.store.keys(BATCH_KEY_PREFIX)? {
-            let Some(bytes) = self.store.get(&key)? else {
-                continue;
-            };
-            let record = read_single_frame(&bytes)
+        for (key, bytes) in stored
+            .keys(BATCH_KEY_PREFIX)
+            .filter_map(|k| Some((k, stored.get(k)?)))
+        {
+            let record = read_single_frame(bytes)
                 .and_then(ClosedBatch::from_record)
                 .and_then(|b| b.last_seq_bound().map(|last| (b, last)));
             let Some((batch, last)) = record else {
                 // Unreadable: its impressions are counted lost once recovery is done.
                 self.stats.corrupt_records += 1;
-                self.unstore(&key);
+                self.unstore(key);
                 continue;
             };
             // A crash between storing the halves of a split batch and removing the
@@ -1359,7 +1559,7 @@ impl Logger {
                 .iter()
                 .any(|&(a, b)| batch.first_seq <= b && a <= last);
             if settled.contains(&batch.id) || overlaps {
-                self.unstore(&key);
+                self.unstore(key);
                 continue;
             }
             ranges.push((batch.first_seq, last));
@@ -1368,20 +1568,19 @@ impl Logger {
             self.next_batch_no = self.next_batch_no.max(batch.batch_no.saturating_add(1));
             let max = self.config.max_queue_bytes as usize;
             for old in self.queue.push(batch, max, None) {
-                self.stats
-                    .dropped
-                    .add(DropReason::Overflow, u64::from(old.count));
-                self.settled.push(old.id);
+                self.count_overflow(&old);
             }
         }
-        Ok(through)
+        through
     }
 
-    /// Applies the journal of the current generation: counters, and impressions that are
-    /// not already in a stored batch, which are closed into a batch of their own epoch.
-    fn replay_journal(&mut self, stored_through: u64) -> Result<(), StoreError> {
-        let bytes = self.store.journal_read()?;
-        let frames = read_frames(&bytes);
+    /// Applies the journal records of the stored generation and later ones (a later one
+    /// exists when a checkpoint's state write failed and the journal was kept): counters,
+    /// and impressions that are not already in a stored batch, which are closed into a
+    /// batch of their own epoch. Returns the highest seq journaled.
+    fn replay_journal(&mut self, stored: &Stored, stored_through: u64) -> u64 {
+        let frames = read_frames(&stored.journal);
+        let mut journaled_through = 0;
         if frames.corrupt_tail {
             self.stats.corrupt_records += 1;
         }
@@ -1392,7 +1591,7 @@ impl Logger {
                 self.stats.corrupt_records += 1;
                 continue;
             };
-            if generation != self.generation {
+            if generation < self.generation {
                 continue;
             }
             match entry {
@@ -1432,7 +1631,7 @@ impl Logger {
                 }
                 Entry::Impression(imp) => {
                     self.stats.recorded += 1;
-                    self.stats.issued = self.stats.issued.max(imp.seq);
+                    journaled_through = journaled_through.max(imp.seq);
                     if imp.seq <= stored_through {
                         continue;
                     }
@@ -1450,7 +1649,8 @@ impl Logger {
                     };
                     // Seqs in a batch are contiguous: a record lost in between starts another.
                     let next = self.open.first_seq + self.open.len() as u64;
-                    if self.open.full(self.config.max_batch_impressions as usize)
+                    if self.open
+                        .full(self.config.max_batch_impressions as usize, self.config.contract.max_id_len)
                         || (!self.open.is_empty() && imp.seq != next)
                     {
                         self.seal_open_batch(epoch);
@@ -1483,8 +1683,18 @@ impl Logger {
             }
         }
         self.seal_open_batch(epoch);
-        Ok(())
+        journaled_through
     }
+}
+
+/// Frames what `payload` writes into `buf` (length, CRC32, payload) without a second buffer.
+fn frame_with(buf: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
+    buf.extend_from_slice(&[0; crate::store::FRAME_OVERHEAD]);
+    payload(buf);
+    let body = &buf[crate::store::FRAME_OVERHEAD..];
+    let (len, crc) = (body.len() as u32, crate::gzip::crc32(body));
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
 impl fmt::Debug for Logger {

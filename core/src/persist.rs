@@ -1,5 +1,5 @@
-//! What the logger writes to its [`Store`](crate::store::Store), and how it reads it back
-//! after a restart.
+//! What the logger asks the host to store (as [`StoreOp`](crate::store::StoreOp)s), and
+//! how it reads it back after a restart.
 //!
 //! - `state`: the session and the journal checkpoint (counters up to the checkpoint, the
 //!   journal generation, id counters), as a small protobuf written once per batch close.
@@ -62,6 +62,10 @@ pub struct State {
     pub invalid: u64,
     #[prost(uint64, repeated, tag = "12")]
     pub invalid_by_rule: Vec<u64>,
+    /// Seqs up to this one may have been issued: a restart that finds fewer counts the
+    /// rest as lost with their journal records.
+    #[prost(uint64, tag = "13")]
+    pub reserved_through: u64,
 }
 
 /// Counters that change on upload outcomes.
@@ -100,6 +104,14 @@ pub struct Acks {
     /// Batches already counted as delivered or dropped whose stored copy may remain.
     #[prost(uint64, repeated, tag = "15")]
     pub settled: Vec<u64>,
+    /// The front batch and its upload attempts so far, so backoff survives a restart
+    /// without rewriting the batch on every retry (flash wear).
+    #[prost(uint64, tag = "16")]
+    pub attempts_batch: u64,
+    #[prost(uint32, tag = "17")]
+    pub attempts: u32,
+    #[prost(uint64, tag = "18")]
+    pub dropped_journal_lost: u64,
 }
 
 impl Acks {
@@ -109,6 +121,7 @@ impl Acks {
         blocked_until_wall_ms: u64,
         blocked_for_ms: u64,
         settled: &[u64],
+        (attempts_batch, attempts): (u64, u32),
     ) -> Self {
         let d = &s.dropped;
         Acks {
@@ -127,6 +140,9 @@ impl Acks {
             blocked_until_wall_ms,
             blocked_for_ms,
             settled: settled.to_vec(),
+            attempts_batch,
+            attempts,
+            dropped_journal_lost: d.journal_lost,
         }
     }
 
@@ -139,6 +155,7 @@ impl Acks {
             retries_exhausted: self.dropped_retries_exhausted,
             purged: self.dropped_purged,
             store_corrupt: self.dropped_store_corrupt,
+            journal_lost: self.dropped_journal_lost,
         }
     }
 }

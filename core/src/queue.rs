@@ -25,6 +25,9 @@ pub struct ClosedBatch {
     pub attempts: u32,
     /// The gzip body.
     pub body: Vec<u8>,
+    /// Store ticket that must be settled before the batch is offered for upload (its
+    /// stored copy; 0 for a batch read back from the store). Not stored.
+    pub ready_after: u64,
 }
 
 impl ClosedBatch {
@@ -42,13 +45,19 @@ impl ClosedBatch {
     /// The stored form (framed by the caller).
     pub fn to_record(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(RECORD_HEADER + self.body.len());
+        self.write_record(&mut out);
+        out
+    }
+
+    /// Appends the stored form to `out`.
+    pub fn write_record(&self, out: &mut Vec<u8>) {
+        out.reserve(RECORD_HEADER + self.body.len());
         out.extend_from_slice(&self.id.to_le_bytes());
         out.extend_from_slice(&self.batch_no.to_le_bytes());
         out.extend_from_slice(&self.first_seq.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
         out.extend_from_slice(&self.attempts.to_le_bytes());
         out.extend_from_slice(&self.body);
-        out
     }
 
     /// Parses a stored record; `None` if it is too short to be one.
@@ -66,6 +75,7 @@ impl ClosedBatch {
             count: u32_at(24)?,
             attempts: u32_at(28)?,
             body: bytes.get(RECORD_HEADER..)?.to_vec(),
+            ready_after: 0,
         })
     }
 }
@@ -95,6 +105,26 @@ impl Queue {
         self.batches.push_back(batch);
         let mut evicted = Vec::new();
         while self.bytes > max_bytes {
+            let Some(i) = self.batches.iter().position(|b| Some(b.id) != in_flight) else {
+                break;
+            };
+            if let Some(old) = self.remove_at(i) {
+                evicted.push(old);
+            }
+        }
+        evicted
+    }
+
+    /// Evicts the oldest batches (never `in_flight`) until a batch of `incoming` bytes fits
+    /// `max_bytes`, before it is pushed; returns the evicted batches.
+    pub fn make_room(
+        &mut self,
+        incoming: usize,
+        max_bytes: usize,
+        in_flight: Option<u64>,
+    ) -> Vec<ClosedBatch> {
+        let mut evicted = Vec::new();
+        while self.bytes + incoming > max_bytes {
             let Some(i) = self.batches.iter().position(|b| Some(b.id) != in_flight) else {
                 break;
             };
@@ -173,7 +203,19 @@ mod tests {
             count: 10,
             attempts: 0,
             body: vec![0; bytes],
+            ready_after: 0,
         }
+    }
+
+    #[test]
+    fn making_room_evicts_before_the_new_batch_is_pushed() {
+        let mut q = Queue::default();
+        q.push(batch(1, 400), 1000, None);
+        q.push(batch(2, 400), 1000, None);
+        let evicted = q.make_room(300, 1000, Some(1));
+        assert_eq!(evicted.iter().map(|b| b.id).collect::<Vec<_>>(), [2]);
+        assert!(q.push(batch(3, 300), 1000, None).is_empty(), "it fits now");
+        assert!(q.make_room(300, 1000, None).is_empty(), "already room");
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum DropReason {
     Purged,
     /// A stored batch could not be read back (checksum failure).
     StoreCorrupt,
+    /// Seqs possibly issued before a crash whose journal records never became durable.
+    JournalLost,
 }
 
 /// Counters of impressions dropped after they were issued a seq, by reason.
@@ -32,6 +34,7 @@ pub struct Drops {
     pub retries_exhausted: u64,
     pub purged: u64,
     pub store_corrupt: u64,
+    pub journal_lost: u64,
 }
 
 impl core::ops::AddAssign for Drops {
@@ -42,6 +45,7 @@ impl core::ops::AddAssign for Drops {
         self.retries_exhausted += d.retries_exhausted;
         self.purged += d.purged;
         self.store_corrupt += d.store_corrupt;
+        self.journal_lost += d.journal_lost;
     }
 }
 
@@ -55,6 +59,7 @@ impl Drops {
             DropReason::RetriesExhausted => &mut self.retries_exhausted,
             DropReason::Purged => &mut self.purged,
             DropReason::StoreCorrupt => &mut self.store_corrupt,
+            DropReason::JournalLost => &mut self.journal_lost,
         };
         *slot += n;
     }
@@ -67,6 +72,7 @@ impl Drops {
             self.retries_exhausted,
             self.purged,
             self.store_corrupt,
+            self.journal_lost,
         ]
         .into_iter()
         .fold(self.overflow, u64::saturating_add)
@@ -134,6 +140,7 @@ impl Stats {
             dropped_retries_exhausted: self.dropped.retries_exhausted,
             dropped_purged: self.dropped.purged,
             dropped_store_error: self.dropped.store_corrupt,
+            dropped_journal_lost: self.dropped.journal_lost,
         }
     }
 }

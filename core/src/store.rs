@@ -1,14 +1,61 @@
-//! Persistence: the [`Store`] trait hosts implement, the in-memory store, and the
-//! checksummed record framing that lets the core detect torn or corrupt data in any store.
+//! Persistence, host side: the operations the logger emits ([`StoreOp`]), what the host
+//! reads back at start ([`Stored`]), the [`Store`] trait that performs operations on a
+//! medium, the in-memory store, and the checksummed record framing that lets the core
+//! detect torn or corrupt data in any store.
 //!
-//! The core decides what is written and when; a store only stores bytes under keys and
-//! keeps an append-only journal. Every value and journal record the core writes is framed
-//! with a length and a CRC32, so a store needs no integrity logic of its own.
+//! The core decides what is written and when (see [`crate::outbox`] for the ordering and
+//! acknowledgement rules); a store only stores bytes under keys and keeps an append-only
+//! journal. Every value and journal record the core writes is framed with a length and a
+//! CRC32, so a store needs no integrity logic of its own.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+
+/// One operation on the host's store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Atomically replace the value under `key` (after a crash: the old or the new value).
+    Put { key: String, value: Vec<u8> },
+    /// Remove `key`; removing a missing key is not an error.
+    Remove { key: String },
+    /// Append bytes to the journal. Need not be synced: the core detects a torn tail.
+    Append { bytes: Vec<u8> },
+    /// Empty the journal.
+    ClearJournal,
+}
+
+/// An operation handed to the host, to be acknowledged under `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreRequest {
+    pub id: u64,
+    pub op: StoreOp,
+}
+
+/// Everything the host read back from its store before starting a logger: the values under
+/// their keys and the journal's bytes. `Stored::default()` is "nothing stored" (first start,
+/// or a device without persistence).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub values: BTreeMap<String, Vec<u8>>,
+    pub journal: Vec<u8>,
+}
+
+impl Stored {
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.values.get(key).map(Vec::as_slice)
+    }
+
+    /// The keys that start with `prefix`, in ascending order.
+    pub fn keys<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.values
+            .range::<str, _>((core::ops::Bound::Included(prefix), core::ops::Bound::Unbounded))
+            .map(|(k, _)| k.as_str())
+            .take_while(move |k| k.starts_with(prefix))
+    }
+}
 
 /// Why a store operation failed. The core counts these and keeps running.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,13 +77,14 @@ impl fmt::Display for StoreError {
 
 impl core::error::Error for StoreError {}
 
-/// Durable key-value storage plus one append-only journal, implemented by the host
-/// (memory, files, localStorage, a flash region).
+/// Durable key-value storage plus one append-only journal, on the host's side: how a Rust
+/// host (the std runtime, firmware with synchronous flash, tests) performs the logger's
+/// [`StoreOp`]s and reads them back. The logger never holds or calls a store; hosts in other
+/// languages perform the operations with their own storage instead.
 ///
 /// Keys are short ASCII strings chosen by the core (`state`, `batch/00000000000000000042`).
 /// `put` must be atomic: after a crash a key holds either the old or the new value.
-/// The journal is written on every accepted event and cleared when its contents have been
-/// moved into a durable batch; appends need not be synced, a torn tail is detected by the core.
+/// Journal appends need not be synced: a torn tail is detected by the core.
 pub trait Store {
     /// Atomically replaces the value under `key`.
     fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
@@ -52,6 +100,30 @@ pub trait Store {
     fn journal_read(&mut self) -> Result<Vec<u8>, StoreError>;
     /// Empties the journal.
     fn journal_clear(&mut self) -> Result<(), StoreError>;
+
+    /// Reads everything back, for [`Logger::resume`](crate::Logger::resume).
+    fn load(&mut self) -> Result<Stored, StoreError> {
+        let mut values = BTreeMap::new();
+        for key in self.keys("")? {
+            if let Some(value) = self.get(&key)? {
+                values.insert(key, value);
+            }
+        }
+        Ok(Stored {
+            values,
+            journal: self.journal_read()?,
+        })
+    }
+
+    /// Performs one operation the logger asked for.
+    fn apply(&mut self, op: &StoreOp) -> Result<(), StoreError> {
+        match op {
+            StoreOp::Put { key, value } => self.put(key, value),
+            StoreOp::Remove { key } => self.remove(key),
+            StoreOp::Append { bytes } => self.journal_append(bytes),
+            StoreOp::ClearJournal => self.journal_clear(),
+        }
+    }
 }
 
 /// A store shared by handles, so one store outlives successive loggers: how tests and the
@@ -99,10 +171,6 @@ impl MemoryStore {
         self.values.values().map(Vec::len).sum::<usize>() + self.journal.len()
     }
 
-    /// Mutable access to a stored value, so tests can corrupt it on purpose.
-    pub fn value_mut(&mut self, key: &str) -> Option<&mut Vec<u8>> {
-        self.values.get_mut(key)
-    }
 }
 
 impl Store for MemoryStore {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use sightline_core::{
-    Config, Impression, ItemRef, Logger, MemoryStore, Now, Platform, UploadOutcome, gzip, json,
+    Config, Impression, ItemRef, Logger, MemoryStore, Now, Platform, Stored, UploadOutcome, gzip, json,
     wire,
 };
 
@@ -32,7 +32,7 @@ fn reference_body() -> Vec<u8> {
         seed: 20_261_126,
         ..Config::default()
     };
-    let mut logger = Logger::new(config, Box::new(MemoryStore::new()), at(0)).unwrap();
+    let mut logger = Logger::resume(config, Stored::default(), at(0)).unwrap();
     let layout = vec![
         vec!["title:81234567".to_string(), "title:80012345".to_string()],
         vec!["title:70054321".to_string()],
@@ -78,6 +78,7 @@ fn reference_body() -> Vec<u8> {
         .handle_visibility(detail, &a, 1.0, at(3_200))
         .unwrap();
     logger.handle_app_hidden(at(9_200));
+    logger.perform_store_ops(&mut MemoryStore::new());
     let upload = logger.poll_upload(at(9_300)).unwrap();
     let ok = UploadOutcome::Status {
         code: 200,

@@ -6,10 +6,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use common::*;
+use sightline_core::logger::SEQ_RESERVE;
 use sightline_core::upload::UPLOAD_TIMEOUT_MS;
 use sightline_core::wire;
 use sightline_core::{
-    Config, Impression, ItemRef, Logger, MemoryStore, Now, Recorded, Reentry, Rule, Store,
+    Config, Impression, ItemRef, Logger, MemoryStore, Now, Recorded, Reentry, Rule, Store, Stored,
     UploadOutcome, proto,
 };
 
@@ -329,7 +330,7 @@ fn a_wall_clock_set_back_cannot_stretch_retry_after_across_a_restart() {
     drop(logger);
     // The device restarts with its wall clock an hour behind.
     let restarted = Now::new(0, WALL0 + 2000 - 3_600_000);
-    let mut logger = Logger::new(config(), Box::new(store.clone()), restarted).unwrap();
+    let mut logger = logger_at(&store, config(), restarted);
     let wake = logger.poll_timeout().unwrap();
     assert!(
         wake <= 10_000,
@@ -351,6 +352,7 @@ fn a_permanent_refusal_drops_the_batch_and_counts_why() {
     let s = logger.stats();
     assert_eq!((s.dropped.rejected, s.pending()), (4, 0));
     assert!(s.balanced());
+    logger.sync();
     assert!(
         store.borrow_mut().keys("batch/").unwrap().is_empty(),
         "unstored"
@@ -505,12 +507,15 @@ fn a_crash_before_flush_loses_nothing_that_was_recorded() {
     logger
         .record_impression(pv, &impression("title:x", 0, 0, 3000), at(5000))
         .unwrap();
-    drop(logger); // no flush: a kill
+    drop(logger); // no flush: a kill after the journal was written
 
     let mut logger = logger_on(&store, config(), 0);
     let s = logger.stats().clone();
+    // Seqs reserved but not found in the journal may have been issued: counted as lost.
+    let unconfirmed = s.dropped.journal_lost;
+    assert!(unconfirmed < SEQ_RESERVE, "{s:?}");
     assert_eq!(
-        (s.recorded, s.issued, s.deduped),
+        (s.recorded - unconfirmed, s.issued - unconfirmed, s.deduped),
         (8, 7, 1),
         "counters survive the crash"
     );
@@ -536,7 +541,7 @@ fn a_corrupt_stored_batch_is_skipped_and_counted() {
     record_n(&mut logger, 4, 0);
     drop(logger);
     let key = store.borrow_mut().keys("batch/").unwrap()[0].clone();
-    store.borrow_mut().value_mut(&key).unwrap()[20] ^= 0xFF;
+    corrupt(&store, &key, 20);
 
     let mut logger = logger_on(&store, config(), 0);
     assert_eq!(logger.stats().corrupt_records, 1);
@@ -680,7 +685,7 @@ fn a_broken_configuration_is_refused_at_start() {
         },
     ];
     for cfg in bad {
-        assert!(Logger::new(cfg, Box::new(MemoryStore::new()), at(0)).is_err());
+        assert!(Logger::resume(cfg, Stored::default(), at(0)).is_err());
     }
 }
 
@@ -708,7 +713,7 @@ fn a_corrupt_state_record_starts_a_clean_session_without_the_old_acknowledgement
     deliver_all(&mut logger, 2000);
     let old_session = logger.session_id().to_string();
     drop(logger);
-    store.borrow_mut().value_mut("state").unwrap()[9] ^= 0xFF;
+    corrupt(&store, "state", 9);
 
     let logger = logger_on(&store, config(), 0);
     // Same seed, install and wall clock as the first start: only the store differs.
@@ -725,12 +730,14 @@ fn a_crash_in_the_middle_of_a_split_keeps_the_original_batch() {
     let mut logger = logger_on(&store, config(), 0);
     record_n(&mut logger, 6, 0);
     logger.flush(at(2000));
+    logger.sync();
     let original = store.borrow_mut().keys("batch/").unwrap();
     let kept = store.borrow_mut().get(&original[0]).unwrap().unwrap();
     let u = logger.poll_upload(at(2000)).unwrap();
     logger
         .handle_upload_result(u.id, status(413, None), at(2000))
         .unwrap();
+    logger.sync();
     assert_eq!(
         store.borrow_mut().keys("batch/").unwrap().len(),
         2,
@@ -749,21 +756,19 @@ fn a_crash_in_the_middle_of_a_split_keeps_the_original_batch() {
 
 #[test]
 fn devices_configured_with_the_same_seed_get_different_sessions() {
-    let a = Logger::new(
+    let a = Logger::resume(
         Config {
             install_id: "install-a".into(),
             ..config()
-        },
-        Box::new(MemoryStore::new()),
+        }, Stored::default(),
         at(0),
     )
     .unwrap();
-    let b = Logger::new(
+    let b = Logger::resume(
         Config {
             install_id: "install-b".into(),
             ..config()
-        },
-        Box::new(MemoryStore::new()),
+        }, Stored::default(),
         at(0),
     )
     .unwrap();

@@ -6,12 +6,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use common::*;
+use sightline_core::logger::SEQ_RESERVE;
 use sightline_core::queue::ClosedBatch;
 use sightline_core::store::frame_into;
 use sightline_core::wire;
 use sightline_core::{
-    Config, Contract, ItemRef, Logger, MemoryStore, Recorded, StartError, Store, StoreError,
-    UploadOutcome, proto,
+    Config, ConfigError, Contract, ItemRef, Logger, MemoryStore, Recorded, StartError, Store, StoreError,
+    Stored, UploadOutcome, proto,
 };
 
 /// A memory store with injectable faults, shared across "process restarts".
@@ -96,8 +97,10 @@ fn a_state_write_that_fails_keeps_the_journal_and_seqs_are_never_reused() {
     let store = Shared::default();
     let mut l = logger_on(&store, config(), 0);
     record_n(&mut l, 3, 0); // seqs 1..3
+    l.sync();
     store.borrow_mut().fail_put = Some("state");
     l.flush(at(2000)); // batch/… stored, state put fails, journal cleared anyway
+    l.sync();
     store.borrow_mut().fail_put = None;
     drop(l); // crash
 
@@ -109,8 +112,10 @@ fn a_state_write_that_fails_keeps_the_journal_and_seqs_are_never_reused() {
         .map(|r| r.0)
         .collect();
     seqs.sort();
-    assert_eq!(new, [4], "seq after a restart must not reuse seq 1");
-    assert_eq!(seqs, [1, 2, 3, 4]);
+    // Seqs 4 and up were reserved before the failure: possibly issued, so never reused.
+    assert_eq!(new, [SEQ_RESERVE + 1], "seq after a restart must not reuse seq 1");
+    assert_eq!(seqs, [1, 2, 3, SEQ_RESERVE + 1]);
+    assert_eq!(l.stats().dropped.journal_lost, SEQ_RESERVE - 3);
     assert!(l.stats().balanced(), "{:?}", l.stats());
 }
 
@@ -122,13 +127,18 @@ fn a_journal_read_error_fails_the_start_and_destroys_nothing() {
     drop(l); // crash
 
     store.borrow_mut().fail_journal_read = true;
-    let refused = Logger::new(config(), Box::new(store.clone()), at(0));
+    let refused = Logger::start(config(), &mut *store.borrow_mut(), at(0));
     assert!(matches!(refused, Err(StartError::Store(_))), "{refused:?}");
     store.borrow_mut().fail_journal_read = false;
 
     let mut l = logger_on(&store, config(), 0);
     let delivered = deliver_all_items(&mut l, 0);
-    assert_eq!(l.stats().recorded, 3, "3 impressions were Logged");
+    let s = l.stats();
+    assert_eq!(
+        s.recorded - s.dropped.journal_lost,
+        3,
+        "3 impressions were Logged, and reserved seqs are counted as possibly lost"
+    );
     assert_eq!(delivered.len(), 3);
 }
 
@@ -142,7 +152,7 @@ fn a_state_read_error_fails_the_start_instead_of_starting_a_new_session() {
     drop(l);
 
     store.borrow_mut().fail_get = Some("state");
-    let refused = Logger::new(config(), Box::new(store.clone()), at(0));
+    let refused = Logger::start(config(), &mut *store.borrow_mut(), at(0));
     assert!(matches!(refused, Err(StartError::Store(_))), "{refused:?}");
     store.borrow_mut().fail_get = None;
     let mut l = logger_on(&store, config(), 0);
@@ -158,8 +168,10 @@ fn replay_never_renumbers_impressions_around_a_lost_record() {
     let store = Shared::default();
     let mut l = logger_on(&store, config(), 0);
     let a = l.start_page_view("home", None, None, at(0)).unwrap();
+    l.sync();
     store.borrow_mut().fail_append = true;
     let b = l.start_page_view("search", None, None, at(0)).unwrap(); // PV start not journaled
+    l.sync();
     store.borrow_mut().fail_append = false;
     let r1 = l
         .record_impression(a, &impression("title:a1", 0, 0, 0), at(2000))
@@ -196,6 +208,7 @@ fn a_crash_while_settling_a_batch_neither_loses_nor_recounts_it() {
     record_n(&mut l, 3, 0);
     l.flush(at(2000));
     let u = l.poll_upload(at(2000)).unwrap();
+    l.sync();
     store.borrow_mut().budget = Some(1); // the process dies right after the next write
     let rejected = UploadOutcome::Status {
         code: 400,
@@ -229,7 +242,7 @@ fn a_corrupt_stored_batch_is_counted_as_dropped() {
     record_n(&mut l, 4, 0);
     drop(l);
     let key = store.borrow_mut().keys("batch/").unwrap()[0].clone();
-    store.borrow_mut().inner.value_mut(&key).unwrap()[20] ^= 0xFF;
+    corrupt_in(&mut store.borrow_mut().inner, &key, 20);
 
     let mut l = logger_on(&store, config(), 0);
     deliver_all_items(&mut l, 0);
@@ -247,8 +260,10 @@ fn a_batch_the_store_refused_and_then_lost_is_counted_as_dropped() {
     let store = Shared::default();
     let mut l = logger_on(&store, config(), 0);
     record_n(&mut l, 3, 0);
+    l.sync();
     store.borrow_mut().fail_put = Some("batch/");
     l.flush(at(2000));
+    l.sync();
     store.borrow_mut().fail_put = None;
     drop(l);
 
@@ -296,8 +311,14 @@ fn out_of_range_delays_and_id_lengths_are_refused_by_validation() {
         },
     ];
     for cfg in bad {
-        let refused = Logger::new(cfg, Box::new(MemoryStore::new()), at(0));
-        assert!(matches!(refused, Err(StartError::Config(_))), "{refused:?}");
+        let refused = Logger::resume(cfg, Stored::default(), at(0));
+        assert!(
+            matches!(
+                refused,
+                Err(ConfigError::Limit(_) | ConfigError::Contract)
+            ),
+            "{refused:?}"
+        );
     }
 }
 
@@ -326,6 +347,7 @@ fn a_stored_batch_record_with_impossible_numbers_is_corrupt_not_a_panic() {
         count: 2,
         attempts: 0,
         body: vec![],
+        ready_after: 0,
     }
     .to_record();
     let mut framed = Vec::new();
@@ -379,6 +401,7 @@ fn a_crash_during_a_purge_never_uploads_purged_data_or_counts_it_twice() {
     let store = Shared::default();
     let mut l = logger_on(&store, config(), 0);
     record_n(&mut l, 3, 0); // in the open batch, journaled
+    l.sync();
     store.borrow_mut().budget = Some(2); // prefs, acks written; state + journal clear lost
     l.set_enabled(false, true, at(2000));
     drop(l);

@@ -480,8 +480,8 @@ fn shutdown_with_an_unreachable_collector_returns_and_leaves_impressions_pending
     assert!(stats.balanced());
 
     // The closed batch is in the store: the next start has it queued.
-    let store = FileStore::open(dir.path(), QUOTA).unwrap();
-    let mut logger = Logger::new(config(), Box::new(store), clock.now()).unwrap();
+    let mut store = FileStore::open(dir.path(), QUOTA).unwrap();
+    let mut logger = Logger::start(config(), &mut store, clock.now()).unwrap();
     assert_eq!(logger.pending(), 5);
     clock.advance(60_000);
     let upload = logger.poll_upload(clock.now()).expect("the batch is due");
@@ -843,6 +843,13 @@ fn opting_out_with_purge_drops_what_is_queued_and_counts_it() {
     driver.flush().unwrap();
     let stats = advance_until(&driver, &clock, 0, |s| s.uploads == 1);
     assert_eq!(stats.pending(), 4);
+    // The logger counts the attempt when it hands it to the upload thread, which may not
+    // have reached the transport yet.
+    let started = Instant::now();
+    while uploads.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never sent");
+        thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(
         uploads.lock().unwrap().len(),
         1,

@@ -6,7 +6,7 @@ use prost::Message;
 use sightline_core::rng::Rng;
 use sightline_core::wire::{self, DecodeError};
 use sightline_core::{
-    Config, Contract, Impression, Logger, MemoryStore, Now, Rule, gzip, json, proto,
+    Config, Contract, Impression, Logger, MemoryStore, Now, Rule, Stored, gzip, json, proto,
 };
 
 fn at(ms: u64) -> Now {
@@ -20,7 +20,7 @@ fn batch(n: u32) -> proto::Batch {
         app_version: "2.0.0".into(),
         ..Config::default()
     };
-    let mut logger = Logger::new(config, Box::new(MemoryStore::new()), at(0)).unwrap();
+    let mut logger = Logger::resume(config, Stored::default(), at(0)).unwrap();
     for page in 0..2u32 {
         let t = u64::from(page) * 10_000;
         let pv = logger
@@ -43,6 +43,7 @@ fn batch(n: u32) -> proto::Batch {
         logger.end_page_view(pv, at(t + 6000)).unwrap();
     }
     logger.flush(at(20_000));
+    logger.perform_store_ops(&mut MemoryStore::new());
     let upload = logger.poll_upload(at(20_000)).unwrap();
     let mut b = wire::decode_gzip_batch(&upload.body).unwrap();
     b.send = None;

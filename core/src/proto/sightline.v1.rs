@@ -149,6 +149,7 @@ pub struct Impressions {
     pub focused_ms: ::prost::alloc::vec::Vec<u32>,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Counters {
     /// Impressions that passed validation.
@@ -176,6 +177,10 @@ pub struct Counters {
     pub dropped_purged: u64,
     #[prost(uint64, tag = "11")]
     pub dropped_store_error: u64,
+    /// Seqs possibly issued before a crash whose journal records never became durable
+    /// (an upper bound: it may include reserved seqs that were never used).
+    #[prost(uint64, tag = "12")]
+    pub dropped_journal_lost: u64,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]

@@ -22,12 +22,13 @@
 //! backwards. Delivery is asynchronous to the host: `stats()` right after `flush()` need
 //! not show the upload yet.
 //!
-//! The logger persists every event to the store as it happens, so a process killed at any
-//! point loses nothing the store kept; [`Driver::shutdown`] only adds a bounded attempt to
-//! deliver what is queued.
+//! After every command the driver thread performs the store operations the logger asked
+//! for (before it answers a waiting call), so a process killed at any point loses nothing
+//! the store kept; [`Driver::shutdown`] only adds a bounded attempt to deliver what is
+//! queued.
 //!
-//! The [`Logger`] holds a `Box<dyn Store>`, which is not `Send`; it is therefore built on
-//! the driver thread, and [`Driver::start`] waits for that to succeed or fail.
+//! The store is read back and the [`Logger`] resumed on the driver thread, and
+//! [`Driver::start`] waits for that to succeed or fail.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -305,7 +306,8 @@ impl Driver {
         let thread = thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || {
-                let logger = match Logger::new(config, store, worker_clock.now()) {
+                let mut store = store;
+                let logger = match Logger::start(config, &mut *store, worker_clock.now()) {
                     Ok(logger) => logger,
                     Err(e) => {
                         let _ = ready.send(Err(e));
@@ -314,6 +316,7 @@ impl Driver {
                 };
                 let worker = Worker {
                     logger,
+                    store,
                     uploads,
                     clock: worker_clock,
                     commands: receiver,
@@ -551,6 +554,7 @@ fn upload_loop(
 /// The driver thread's state.
 struct Worker {
     logger: Logger,
+    store: Box<dyn Store + Send>,
     /// To the upload thread; the logger has at most one upload in flight.
     uploads: Sender<Upload>,
     clock: Arc<dyn Clock>,
@@ -628,6 +632,7 @@ impl Worker {
         let due = |logger: &Logger| logger.poll_timeout().is_some_and(|d| d <= now.mono_ms);
         if due(&self.logger) {
             self.logger.handle_timeout(now);
+            self.logger.perform_store_ops(&mut *self.store);
         }
         let sent = match self.logger.poll_upload(now) {
             Some(upload) => {
@@ -647,7 +652,7 @@ impl Worker {
     }
 
     fn take(&mut self, command: Command) {
-        let logger = &mut self.logger;
+        let (logger, store) = (&mut self.logger, &mut *self.store);
         // Refusals of calls that do not wait are counted by the logger (`Stats::invalid`);
         // the host that needs them uses the waiting calls.
         match command {
@@ -660,6 +665,7 @@ impl Worker {
             } => {
                 let result =
                     logger.start_page_view(&page, request_id.as_deref(), layout.as_deref(), now);
+                logger.perform_store_ops(store);
                 let _ = reply.send(result);
             }
             Command::EndPageView { page_view, now } => {
@@ -690,6 +696,8 @@ impl Worker {
                 reply,
             } => {
                 let result = logger.record_impression(page_view, &impression.as_ref(), now);
+                // Journaled before the host hears the seq.
+                logger.perform_store_ops(store);
                 let _ = reply.send(result);
             }
             Command::Flush { now } => logger.flush(now),
@@ -709,6 +717,7 @@ impl Worker {
                 let _ = logger.handle_upload_result(id, outcome, now);
             }
         }
+        logger.perform_store_ops(store);
         self.publish();
     }
 

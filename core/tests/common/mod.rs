@@ -11,6 +11,7 @@ use sightline_core::wire::{self, DecodedImpression};
 use sightline_core::{
     Config, Impression, ItemRef, Logger, Now, Platform, Recorded, Store, UploadOutcome, proto,
 };
+use std::ops::{Deref, DerefMut};
 
 pub const WALL0: u64 = 1_700_000_000_000;
 
@@ -32,9 +33,80 @@ pub fn config() -> Config {
     }
 }
 
+/// A logger and the store its host performs its store operations on, synchronously, the
+/// way the std runtime does: before every upload is polled and when the process ends
+/// (drop). [`Dev::crash`] ends it without performing what is still planned.
+pub struct Dev<S: Store> {
+    logger: Logger,
+    store: Rc<RefCell<S>>,
+    crashed: bool,
+}
+
+impl<S: Store> Dev<S> {
+    /// Performs every planned store operation.
+    pub fn sync(&mut self) {
+        let mut store = self.store.borrow_mut();
+        self.logger.perform_store_ops(&mut *store);
+    }
+
+    /// Syncs, then polls the next upload.
+    pub fn poll_upload(&mut self, now: Now) -> Option<sightline_core::Upload> {
+        self.sync();
+        self.logger.poll_upload(now)
+    }
+
+    /// The process dies: store operations not performed yet are lost.
+    pub fn crash(mut self) {
+        self.crashed = true;
+    }
+}
+
+impl<S: Store> Deref for Dev<S> {
+    type Target = Logger;
+    fn deref(&self) -> &Logger {
+        &self.logger
+    }
+}
+
+impl<S: Store> DerefMut for Dev<S> {
+    fn deref_mut(&mut self) -> &mut Logger {
+        &mut self.logger
+    }
+}
+
+impl<S: Store> Drop for Dev<S> {
+    fn drop(&mut self) {
+        if !self.crashed {
+            self.sync();
+        }
+    }
+}
+
+/// Flips a bit of a stored value, as a failing medium would.
+pub fn corrupt<S: Store>(store: &Rc<RefCell<S>>, key: &str, at: usize) {
+    corrupt_in(&mut *store.borrow_mut(), key, at);
+}
+
+/// Flips a bit of a value in `store`.
+pub fn corrupt_in(store: &mut impl Store, key: &str, at: usize) {
+    let mut value = store.get(key).unwrap().expect("stored");
+    value[at] ^= 0xFF;
+    store.put(key, &value).unwrap();
+}
+
 /// A logger over a store shared with later "restarts".
-pub fn logger_on<S: Store + 'static>(store: &Rc<RefCell<S>>, cfg: Config, now: u64) -> Logger {
-    Logger::new(cfg, Box::new(Rc::clone(store)), at(now)).expect("valid config")
+pub fn logger_on<S: Store>(store: &Rc<RefCell<S>>, cfg: Config, now: u64) -> Dev<S> {
+    logger_at(store, cfg, at(now))
+}
+
+/// A logger over a store shared with later "restarts", started at `now`.
+pub fn logger_at<S: Store>(store: &Rc<RefCell<S>>, cfg: Config, now: Now) -> Dev<S> {
+    let logger = Logger::start(cfg, &mut *store.borrow_mut(), now).expect("valid config");
+    Dev {
+        logger,
+        store: Rc::clone(store),
+        crashed: false,
+    }
 }
 
 pub fn item(id: &str, row: u32, column: u32) -> ItemRef<'_> {
@@ -94,7 +166,7 @@ pub fn status(code: u16, retry_after_ms: Option<u64>) -> UploadOutcome {
 }
 
 /// Delivers every due upload with 200 until nothing is due; (seq, item id) of each row.
-pub fn deliver_all_items(logger: &mut Logger, t: u64) -> Vec<(u64, String)> {
+pub fn deliver_all_items<S: Store>(logger: &mut Dev<S>, t: u64) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     while let Some(u) = logger.poll_upload(at(t)) {
         let (b, rows) = decode(&u);
@@ -106,7 +178,7 @@ pub fn deliver_all_items(logger: &mut Logger, t: u64) -> Vec<(u64, String)> {
 }
 
 /// Delivers every due upload with 200 until nothing is due; the delivered seqs.
-pub fn deliver_all(logger: &mut Logger, t: u64) -> Vec<u64> {
+pub fn deliver_all<S: Store>(logger: &mut Dev<S>, t: u64) -> Vec<u64> {
     deliver_all_items(logger, t)
         .into_iter()
         .map(|(seq, _)| seq)

@@ -29,8 +29,8 @@ pub fn run() -> Result<usize, &'static str> {
         seed: black_box(0x5eed),
         ..Config::default()
     };
-    let store = Box::new(MemoryStore::new());
-    let mut logger = Logger::new(config, store, at(0)).map_err(|_| "config")?;
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config, &mut store, at(0)).map_err(|_| "config")?;
 
     let layout: Vec<Vec<String>> = vec![
         vec!["item-a".to_string(), "item-b".to_string()],
@@ -87,6 +87,7 @@ pub fn run() -> Result<usize, &'static str> {
         .map_err(|_| "record")?;
 
     logger.flush(at(2_100));
+    logger.perform_store_ops(&mut store);
     let upload = logger.poll_upload(at(2_100)).ok_or("no upload")?;
     let batch = wire::decode_gzip_batch(black_box(&upload.body)).map_err(|_| "decode")?;
     let count = wire::impressions(&batch).map_err(|_| "columns")?.len();

@@ -27,7 +27,9 @@ use sightline_core::civil::Utc;
 use sightline_core::json::platform_name;
 use sightline_core::sampling::PPM;
 use sightline_core::wire::{self, DecodedImpression};
-use sightline_core::{Config, Impression, ItemRef, Logger, MemoryStore, Now, UploadOutcome, proto};
+use sightline_core::{
+    Config, Impression, ItemRef, Logger, MemoryStore, Now, Stored, UploadOutcome, proto,
+};
 use sightline_sim::collector::Collector;
 use sightline_sim::harness::{SimSpec, WALL0, run_device};
 use sightline_sim::network::Faults;
@@ -601,8 +603,7 @@ fn at(mono_ms: u64) -> Now {
 }
 
 fn new_logger(config: Config) -> Logger {
-    Logger::new(config, Box::new(MemoryStore::new()), at(0))
-        .expect("the benchmark configuration is valid")
+    Logger::resume(config, Stored::default(), at(0)).expect("the benchmark configuration is valid")
 }
 
 /// Every cell of a page with its row and column.
@@ -682,10 +683,13 @@ fn deliver(logger: &mut Logger, now: Now) {
         code: 200,
         retry_after_ms: None,
     };
+    // A host without persistence: its store operations succeed and keep nothing.
+    logger.perform_store_ops(&mut MemoryStore::new());
     while let Some(upload) = logger.poll_upload(now) {
         logger
             .handle_upload_result(upload.id, ok, now)
             .expect("the upload is in flight");
+        logger.perform_store_ops(&mut MemoryStore::new());
     }
 }
 

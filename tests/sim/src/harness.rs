@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use sightline_core::{Config, Logger, Now, Stats};
+use sightline_core::{Config, Logger, Now, Stats, Store};
 
 use crate::collector::Collector;
 use crate::feed::{self, Step};
@@ -106,7 +106,27 @@ impl Device<'_> {
             .max(self.t)
     }
 
+    /// Performs every store operation the logger planned, as a synchronous host does.
+    fn sync(&mut self) {
+        let mut store = self.store.clone();
+        self.logger.perform_store_ops(&mut store);
+    }
+
+    /// The process dies while performing its store operations: each next one is performed
+    /// with even odds, and the rest are lost with the process.
+    fn sync_until_killed(&mut self) {
+        let mut store = self.store.clone();
+        while self.rng.chance(0.5) {
+            let Some(op) = self.logger.poll_store_op() else {
+                break;
+            };
+            let (id, result) = (op.id, store.apply(&op.op));
+            let _ = self.logger.handle_store_result(id, result);
+        }
+    }
+
     fn send_due(&mut self) {
+        self.sync();
         if self.in_flight.is_some() {
             return;
         }
@@ -173,9 +193,9 @@ impl Device<'_> {
         self.process_start = self.t;
         self.mono_offset = self.rng.range(0, 5_000);
         let now = self.now();
-        let store = Box::new(self.store.clone());
+        let mut store = self.store.clone();
         // The configuration was valid at first start; it is the same one.
-        if let Ok(logger) = Logger::new(self.config.clone(), store, now) {
+        if let Ok(logger) = Logger::start(self.config.clone(), &mut store, now) {
             self.logger = logger;
         }
     }
@@ -192,14 +212,15 @@ impl Device<'_> {
         }
         let mut page_view = None;
         for (i, (at, step)) in steps.into_iter().enumerate() {
-            self.pump(at);
             if crash_at == Some(i) {
+                self.sync_until_killed();
                 self.crash_and_restart();
                 page_view = None;
                 if step != Step::Start {
                     continue;
                 }
             }
+            self.pump(at);
             let now = self.now();
             let mut host = feed::At {
                 logger: &mut self.logger,
@@ -228,12 +249,8 @@ pub fn run_device(
     }
     let store = SharedStore::default();
     let start = pages.first().map_or(0, |p| p.start_ms);
-    let logger = Logger::new(
-        config.clone(),
-        Box::new(store.clone()),
-        Now::new(0, WALL0 + start),
-    )
-    .expect("the simulation's configuration is valid");
+    let logger = Logger::start(config.clone(), &mut store.clone(), Now::new(0, WALL0 + start))
+        .expect("the simulation's configuration is valid");
     let mut device = Device {
         spec,
         config,

@@ -1,0 +1,269 @@
+//! Persistence as an output: the store operations a logger hands its host, their order,
+//! acknowledgement-driven durability, and crashes after every operation.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use sightline_core::{Config, Logger, MemoryStore, Store, StoreOp, Stored};
+
+fn fresh(cfg: Config) -> Logger {
+    Logger::resume(cfg, Stored::default(), at(0)).expect("valid config")
+}
+
+#[test]
+fn an_upload_is_offered_only_once_what_it_depends_on_is_acknowledged() {
+    let mut logger = fresh(config());
+    let mut store = MemoryStore::new();
+    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
+    logger
+        .record_impression(pv, &impression("title:1", 0, 0, 0), at(2000))
+        .unwrap();
+    logger.flush(at(2000));
+    assert!(
+        logger.poll_upload(at(2000)).is_none(),
+        "the batch is not stored yet"
+    );
+    assert!(logger.perform_store_ops(&mut store) > 0);
+    assert!(store.keys("batch/").unwrap().len() == 1);
+    assert!(logger.poll_upload(at(2000)).is_some());
+}
+
+#[test]
+fn one_operation_is_handed_out_at_a_time_and_journal_appends_are_coalesced() {
+    let mut logger = fresh(config());
+    logger.perform_store_ops(&mut MemoryStore::new());
+    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
+    for i in 0..5 {
+        let id = format!("title:{i}");
+        logger
+            .record_impression(pv, &impression(&id, 0, i, 0), at(2000))
+            .unwrap();
+    }
+    let mut appends = 0;
+    while let Some(op) = logger.poll_store_op().cloned() {
+        assert!(logger.poll_store_op().is_none(), "{op:?} is not acknowledged");
+        appends += usize::from(matches!(op.op, StoreOp::Append { .. }));
+        logger.handle_store_result(op.id, Ok(())).unwrap();
+    }
+    // The page view start, then a seq reservation (a put), then five impressions.
+    assert_eq!(appends, 2, "one append before the reservation, one after");
+}
+
+#[test]
+fn the_journal_is_cleared_only_after_the_state_that_replaces_it_is_acknowledged() {
+    let mut logger = fresh(config());
+    logger.perform_store_ops(&mut MemoryStore::new());
+    record_n(&mut logger, 3, 0);
+    logger.flush(at(2000));
+    let mut ops = Vec::new();
+    let mut state_puts = 0;
+    while let Some(op) = logger.poll_store_op().cloned() {
+        let is_state = matches!(&op.op, StoreOp::Put { key, .. } if key == "state");
+        state_puts += usize::from(is_state);
+        // The checkpoint's state write (the second state put: the first reserves seqs) fails.
+        let result = if is_state && state_puts == 2 {
+            Err(sightline_core::StoreError::QuotaExceeded)
+        } else {
+            Ok(())
+        };
+        ops.push(op.op);
+        logger.handle_store_result(op.id, result).unwrap();
+    }
+    assert_eq!(state_puts, 2);
+    assert!(
+        !ops.contains(&StoreOp::ClearJournal),
+        "the journal was cleared after its replacement failed: {ops:?}"
+    );
+    assert_eq!(logger.stats().store_errors, 1);
+}
+
+#[test]
+fn an_acknowledgement_for_an_operation_not_handed_out_is_refused() {
+    let mut logger = fresh(config());
+    let id = logger.poll_store_op().expect("the first checkpoint").id;
+    assert!(logger.handle_store_result(id + 1, Ok(())).is_err());
+    assert!(logger.handle_store_result(id, Ok(())).is_ok());
+    assert!(logger.handle_store_result(id, Ok(())).is_err(), "only once");
+}
+
+#[test]
+fn a_retry_persists_its_attempt_count_without_rewriting_the_batch() {
+    let mut logger = fresh(config());
+    let mut store = MemoryStore::new();
+    record_n(&mut logger, 3, 0);
+    logger.flush(at(2000));
+    logger.perform_store_ops(&mut store);
+    let u = logger.poll_upload(at(2000)).unwrap();
+    logger
+        .handle_upload_result(u.id, status(503, None), at(2000))
+        .unwrap();
+    let mut rewritten = Vec::new();
+    while let Some(op) = logger.poll_store_op().cloned() {
+        if let StoreOp::Put { key, .. } = &op.op {
+            rewritten.push(key.clone());
+        }
+        logger
+            .handle_store_result(op.id, store.apply(&op.op))
+            .unwrap();
+    }
+    assert_eq!(rewritten, ["acks"], "only the small acks record");
+    let restarted = Logger::start(config(), &mut store, at(0)).unwrap();
+    assert!(
+        restarted.poll_timeout().is_some_and(|t| t > 0),
+        "backoff survives the restart"
+    );
+}
+
+/// One run of a realistic session whose process dies after its store performed `k`
+/// operations (the k-th performed but never acknowledged), then restarts and drains.
+fn crash_after(k: usize) -> Result<(), String> {
+    let cfg = Config {
+        max_batch_impressions: 4,
+        ..config()
+    };
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(cfg.clone(), &mut store, at(0)).unwrap();
+    let mut performed = 0;
+    let mut sent: BTreeMap<u64, String> = BTreeMap::new();
+    let mut crashed = false;
+    let mut t = 0;
+    'session: for page in 0..4u32 {
+        let pv = logger.start_page_view("home", None, None, at(t)).unwrap();
+        for i in 0..5u32 {
+            let id = format!("title:{page}-{i}");
+            let _ = logger.record_impression(pv, &impression(&id, 0, i, t), at(t + 2000));
+            while let Some(op) = logger.poll_store_op().cloned() {
+                let result = store.apply(&op.op);
+                performed += 1;
+                if performed == k {
+                    crashed = true;
+                    break 'session;
+                }
+                logger.handle_store_result(op.id, result).unwrap();
+            }
+        }
+        logger.end_page_view(pv, at(t + 2000)).unwrap();
+        t += 3000;
+        // Every other batch is refused with a retryable status, then delivered.
+        while let Some(u) = logger.poll_upload(at(t)) {
+            let (batch, rows) = decode(&u);
+            let ids = sightline_core::wire::Ids::of(&batch);
+            let code = if u.id % 2 == 0 { 503 } else { 200 };
+            if code == 200 {
+                for r in &rows {
+                    sent.insert(r.seq, ids.item(r).to_string());
+                }
+            }
+            logger
+                .handle_upload_result(u.id, status(code, None), at(t))
+                .unwrap();
+            logger.perform_store_ops(&mut store);
+            t += 60_000;
+        }
+    }
+    drop(logger);
+    let mut logger = Logger::start(cfg, &mut store, at(t)).unwrap();
+    let mut restarted_sent = 0;
+    for _ in 0..100 {
+        logger.flush(at(t));
+        logger.perform_store_ops(&mut store);
+        while let Some(u) = logger.poll_upload(at(t)) {
+            let (batch, rows) = decode(&u);
+            let ids = sightline_core::wire::Ids::of(&batch);
+            for r in &rows {
+                let item = ids.item(r).to_string();
+                if let Some(before) = sent.insert(r.seq, item.clone()) {
+                    if before != item {
+                        return Err(format!("seq {} sent as {before} and as {item}", r.seq));
+                    }
+                }
+            }
+            restarted_sent += rows.len();
+            logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
+            logger.perform_store_ops(&mut store);
+        }
+        if logger.pending() == 0 {
+            break;
+        }
+        t += 600_000;
+    }
+    let s = logger.stats();
+    if !s.balanced() || s.pending() != 0 {
+        return Err(format!("not balanced or not drained: {s:?}"));
+    }
+    if s.delivered + s.dropped.total() != s.issued {
+        return Err(format!("issued seqs unaccounted for: {s:?}"));
+    }
+    if sent.keys().any(|&seq| seq > s.issued) {
+        return Err(format!("a seq beyond the last issued: {s:?}"));
+    }
+    // Delivered before the crash but not acknowledged by the device, or delivered after.
+    if (sent.len() as u64) < s.delivered {
+        return Err(format!(
+            "device counts {} delivered, {} arrived ({restarted_sent} after the restart; crashed: {crashed})",
+            s.delivered,
+            sent.len()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_crash_after_any_store_operation_loses_nothing_uncounted_and_reuses_no_seq() {
+    let mut failures = Vec::new();
+    // More operations than the session performs: the last runs never crash.
+    for k in 1..=120 {
+        if let Err(e) = crash_after(k) {
+            failures.push(format!("crash after op {k}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn the_batch_that_causes_an_overflow_drop_reports_it_in_its_counters() {
+    let cfg = Config {
+        max_batch_impressions: 500,
+        max_queue_bytes: 64 * 1024,
+        ..config()
+    };
+    let mut logger = fresh(cfg);
+    let mut store = MemoryStore::new();
+    let mut t = 0;
+    // Offline: 16 batches of 500 impressions with long, random-looking ids.
+    for b in 0..16u64 {
+        let pv = logger.start_page_view("home", None, None, at(t)).unwrap();
+        for i in 0..500u64 {
+            let id = format!("title:{:016x}{:016x}", b * 7919 + i, (b + 1) * (i + 13) * 104_729);
+            logger
+                .record_impression(
+                    pv,
+                    &impression(&id, (i / 100) as u32, (i % 100) as u32, t),
+                    at(t + 2000),
+                )
+                .unwrap();
+        }
+        logger.end_page_view(pv, at(t + 2000)).unwrap();
+        logger.perform_store_ops(&mut store);
+        t += 3000;
+    }
+    let device_drops = logger.stats().dropped.overflow;
+    assert!(device_drops > 0, "the queue overflowed");
+    let mut last_wire_drops = 0;
+    for _ in 0..100 {
+        let Some(u) = logger.poll_upload(at(t)) else {
+            break;
+        };
+        let (batch, _) = decode(&u);
+        last_wire_drops = batch.counters.map_or(0, |c| c.dropped_overflow);
+        logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
+        logger.perform_store_ops(&mut store);
+    }
+    assert_eq!(logger.pending(), 0);
+    assert_eq!(
+        last_wire_drops, device_drops,
+        "the collector must see every drop the device counted"
+    );
+}
