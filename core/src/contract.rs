@@ -4,6 +4,7 @@
 //! checks: an item that was not on the page, a rank that does not match the layout, a
 //! duplicate exposure, a duration longer than the page view, counters that do not add up.
 
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -235,15 +236,21 @@ impl Contract {
             }
         };
         let ids = wire::Ids::of(batch);
-        let mut seen: Vec<(u64, &str, u32, u32)> = Vec::with_capacity(impressions.len());
+        // A set, not a list: the batch is untrusted and may hold `wire::MAX_IMPRESSIONS`
+        // impressions, so comparing each with all earlier ones would be quadratic.
+        let mut seen: BTreeSet<ExposureKey<'_>> = BTreeSet::new();
         for imp in &impressions {
-            for rule in self.batch_rules(batch, &ids, imp, &seen) {
+            let rules = self.batch_rules(batch, &ids, imp);
+            let duplicate = !seen.insert(exposure_key(batch, &ids, imp));
+            for rule in rules
+                .into_iter()
+                .chain(duplicate.then_some(Rule::DuplicateExposure))
+            {
                 out.push(Violation {
                     seq: Some(imp.seq),
                     rule,
                 });
             }
-            seen.push(exposure_key(batch, &ids, imp));
         }
         if let Some(c) = &batch.counters {
             let issued = c
@@ -266,7 +273,6 @@ impl Contract {
         batch: &proto::Batch,
         ids: &wire::Ids,
         imp: &DecodedImpression,
-        seen: &[(u64, &str, u32, u32)],
     ) -> Vec<Rule> {
         let mut rules = Vec::new();
         let facts = ImpressionFacts {
@@ -294,20 +300,19 @@ impl Contract {
             }
             None => rules.push(Rule::UnknownPageView),
         }
-        if seen.contains(&exposure_key(batch, ids, imp)) {
-            rules.push(Rule::DuplicateExposure);
-        }
         rules
     }
 }
 
-/// Identity of an exposure: page view, item id text (not its table index, which a buggy
-/// client could duplicate), and place.
+/// Identity of an exposure: page view ordinal, item id text (not its table index, which a
+/// buggy client could duplicate), row and column.
+type ExposureKey<'a> = (u64, &'a str, u32, u32);
+
 fn exposure_key<'a>(
     batch: &proto::Batch,
     ids: &'a wire::Ids,
     imp: &DecodedImpression,
-) -> (u64, &'a str, u32, u32) {
+) -> ExposureKey<'a> {
     let ordinal = batch
         .page_views
         .get(imp.page_view)
@@ -320,4 +325,75 @@ fn exposure_key<'a>(
 pub struct Violation {
     pub seq: Option<u64>,
     pub rule: Rule,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::vec;
+
+    /// One open page view ("home") and `n` impressions that break no rule on their own,
+    /// at place `place(i)` = (item index, row, column); item ids `t<k>` are used in order.
+    fn batch_of(n: usize, place: impl Fn(usize) -> (u32, u32, u32)) -> proto::Batch {
+        let places: Vec<(u32, u32, u32)> = (0..n).map(place).collect();
+        let items = places.iter().map(|p| p.0).max().map_or(0, |m| m + 1);
+        // Column `item`: 0 is the next unused id; k > 0 is item_ids[k - 1].
+        let mut used = 0;
+        let item = places
+            .iter()
+            .map(|&(i, _, _)| {
+                if i == used {
+                    used += 1;
+                    0
+                } else {
+                    i + 1
+                }
+            })
+            .collect();
+        proto::Batch {
+            strings: vec!["home".into()],
+            page_views: vec![proto::PageView {
+                ordinal: 1,
+                page: 0,
+                ..Default::default()
+            }],
+            item_ids: (0..items).map(|k| format!("t{k}")).collect(),
+            impressions: Some(proto::Impressions {
+                first_seq: 1,
+                count: n as u32,
+                item,
+                row: places.iter().map(|p| p.1).collect(),
+                column: places.iter().map(|p| p.2).collect(),
+                visible_ms: vec![1000; n],
+                max_visible_pct: vec![100; n],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_batch_of_the_decoders_maximum_size_is_checked_in_linear_time() {
+        // Every item twice (rows 0 and 1), and the last impression repeats the first:
+        // exactly one duplicate among MAX_IMPRESSIONS. A pairwise check would take
+        // billions of comparisons here.
+        let n = wire::MAX_IMPRESSIONS;
+        let half = (n / 2) as u32;
+        let batch = batch_of(n, |i| {
+            if i == n - 1 {
+                (0, 0, 0)
+            } else {
+                (i as u32 % half, i as u32 / half, 0)
+            }
+        });
+        assert_eq!(wire::impressions(&batch).map(|v| v.len()), Ok(n));
+        assert_eq!(
+            Contract::default().check_batch(&batch),
+            [Violation {
+                seq: Some(n as u64),
+                rule: Rule::DuplicateExposure
+            }]
+        );
+    }
 }
