@@ -102,7 +102,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// Every rule, for per-rule counters.
+    /// Every rule, in order of [`Rule::code`] (so `ALL[code]` is the rule of `code`).
     pub const ALL: [Rule; 17] = [
         Rule::ItemId,
         Rule::ArtworkId,
@@ -122,6 +122,57 @@ impl Rule {
         Rule::CountersInconsistent,
         Rule::PageViewFull,
     ];
+
+    /// The stable numeric code, as stored (journal records, per-rule counters in `state`).
+    /// Written out, not derived from the declaration order, so reordering or inserting
+    /// variants can never relabel stored counts. A new rule takes the next unused code;
+    /// a code is never reused.
+    pub const fn code(self) -> u8 {
+        match self {
+            Rule::ItemId => 0,
+            Rule::ArtworkId => 1,
+            Rule::PageName => 2,
+            Rule::RequestId => 3,
+            Rule::Position => 4,
+            Rule::Fraction => 5,
+            Rule::BelowThreshold => 6,
+            Rule::TooShort => 7,
+            Rule::TooLong => 8,
+            Rule::OutsidePageView => 9,
+            Rule::NotOnPage => 10,
+            Rule::WrongPosition => 11,
+            Rule::DuplicateExposure => 12,
+            Rule::UnknownPageView => 13,
+            Rule::SeqNotIncreasing => 14,
+            Rule::CountersInconsistent => 15,
+            Rule::PageViewFull => 16,
+        }
+    }
+
+    /// The rule stored as `code`; `None` for a code this version does not know (written by
+    /// a newer one, or corrupt).
+    pub const fn from_code(code: u8) -> Option<Rule> {
+        Some(match code {
+            0 => Rule::ItemId,
+            1 => Rule::ArtworkId,
+            2 => Rule::PageName,
+            3 => Rule::RequestId,
+            4 => Rule::Position,
+            5 => Rule::Fraction,
+            6 => Rule::BelowThreshold,
+            7 => Rule::TooShort,
+            8 => Rule::TooLong,
+            9 => Rule::OutsidePageView,
+            10 => Rule::NotOnPage,
+            11 => Rule::WrongPosition,
+            12 => Rule::DuplicateExposure,
+            13 => Rule::UnknownPageView,
+            14 => Rule::SeqNotIncreasing,
+            15 => Rule::CountersInconsistent,
+            16 => Rule::PageViewFull,
+            _ => return None,
+        })
+    }
 
     /// The stable snake_case name.
     pub fn name(self) -> &'static str {
@@ -146,11 +197,21 @@ impl Rule {
         }
     }
 
-    /// Position in [`Rule::ALL`], for counter arrays.
+    /// The pinned [`Rule::code`] as an index (into [`Rule::ALL`] and stored counter lists).
+    /// Transitional: stored data should use `code`/`from_code`.
     pub fn index(self) -> usize {
-        self as usize
+        usize::from(self.code())
     }
 }
+
+// `ALL[code]` is the rule of `code`: stored per-rule counters are indexed this way.
+const _: () = {
+    let mut i = 0;
+    while i < Rule::ALL.len() {
+        assert!(Rule::ALL[i].code() as usize == i);
+        i += 1;
+    }
+};
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -371,6 +432,65 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn rule_codes_are_pinned_because_they_are_stored() {
+        let pinned = [
+            (Rule::ItemId, 0),
+            (Rule::ArtworkId, 1),
+            (Rule::PageName, 2),
+            (Rule::RequestId, 3),
+            (Rule::Position, 4),
+            (Rule::Fraction, 5),
+            (Rule::BelowThreshold, 6),
+            (Rule::TooShort, 7),
+            (Rule::TooLong, 8),
+            (Rule::OutsidePageView, 9),
+            (Rule::NotOnPage, 10),
+            (Rule::WrongPosition, 11),
+            (Rule::DuplicateExposure, 12),
+            (Rule::UnknownPageView, 13),
+            (Rule::SeqNotIncreasing, 14),
+            (Rule::CountersInconsistent, 15),
+            (Rule::PageViewFull, 16),
+        ];
+        assert_eq!(pinned.len(), Rule::ALL.len(), "every rule is pinned");
+        for (rule, code) in pinned {
+            assert_eq!(rule.code(), code, "{rule}");
+            assert_eq!(Rule::from_code(code), Some(rule));
+            assert_eq!(rule.index(), usize::from(code));
+            assert_eq!(Rule::ALL[usize::from(code)], rule, "ALL is ordered by code");
+        }
+        assert_eq!(Rule::from_code(17), None);
+        assert_eq!(Rule::from_code(u8::MAX), None);
+    }
+
+    #[test]
+    fn rule_names_are_pinned_because_reports_and_counters_use_them() {
+        let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "item_id",
+                "artwork_id",
+                "page_name",
+                "request_id",
+                "position",
+                "fraction",
+                "below_threshold",
+                "too_short",
+                "too_long",
+                "outside_page_view",
+                "not_on_page",
+                "wrong_position",
+                "duplicate_exposure",
+                "unknown_page_view",
+                "seq_not_increasing",
+                "counters_inconsistent",
+                "page_view_full",
+            ]
+        );
     }
 
     #[test]
