@@ -4,11 +4,13 @@
 //! checks: an item that was not on the page, a rank that does not match the layout, a
 //! duplicate exposure, a duration longer than the page view, counters that do not add up.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Bound;
 
+use crate::config::Reentry;
 use crate::proto;
 use crate::wire::{self, DecodedImpression};
 
@@ -44,6 +46,11 @@ pub struct Contract {
     pub require_artwork: bool,
     /// Page names the app may use; empty allows any well-formed name.
     pub pages: Vec<String>,
+    /// Whether leaving and coming back is a new impression: part of what the data means.
+    /// The device logs under it and states it in every batch (`Batch.reentry`); checks of
+    /// a batch follow the batch's statement, and this is the rule assumed for data that
+    /// states none (rows written before rows carried it).
+    pub reentry: Reentry,
 }
 
 impl Default for Contract {
@@ -57,6 +64,7 @@ impl Default for Contract {
             max_position: DEFAULT_MAX_POSITION,
             require_artwork: false,
             pages: Vec::new(),
+            reentry: Reentry::OncePerPageView,
         }
     }
 }
@@ -297,12 +305,13 @@ impl Contract {
             }
         };
         let ids = wire::Ids::of(batch);
-        // A set, not a list: the batch is untrusted and may hold `wire::MAX_IMPRESSIONS`
-        // impressions, so comparing each with all earlier ones would be quadratic.
-        let mut seen: BTreeSet<ExposureKey<'_>> = BTreeSet::new();
+        let reentry = Reentry::from_proto(batch.reentry);
+        let mut seen = Exposures::new();
         for imp in &impressions {
             let rules = self.batch_rules(batch, &ids, imp);
-            let duplicate = !seen.insert(exposure_key(batch, &ids, imp));
+            let start = imp.first_visible_ms;
+            let end = start.saturating_add(i64::from(imp.visible_ms));
+            let duplicate = !seen.admit(exposure_key(batch, &ids, imp), start, end, reentry);
             for rule in rules
                 .into_iter()
                 .chain(duplicate.then_some(Rule::DuplicateExposure))
@@ -381,6 +390,65 @@ fn exposure_key<'a>(
     (ordinal, ids.item(imp), imp.row, imp.column)
 }
 
+/// The exposures seen so far, to find duplicates under a re-entry rule in O(log n) each:
+/// the input is untrusted and large (a batch holds up to [`wire::MAX_IMPRESSIONS`]), so
+/// comparing each exposure with all earlier ones would be quadratic.
+#[derive(Clone, Debug)]
+pub struct Exposures<K> {
+    /// (key, start) -> end of every exposure admitted. Admitted exposures of one key never
+    /// overlap, so an overlap with any of them shows with a neighbour by start time.
+    seen: BTreeMap<(K, i64), i64>,
+}
+
+impl<K: Ord + Clone> Default for Exposures<K> {
+    fn default() -> Self {
+        Exposures {
+            seen: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Exposures<K> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Admits an exposure of `key` (an item at a place in a page view) visible over
+    /// `start..end`, or returns false when it duplicates one admitted before under `rule`:
+    /// under once per page view any earlier exposure of the key, under after leaving one
+    /// that starts at the same time or overlaps it (touching is fine: the second may start
+    /// when the first ends). A duplicate is not admitted.
+    pub fn admit(&mut self, key: K, start: i64, end: i64, rule: Reentry) -> bool {
+        let same = |k: &(K, i64)| k.0 == key;
+        let duplicate = match rule {
+            Reentry::OncePerPageView => self
+                .seen
+                .range((key.clone(), i64::MIN)..=(key.clone(), i64::MAX))
+                .next()
+                .is_some(),
+            Reentry::AfterLeaving => {
+                let before = self
+                    .seen
+                    .range(..=(key.clone(), start))
+                    .next_back()
+                    .filter(|(k, _)| same(k))
+                    .is_some_and(|((_, s), &e)| *s == start || e > start);
+                let after = self
+                    .seen
+                    .range((Bound::Excluded((key.clone(), start)), Bound::Unbounded))
+                    .next()
+                    .filter(|(k, _)| same(k))
+                    .is_some_and(|((_, s), _)| *s < end);
+                before || after
+            }
+        };
+        if !duplicate {
+            self.seen.insert((key, start), end);
+        }
+        !duplicate
+    }
+}
+
 /// One broken rule found in a decoded batch; `seq` is `None` for batch-level rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Violation {
@@ -432,6 +500,99 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// `batch_of` with every impression at item 0, row 0, column 0, first visible at
+    /// `starts[i]` for 1000 ms, under `reentry`.
+    fn same_place(starts: &[i64], reentry: Reentry) -> proto::Batch {
+        let mut batch = batch_of(starts.len(), |_| (0, 0, 0));
+        batch.reentry = reentry.to_proto();
+        let cols = batch.impressions.as_mut().unwrap();
+        let mut previous = 0;
+        cols.first_visible_delta_ms = starts
+            .iter()
+            .map(|&s| {
+                let delta = s - previous;
+                previous = s;
+                delta
+            })
+            .collect();
+        batch
+    }
+
+    /// The seqs `check_batch` flags as duplicate exposures.
+    fn duplicates(batch: &proto::Batch) -> Vec<u64> {
+        Contract::default()
+            .check_batch(batch)
+            .into_iter()
+            .filter(|v| v.rule == Rule::DuplicateExposure)
+            .filter_map(|v| v.seq)
+            .collect()
+    }
+
+    #[test]
+    fn under_after_leaving_an_exposure_after_the_previous_one_ended_is_not_a_duplicate() {
+        // Visible 0..1000, then 1000..2000 (back at once), then 5000..6000.
+        let batch = same_place(&[0, 1000, 5000], Reentry::AfterLeaving);
+        assert_eq!(Contract::default().check_batch(&batch), []);
+    }
+
+    #[test]
+    fn under_after_leaving_overlapping_exposures_are_still_duplicates() {
+        // 0..1000, then 999..1999 (overlaps), then 0..1000 again (the same exposure twice).
+        let batch = same_place(&[0, 999, 0], Reentry::AfterLeaving);
+        assert_eq!(duplicates(&batch), [2, 3]);
+        // An exposure that ends after a later-starting admitted one begins overlaps too.
+        let batch = same_place(&[5000, 4500], Reentry::AfterLeaving);
+        assert_eq!(duplicates(&batch), [2]);
+        // Earlier in time but over before the first began: not a duplicate.
+        let batch = same_place(&[5000, 1000, 3000], Reentry::AfterLeaving);
+        assert!(duplicates(&batch).is_empty());
+    }
+
+    #[test]
+    fn once_per_page_view_flags_every_repeat_even_after_leaving() {
+        let batch = same_place(&[0, 1000, 5000], Reentry::OncePerPageView);
+        assert_eq!(duplicates(&batch), [2, 3]);
+        // A batch that states no rule (written before the field) reads as once per page view.
+        let mut batch = same_place(&[0, 5000], Reentry::AfterLeaving);
+        batch.reentry = 0;
+        assert_eq!(duplicates(&batch), [2]);
+    }
+
+    #[test]
+    fn under_either_rule_another_place_or_page_view_is_another_exposure() {
+        for reentry in [Reentry::OncePerPageView, Reentry::AfterLeaving] {
+            let mut batch = batch_of(3, |i| (0, 0, i as u32));
+            batch.reentry = reentry.to_proto();
+            assert!(duplicates(&batch).is_empty(), "{reentry:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_reentry_value_reads_as_the_stricter_once_per_page_view() {
+        assert_eq!(Reentry::from_proto(7), Reentry::OncePerPageView);
+        assert_eq!(Reentry::from_proto(-1), Reentry::OncePerPageView);
+        for r in [Reentry::OncePerPageView, Reentry::AfterLeaving] {
+            assert_eq!(Reentry::from_proto(r.to_proto()), r);
+        }
+        assert_eq!(
+            Reentry::OncePerPageView.to_proto(),
+            0,
+            "old batches keep their bytes"
+        );
+        let mut batch = same_place(&[0, 5000], Reentry::AfterLeaving);
+        batch.reentry = 7;
+        assert_eq!(duplicates(&batch), [2]);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_contract_file_states_its_reentry_rule_and_defaults_to_once_per_page_view() {
+        let c: Contract = serde_json::from_str(r#"{"reentry":"after_leaving"}"#).unwrap();
+        assert_eq!(c.reentry, Reentry::AfterLeaving);
+        let c: Contract = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.reentry, Reentry::OncePerPageView);
     }
 
     #[test]
