@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use sightline_core::contract::{Contract, ImpressionFacts, Rule};
+use sightline_core::contract::{Contract, Exposures, ImpressionFacts, Rule};
 use sightline_core::wire;
 
 use crate::row::Row;
@@ -62,7 +62,8 @@ impl Report {
 #[derive(Debug, Default)]
 struct Seen {
     events: HashSet<(String, u64)>,
-    exposures: HashSet<(String, u64, String, u32, u32)>,
+    /// By session, page view, item and place, under each row's re-entry rule.
+    exposures: Exposures<(String, u64, String, u32, u32)>,
 }
 
 /// One NDJSON line: a good row, or a bad row with the rules the collector found broken.
@@ -211,7 +212,11 @@ fn check_ndjson(
             row.row,
             row.column,
         );
-        if !seen.exposures.insert(exposure) {
+        // Rows carry their batch's rule; older rows get the contract's.
+        let reentry = row.reentry.unwrap_or(contract.reentry);
+        let start = i64::try_from(row.first_visible_client_ms).unwrap_or(i64::MAX);
+        let end = start.saturating_add(i64::from(row.visible_ms));
+        if !seen.exposures.admit(exposure, start, end, reentry) {
             rules.push(Rule::DuplicateExposure.name().into());
         }
         for r in rules {
@@ -223,6 +228,7 @@ fn check_ndjson(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sightline_core::config::Reentry;
 
     /// A row that breaks no rule.
     fn row() -> Row {
@@ -250,12 +256,17 @@ mod tests {
             focused_ms: 0,
             sample_rate: 1.0,
             contract_version: 1,
+            reentry: Some(Reentry::OncePerPageView),
             received_ms: 0,
         }
     }
 
     /// Checks files with the given contents, named `tag-<i>.<ext>` in a fresh directory.
     fn check(tag: &str, ext: &str, contents: &[&[u8]]) -> Report {
+        check_with(&Contract::default(), tag, ext, contents)
+    }
+
+    fn check_with(contract: &Contract, tag: &str, ext: &str, contents: &[&[u8]]) -> Report {
         let dir =
             std::env::temp_dir().join(format!("sightline-check-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -269,7 +280,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-        let report = check_files(&Contract::default(), &refs);
+        let report = check_files(contract, &refs);
         let _ = std::fs::remove_dir_all(&dir);
         report
     }
@@ -321,5 +332,84 @@ mod tests {
             "{}",
             report.table()
         );
+    }
+
+    /// Two rows of the same item at the same place in one page view, the second first
+    /// visible `gap_ms` after the first (each visible 5 s), stating `reentry`.
+    fn seen_twice(gap_ms: u64, reentry: Option<Reentry>) -> String {
+        let first = Row { reentry, ..row() };
+        let second = Row {
+            seq: 2,
+            first_visible_client_ms: gap_ms,
+            ..first.clone()
+        };
+        [first, second]
+            .iter()
+            .map(|r| format!("{}\n", serde_json::to_string(r).unwrap()))
+            .collect()
+    }
+
+    fn problems(report: &Report) -> Vec<&str> {
+        report.findings.iter().map(|f| f.problem.as_str()).collect()
+    }
+
+    #[test]
+    fn rows_of_an_after_leaving_batch_may_show_an_item_again_once_it_left() {
+        let rows = seen_twice(5_000, Some(Reentry::AfterLeaving));
+        let report = check("reentry", "ndjson", &[rows.as_bytes()]);
+        assert!(report.findings.is_empty(), "{}", report.table());
+        // Overlapping exposures are still one exposure logged twice.
+        let rows = seen_twice(4_999, Some(Reentry::AfterLeaving));
+        let report = check("overlap", "ndjson", &[rows.as_bytes()]);
+        assert_eq!(problems(&report), [Rule::DuplicateExposure.name()]);
+        assert_eq!(report.findings[0].at, "s/2");
+    }
+
+    #[test]
+    fn rows_of_a_once_per_page_view_batch_may_not_show_an_item_again() {
+        let rows = seen_twice(60_000, Some(Reentry::OncePerPageView));
+        let report = check("once", "ndjson", &[rows.as_bytes()]);
+        assert_eq!(problems(&report), [Rule::DuplicateExposure.name()]);
+    }
+
+    #[test]
+    fn rows_that_state_no_reentry_rule_follow_the_contracts() {
+        let rows = seen_twice(60_000, None);
+        let report = check("none-default", "ndjson", &[rows.as_bytes()]);
+        assert_eq!(problems(&report), [Rule::DuplicateExposure.name()]);
+        let after_leaving = Contract {
+            reentry: Reentry::AfterLeaving,
+            ..Contract::default()
+        };
+        let report = check_with(&after_leaving, "none-after", "ndjson", &[rows.as_bytes()]);
+        assert!(report.findings.is_empty(), "{}", report.table());
+    }
+
+    #[test]
+    fn a_captured_after_leaving_batch_follows_its_own_rule() {
+        use prost::Message;
+        use sightline_core::proto;
+        let mut batch = proto::Batch {
+            session_id: "s".into(),
+            strings: vec!["home".into()],
+            page_views: vec![proto::PageView::default()],
+            item_ids: vec!["title:1".into()],
+            impressions: Some(proto::Impressions {
+                first_seq: 1,
+                count: 2,
+                item: vec![0, 1],
+                first_visible_delta_ms: vec![0, 5_000],
+                visible_ms: vec![5_000, 5_000],
+                max_visible_pct: vec![100, 100],
+                ..Default::default()
+            }),
+            reentry: Reentry::AfterLeaving.to_proto(),
+            ..Default::default()
+        };
+        let report = check("batch-after", "pb", &[&batch.encode_to_vec()]);
+        assert!(report.findings.is_empty(), "{}", report.table());
+        batch.reentry = Reentry::OncePerPageView.to_proto();
+        let report = check("batch-once", "pb", &[&batch.encode_to_vec()]);
+        assert_eq!(problems(&report), [Rule::DuplicateExposure.name()]);
     }
 }

@@ -480,7 +480,7 @@ impl Clock {
 mod tests {
     use super::*;
     use prost::Message;
-    use sightline_core::{Config, Impression, Logger, MemoryStore, Now};
+    use sightline_core::{Config, Impression, Logger, MemoryStore, Now, Reentry};
 
     const WALL: u64 = 1_767_225_600_000;
 
@@ -558,6 +558,55 @@ mod tests {
             (2, vec!["too_short".to_string()])
         );
         assert_eq!(ingestor.metrics.rejects_by_rule["too_short"], 1);
+    }
+
+    /// A real batch of two impressions turned into two exposures of the same item at the
+    /// same place, the second starting `gap_ms` after the first (each visible 1000 ms),
+    /// stating `reentry`.
+    fn seen_twice(gap_ms: i64, reentry: Reentry) -> proto::Batch {
+        let mut batch = wire::decode_gzip_batch(&body(2, 0)).unwrap();
+        batch.item_ids.truncate(1);
+        batch.reentry = reentry.to_proto();
+        let cols = batch.impressions.as_mut().unwrap();
+        cols.item = vec![0, 1];
+        cols.column = vec![0, 0];
+        let first = cols.first_visible_delta_ms[0];
+        cols.first_visible_delta_ms = vec![first, gap_ms];
+        assert_eq!(wire::impressions(&batch).unwrap()[1].visible_ms, 1000);
+        batch
+    }
+
+    #[test]
+    fn an_after_leaving_batch_that_shows_an_item_again_after_it_left_is_all_good() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let out = ingestor.accept(&seen_twice(1000, Reentry::AfterLeaving), WALL);
+        assert_eq!((out.good.len(), out.bad.len()), (2, 0), "{:?}", out.bad);
+        assert!(
+            out.good
+                .iter()
+                .all(|r| r.reentry == Some(Reentry::AfterLeaving))
+        );
+        assert!(ingestor.metrics.rejects_by_rule.is_empty());
+    }
+
+    #[test]
+    fn overlapping_exposures_or_a_once_per_page_view_batch_still_flag_the_repeat() {
+        for (batch, what) in [
+            (seen_twice(500, Reentry::AfterLeaving), "overlapping"),
+            (
+                seen_twice(1000, Reentry::OncePerPageView),
+                "once per page view",
+            ),
+        ] {
+            let mut ingestor = Ingestor::new(Contract::default());
+            let out = ingestor.accept(&batch, WALL);
+            assert_eq!(out.good.len(), 1, "{what}");
+            assert_eq!(
+                (out.bad[0].row.seq, out.bad[0].rules.clone()),
+                (2, vec!["duplicate_exposure".to_string()]),
+                "{what}"
+            );
+        }
     }
 
     #[test]

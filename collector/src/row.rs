@@ -1,6 +1,7 @@
 //! The normalised output row: one per impression, everything a consumer needs without
 //! the batch around it, with raw and skew-corrected event times.
 
+use sightline_core::config::Reentry;
 use sightline_core::json::platform_name;
 use sightline_core::proto;
 use sightline_core::wire::{self, DecodedImpression, Ids};
@@ -8,7 +9,7 @@ use sightline_core::wire::{self, DecodedImpression, Ids};
 use crate::ingest::Clock;
 
 /// Bytes of one serialised row besides its strings: field names, punctuation, numbers at
-/// their widest (measured: 557; see the test). A bad row adds its rules, tens of bytes.
+/// their widest (measured: 588; see the test). A bad row adds its rules, tens of bytes.
 /// Used to budget an upload's output before any row is built.
 pub const ROW_FIXED_BYTES: usize = 640;
 
@@ -40,6 +41,10 @@ pub struct Row {
     pub focused_ms: u32,
     pub sample_rate: f64,
     pub contract_version: u32,
+    /// The batch's re-entry rule: whether a later row of the same item at the same place
+    /// in the page view is a new impression. Absent in rows written before it existed.
+    #[serde(default)]
+    pub reentry: Option<Reentry>,
     pub received_ms: u64,
 }
 
@@ -93,6 +98,7 @@ impl Row {
             focused_ms: imp.focused_ms,
             sample_rate: f64::from(batch.sample_rate_ppm) / 1e6,
             contract_version: batch.contract_version,
+            reentry: Some(Reentry::from_proto(batch.reentry)),
             received_ms,
         }
     }
@@ -128,6 +134,7 @@ mod tests {
             focused_ms: u32::MAX,
             sample_rate: 0.123_456_789_012_345_67,
             contract_version: u32::MAX,
+            reentry: Some(Reentry::OncePerPageView),
             received_ms: u64::MAX,
         };
         let bytes = serde_json::to_vec(&row).unwrap().len() + 1;

@@ -14,7 +14,7 @@ use std::process::Command;
 use common::*;
 use prost::Message;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
-use sightline_core::{UploadOutcome, gzip, proto, wire};
+use sightline_core::{Impression, Recorded, Reentry, UploadOutcome, gzip, proto, wire};
 
 const OK: UploadOutcome = UploadOutcome::Status {
     code: 200,
@@ -649,6 +649,108 @@ fn contract_breaking_impressions_go_to_bad_rows_and_their_neighbours_to_good_row
 
     let r = micro.micro_sessions()[&session];
     assert_eq!((r.delivered, r.rejected, r.missing), (6, 2, 0));
+}
+
+/// A device logging under `Reentry::AfterLeaving` that shows `title:1` at row 0, column 0,
+/// lets it leave, and shows it again: two impressions by design. Returns the device and
+/// its upload.
+fn seen_left_and_seen_again(install_id: &str) -> (Device, sightline_core::Upload) {
+    let mut c = config(install_id);
+    c.reentry = Reentry::AfterLeaving;
+    c.contract.reentry = Reentry::AfterLeaving;
+    let mut d = Device::with_config(c);
+    let start = d.now();
+    let pv = d
+        .logger
+        .start_page_view("home", None, None, start)
+        .expect("valid page view");
+    d.advance(10_000);
+    let now = d.now();
+    // Visible 500..1700, gone, back 3000..4200.
+    for first in [500, 3_000] {
+        let imp = Impression {
+            item_id: "title:1",
+            artwork_id: None,
+            row: 0,
+            column: 0,
+            first_visible_mono_ms: start.mono_ms + first,
+            visible_ms: 1_200,
+            max_visible_fraction: 1.0,
+            focused_ms: 0,
+        };
+        let logged = d.logger.record_impression(pv, &imp, now);
+        assert!(matches!(logged, Ok(Recorded::Logged { .. })), "{logged:?}");
+    }
+    let now = d.now();
+    d.logger.end_page_view(pv, now).expect("page view ends");
+    d.flush();
+    let upload = d.poll().expect("a batch is due");
+    (d, upload)
+}
+
+/// `body` with `Batch.reentry` set to `rule`. Until the logger writes its rule into the
+/// batch header this states it for it; afterwards it is a no-op for the device's own rule.
+fn stating(body: &[u8], rule: Reentry) -> Vec<u8> {
+    let mut batch = wire::decode_gzip_batch(body).expect("a real batch");
+    batch.reentry = rule.to_proto();
+    gzip::gzip(&batch.encode_to_vec())
+}
+
+#[test]
+fn an_item_seen_left_and_seen_again_under_after_leaving_is_two_good_impressions() {
+    let dir = TempDir::new("reentry");
+    let out = dir.path().join("out");
+    let files = Collector::start(&out, &Opts::files());
+    let micro = Collector::start(&dir.path().join("micro-out"), &Opts::micro());
+    let (d, upload) = seen_left_and_seen_again("reentry-1");
+    let body = stating(&upload.body, Reentry::AfterLeaving);
+    for c in [&files, &micro] {
+        assert_eq!(c.post_batch(&body).counts(), (2, 0, 0));
+        assert_eq!(
+            c.metrics()
+                .get("sightline_rejects_total{rule=\"duplicate_exposure\"}"),
+            0
+        );
+    }
+    let good = micro.micro_good();
+    assert_eq!(distinct_keys(&good), keys_of(&d.session(), 2));
+    assert!(
+        good.iter()
+            .all(|r| r.reentry == Some(Reentry::AfterLeaving))
+    );
+
+    // The check CLI agrees, on the captured batch and on the collector's own output.
+    assert_eq!(files.terminate().code(), Some(0));
+    let captured = dir.path().join("batch.pb.gz");
+    std::fs::write(&captured, &body).unwrap();
+    let good_file = std::fs::read_dir(out.join("good"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .next()
+        .expect("a good file");
+    let (code, stdout) = check(&[&captured, &good_file]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("4 impression(s) checked"), "{stdout}");
+}
+
+#[test]
+fn the_same_exposures_stated_once_per_page_view_flag_the_repeat() {
+    let dir = TempDir::new("reentry-once");
+    let micro = Collector::start(&dir.path().join("out"), &Opts::micro());
+    let (d, upload) = seen_left_and_seen_again("reentry-2");
+    let body = stating(&upload.body, Reentry::OncePerPageView);
+    assert_eq!(micro.post_batch(&body).counts(), (1, 1, 0));
+    let bad = micro.micro_bad();
+    assert_eq!(
+        (bad[0].row.seq, bad[0].rules.clone()),
+        (2, vec!["duplicate_exposure".to_string()])
+    );
+    assert_eq!(bad[0].row.session_id, d.session());
+    let captured = dir.path().join("batch.pb.gz");
+    std::fs::write(&captured, &body).unwrap();
+    let (code, stdout) = check(&[&captured]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("duplicate_exposure"), "{stdout}");
 }
 
 // ---- 10. micro mode API ----

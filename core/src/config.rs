@@ -65,6 +65,26 @@ pub enum Reentry {
     AfterLeaving,
 }
 
+impl Reentry {
+    /// The wire value (`Batch.reentry`); once per page view is 0, as in every batch
+    /// written before the field existed.
+    pub fn to_proto(self) -> i32 {
+        match self {
+            Reentry::OncePerPageView => proto::Reentry::OncePerPageView as i32,
+            Reentry::AfterLeaving => proto::Reentry::AfterLeaving as i32,
+        }
+    }
+
+    /// The rule of a wire value. A value this version does not know reads as once per page
+    /// view, the stricter rule: a repeat is then flagged rather than silently accepted.
+    pub fn from_proto(value: i32) -> Reentry {
+        match proto::Reentry::try_from(value) {
+            Ok(proto::Reentry::AfterLeaving) => Reentry::AfterLeaving,
+            Ok(proto::Reentry::OncePerPageView) | Err(_) => Reentry::OncePerPageView,
+        }
+    }
+}
+
 /// Everything the logger needs to start.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -83,6 +103,9 @@ pub struct Config {
     /// Share of impressions kept, in parts per million.
     pub sample_rate_ppm: u32,
     pub sample_key: SampleKey,
+    /// The re-entry rule the logger applies and writes into every batch. Transitional: the
+    /// rule is part of what the data means, so it also lives in `contract.reentry`, which
+    /// is to replace this field; keep the two equal.
     pub reentry: Reentry,
     pub contract: Contract,
     pub max_batch_impressions: u32,

@@ -4,10 +4,13 @@
 //! checks: an item that was not on the page, a rank that does not match the layout, a
 //! duplicate exposure, a duration longer than the page view, counters that do not add up.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Bound;
 
+use crate::config::Reentry;
 use crate::proto;
 use crate::wire::{self, DecodedImpression};
 
@@ -43,6 +46,11 @@ pub struct Contract {
     pub require_artwork: bool,
     /// Page names the app may use; empty allows any well-formed name.
     pub pages: Vec<String>,
+    /// Whether leaving and coming back is a new impression: part of what the data means.
+    /// The device logs under it and states it in every batch (`Batch.reentry`); checks of
+    /// a batch follow the batch's statement, and this is the rule assumed for data that
+    /// states none (rows written before rows carried it).
+    pub reentry: Reentry,
 }
 
 impl Default for Contract {
@@ -56,6 +64,7 @@ impl Default for Contract {
             max_position: DEFAULT_MAX_POSITION,
             require_artwork: false,
             pages: Vec::new(),
+            reentry: Reentry::OncePerPageView,
         }
     }
 }
@@ -101,7 +110,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// Every rule, for per-rule counters.
+    /// Every rule, in order of [`Rule::code`] (so `ALL[code]` is the rule of `code`).
     pub const ALL: [Rule; 17] = [
         Rule::ItemId,
         Rule::ArtworkId,
@@ -121,6 +130,57 @@ impl Rule {
         Rule::CountersInconsistent,
         Rule::PageViewFull,
     ];
+
+    /// The stable numeric code, as stored (journal records, per-rule counters in `state`).
+    /// Written out, not derived from the declaration order, so reordering or inserting
+    /// variants can never relabel stored counts. A new rule takes the next unused code;
+    /// a code is never reused.
+    pub const fn code(self) -> u8 {
+        match self {
+            Rule::ItemId => 0,
+            Rule::ArtworkId => 1,
+            Rule::PageName => 2,
+            Rule::RequestId => 3,
+            Rule::Position => 4,
+            Rule::Fraction => 5,
+            Rule::BelowThreshold => 6,
+            Rule::TooShort => 7,
+            Rule::TooLong => 8,
+            Rule::OutsidePageView => 9,
+            Rule::NotOnPage => 10,
+            Rule::WrongPosition => 11,
+            Rule::DuplicateExposure => 12,
+            Rule::UnknownPageView => 13,
+            Rule::SeqNotIncreasing => 14,
+            Rule::CountersInconsistent => 15,
+            Rule::PageViewFull => 16,
+        }
+    }
+
+    /// The rule stored as `code`; `None` for a code this version does not know (written by
+    /// a newer one, or corrupt).
+    pub const fn from_code(code: u8) -> Option<Rule> {
+        Some(match code {
+            0 => Rule::ItemId,
+            1 => Rule::ArtworkId,
+            2 => Rule::PageName,
+            3 => Rule::RequestId,
+            4 => Rule::Position,
+            5 => Rule::Fraction,
+            6 => Rule::BelowThreshold,
+            7 => Rule::TooShort,
+            8 => Rule::TooLong,
+            9 => Rule::OutsidePageView,
+            10 => Rule::NotOnPage,
+            11 => Rule::WrongPosition,
+            12 => Rule::DuplicateExposure,
+            13 => Rule::UnknownPageView,
+            14 => Rule::SeqNotIncreasing,
+            15 => Rule::CountersInconsistent,
+            16 => Rule::PageViewFull,
+            _ => return None,
+        })
+    }
 
     /// The stable snake_case name.
     pub fn name(self) -> &'static str {
@@ -145,11 +205,21 @@ impl Rule {
         }
     }
 
-    /// Position in [`Rule::ALL`], for counter arrays.
+    /// The pinned [`Rule::code`] as an index (into [`Rule::ALL`] and stored counter lists).
+    /// Transitional: stored data should use `code`/`from_code`.
     pub fn index(self) -> usize {
-        self as usize
+        usize::from(self.code())
     }
 }
+
+// `ALL[code]` is the rule of `code`: stored per-rule counters are indexed this way.
+const _: () = {
+    let mut i = 0;
+    while i < Rule::ALL.len() {
+        assert!(Rule::ALL[i].code() as usize == i);
+        i += 1;
+    }
+};
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -235,15 +305,22 @@ impl Contract {
             }
         };
         let ids = wire::Ids::of(batch);
-        let mut seen: Vec<(u64, &str, u32, u32)> = Vec::with_capacity(impressions.len());
+        let reentry = Reentry::from_proto(batch.reentry);
+        let mut seen = Exposures::new();
         for imp in &impressions {
-            for rule in self.batch_rules(batch, &ids, imp, &seen) {
+            let rules = self.batch_rules(batch, &ids, imp);
+            let start = imp.first_visible_ms;
+            let end = start.saturating_add(i64::from(imp.visible_ms));
+            let duplicate = !seen.admit(exposure_key(batch, &ids, imp), start, end, reentry);
+            for rule in rules
+                .into_iter()
+                .chain(duplicate.then_some(Rule::DuplicateExposure))
+            {
                 out.push(Violation {
                     seq: Some(imp.seq),
                     rule,
                 });
             }
-            seen.push(exposure_key(batch, &ids, imp));
         }
         if let Some(c) = &batch.counters {
             let issued = c
@@ -266,7 +343,6 @@ impl Contract {
         batch: &proto::Batch,
         ids: &wire::Ids,
         imp: &DecodedImpression,
-        seen: &[(u64, &str, u32, u32)],
     ) -> Vec<Rule> {
         let mut rules = Vec::new();
         let facts = ImpressionFacts {
@@ -294,20 +370,19 @@ impl Contract {
             }
             None => rules.push(Rule::UnknownPageView),
         }
-        if seen.contains(&exposure_key(batch, ids, imp)) {
-            rules.push(Rule::DuplicateExposure);
-        }
         rules
     }
 }
 
-/// Identity of an exposure: page view, item id text (not its table index, which a buggy
-/// client could duplicate), and place.
+/// Identity of an exposure: page view ordinal, item id text (not its table index, which a
+/// buggy client could duplicate), row and column.
+type ExposureKey<'a> = (u64, &'a str, u32, u32);
+
 fn exposure_key<'a>(
     batch: &proto::Batch,
     ids: &'a wire::Ids,
     imp: &DecodedImpression,
-) -> (u64, &'a str, u32, u32) {
+) -> ExposureKey<'a> {
     let ordinal = batch
         .page_views
         .get(imp.page_view)
@@ -315,9 +390,291 @@ fn exposure_key<'a>(
     (ordinal, ids.item(imp), imp.row, imp.column)
 }
 
+/// The exposures seen so far, to find duplicates under a re-entry rule in O(log n) each:
+/// the input is untrusted and large (a batch holds up to [`wire::MAX_IMPRESSIONS`]), so
+/// comparing each exposure with all earlier ones would be quadratic.
+#[derive(Clone, Debug)]
+pub struct Exposures<K> {
+    /// (key, start) -> end of every exposure admitted. Admitted exposures of one key never
+    /// overlap, so an overlap with any of them shows with a neighbour by start time.
+    seen: BTreeMap<(K, i64), i64>,
+}
+
+impl<K: Ord + Clone> Default for Exposures<K> {
+    fn default() -> Self {
+        Exposures {
+            seen: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Exposures<K> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Admits an exposure of `key` (an item at a place in a page view) visible over
+    /// `start..end`, or returns false when it duplicates one admitted before under `rule`:
+    /// under once per page view any earlier exposure of the key, under after leaving one
+    /// that starts at the same time or overlaps it (touching is fine: the second may start
+    /// when the first ends). A duplicate is not admitted.
+    pub fn admit(&mut self, key: K, start: i64, end: i64, rule: Reentry) -> bool {
+        let same = |k: &(K, i64)| k.0 == key;
+        let duplicate = match rule {
+            Reentry::OncePerPageView => self
+                .seen
+                .range((key.clone(), i64::MIN)..=(key.clone(), i64::MAX))
+                .next()
+                .is_some(),
+            Reentry::AfterLeaving => {
+                let before = self
+                    .seen
+                    .range(..=(key.clone(), start))
+                    .next_back()
+                    .filter(|(k, _)| same(k))
+                    .is_some_and(|((_, s), &e)| *s == start || e > start);
+                let after = self
+                    .seen
+                    .range((Bound::Excluded((key.clone(), start)), Bound::Unbounded))
+                    .next()
+                    .filter(|(k, _)| same(k))
+                    .is_some_and(|((_, s), _)| *s < end);
+                before || after
+            }
+        };
+        if !duplicate {
+            self.seen.insert((key, start), end);
+        }
+        !duplicate
+    }
+}
+
 /// One broken rule found in a decoded batch; `seq` is `None` for batch-level rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Violation {
     pub seq: Option<u64>,
     pub rule: Rule,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::vec;
+
+    /// One open page view ("home") and `n` impressions that break no rule on their own,
+    /// at place `place(i)` = (item index, row, column); item ids `t<k>` are used in order.
+    fn batch_of(n: usize, place: impl Fn(usize) -> (u32, u32, u32)) -> proto::Batch {
+        let places: Vec<(u32, u32, u32)> = (0..n).map(place).collect();
+        let items = places.iter().map(|p| p.0).max().map_or(0, |m| m + 1);
+        // Column `item`: 0 is the next unused id; k > 0 is item_ids[k - 1].
+        let mut used = 0;
+        let item = places
+            .iter()
+            .map(|&(i, _, _)| {
+                if i == used {
+                    used += 1;
+                    0
+                } else {
+                    i + 1
+                }
+            })
+            .collect();
+        proto::Batch {
+            strings: vec!["home".into()],
+            page_views: vec![proto::PageView {
+                ordinal: 1,
+                page: 0,
+                ..Default::default()
+            }],
+            item_ids: (0..items).map(|k| format!("t{k}")).collect(),
+            impressions: Some(proto::Impressions {
+                first_seq: 1,
+                count: n as u32,
+                item,
+                row: places.iter().map(|p| p.1).collect(),
+                column: places.iter().map(|p| p.2).collect(),
+                visible_ms: vec![1000; n],
+                max_visible_pct: vec![100; n],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// `batch_of` with every impression at item 0, row 0, column 0, first visible at
+    /// `starts[i]` for 1000 ms, under `reentry`.
+    fn same_place(starts: &[i64], reentry: Reentry) -> proto::Batch {
+        let mut batch = batch_of(starts.len(), |_| (0, 0, 0));
+        batch.reentry = reentry.to_proto();
+        let cols = batch.impressions.as_mut().unwrap();
+        let mut previous = 0;
+        cols.first_visible_delta_ms = starts
+            .iter()
+            .map(|&s| {
+                let delta = s - previous;
+                previous = s;
+                delta
+            })
+            .collect();
+        batch
+    }
+
+    /// The seqs `check_batch` flags as duplicate exposures.
+    fn duplicates(batch: &proto::Batch) -> Vec<u64> {
+        Contract::default()
+            .check_batch(batch)
+            .into_iter()
+            .filter(|v| v.rule == Rule::DuplicateExposure)
+            .filter_map(|v| v.seq)
+            .collect()
+    }
+
+    #[test]
+    fn under_after_leaving_an_exposure_after_the_previous_one_ended_is_not_a_duplicate() {
+        // Visible 0..1000, then 1000..2000 (back at once), then 5000..6000.
+        let batch = same_place(&[0, 1000, 5000], Reentry::AfterLeaving);
+        assert_eq!(Contract::default().check_batch(&batch), []);
+    }
+
+    #[test]
+    fn under_after_leaving_overlapping_exposures_are_still_duplicates() {
+        // 0..1000, then 999..1999 (overlaps), then 0..1000 again (the same exposure twice).
+        let batch = same_place(&[0, 999, 0], Reentry::AfterLeaving);
+        assert_eq!(duplicates(&batch), [2, 3]);
+        // An exposure that ends after a later-starting admitted one begins overlaps too.
+        let batch = same_place(&[5000, 4500], Reentry::AfterLeaving);
+        assert_eq!(duplicates(&batch), [2]);
+        // Earlier in time but over before the first began: not a duplicate.
+        let batch = same_place(&[5000, 1000, 3000], Reentry::AfterLeaving);
+        assert!(duplicates(&batch).is_empty());
+    }
+
+    #[test]
+    fn once_per_page_view_flags_every_repeat_even_after_leaving() {
+        let batch = same_place(&[0, 1000, 5000], Reentry::OncePerPageView);
+        assert_eq!(duplicates(&batch), [2, 3]);
+        // A batch that states no rule (written before the field) reads as once per page view.
+        let mut batch = same_place(&[0, 5000], Reentry::AfterLeaving);
+        batch.reentry = 0;
+        assert_eq!(duplicates(&batch), [2]);
+    }
+
+    #[test]
+    fn under_either_rule_another_place_or_page_view_is_another_exposure() {
+        for reentry in [Reentry::OncePerPageView, Reentry::AfterLeaving] {
+            let mut batch = batch_of(3, |i| (0, 0, i as u32));
+            batch.reentry = reentry.to_proto();
+            assert!(duplicates(&batch).is_empty(), "{reentry:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_reentry_value_reads_as_the_stricter_once_per_page_view() {
+        assert_eq!(Reentry::from_proto(7), Reentry::OncePerPageView);
+        assert_eq!(Reentry::from_proto(-1), Reentry::OncePerPageView);
+        for r in [Reentry::OncePerPageView, Reentry::AfterLeaving] {
+            assert_eq!(Reentry::from_proto(r.to_proto()), r);
+        }
+        assert_eq!(
+            Reentry::OncePerPageView.to_proto(),
+            0,
+            "old batches keep their bytes"
+        );
+        let mut batch = same_place(&[0, 5000], Reentry::AfterLeaving);
+        batch.reentry = 7;
+        assert_eq!(duplicates(&batch), [2]);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_contract_file_states_its_reentry_rule_and_defaults_to_once_per_page_view() {
+        let c: Contract = serde_json::from_str(r#"{"reentry":"after_leaving"}"#).unwrap();
+        assert_eq!(c.reentry, Reentry::AfterLeaving);
+        let c: Contract = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.reentry, Reentry::OncePerPageView);
+    }
+
+    #[test]
+    fn rule_codes_are_pinned_because_they_are_stored() {
+        let pinned = [
+            (Rule::ItemId, 0),
+            (Rule::ArtworkId, 1),
+            (Rule::PageName, 2),
+            (Rule::RequestId, 3),
+            (Rule::Position, 4),
+            (Rule::Fraction, 5),
+            (Rule::BelowThreshold, 6),
+            (Rule::TooShort, 7),
+            (Rule::TooLong, 8),
+            (Rule::OutsidePageView, 9),
+            (Rule::NotOnPage, 10),
+            (Rule::WrongPosition, 11),
+            (Rule::DuplicateExposure, 12),
+            (Rule::UnknownPageView, 13),
+            (Rule::SeqNotIncreasing, 14),
+            (Rule::CountersInconsistent, 15),
+            (Rule::PageViewFull, 16),
+        ];
+        assert_eq!(pinned.len(), Rule::ALL.len(), "every rule is pinned");
+        for (rule, code) in pinned {
+            assert_eq!(rule.code(), code, "{rule}");
+            assert_eq!(Rule::from_code(code), Some(rule));
+            assert_eq!(rule.index(), usize::from(code));
+            assert_eq!(Rule::ALL[usize::from(code)], rule, "ALL is ordered by code");
+        }
+        assert_eq!(Rule::from_code(17), None);
+        assert_eq!(Rule::from_code(u8::MAX), None);
+    }
+
+    #[test]
+    fn rule_names_are_pinned_because_reports_and_counters_use_them() {
+        let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "item_id",
+                "artwork_id",
+                "page_name",
+                "request_id",
+                "position",
+                "fraction",
+                "below_threshold",
+                "too_short",
+                "too_long",
+                "outside_page_view",
+                "not_on_page",
+                "wrong_position",
+                "duplicate_exposure",
+                "unknown_page_view",
+                "seq_not_increasing",
+                "counters_inconsistent",
+                "page_view_full",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_of_the_decoders_maximum_size_is_checked_in_linear_time() {
+        // Every item twice (rows 0 and 1), and the last impression repeats the first:
+        // exactly one duplicate among MAX_IMPRESSIONS. A pairwise check would take
+        // billions of comparisons here.
+        let n = wire::MAX_IMPRESSIONS;
+        let half = (n / 2) as u32;
+        let batch = batch_of(n, |i| {
+            if i == n - 1 {
+                (0, 0, 0)
+            } else {
+                (i as u32 % half, i as u32 / half, 0)
+            }
+        });
+        assert_eq!(wire::impressions(&batch).map(|v| v.len()), Ok(n));
+        assert_eq!(
+            Contract::default().check_batch(&batch),
+            [Violation {
+                seq: Some(n as u64),
+                rule: Rule::DuplicateExposure
+            }]
+        );
+    }
 }

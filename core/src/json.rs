@@ -5,6 +5,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::config::Reentry;
 use crate::proto;
 use crate::wire::{self, DecodeError};
 
@@ -22,6 +23,8 @@ pub struct BatchView {
     pub batch_no: u64,
     pub contract_version: u32,
     pub sample_rate: f64,
+    /// The re-entry rule the batch states (`once_per_page_view`, `after_leaving`).
+    pub reentry: Reentry,
     pub counters: proto::Counters,
     pub clock: proto::BatchClock,
     pub send: Option<proto::SendInfo>,
@@ -114,6 +117,7 @@ pub fn view(batch: &proto::Batch) -> Result<BatchView, DecodeError> {
         batch_no: batch.batch_no,
         contract_version: batch.contract_version,
         sample_rate: f64::from(batch.sample_rate_ppm) / f64::from(crate::sampling::PPM),
+        reentry: Reentry::from_proto(batch.reentry),
         counters: batch.counters.unwrap_or_default(),
         clock,
         send: batch.send,

@@ -3,6 +3,8 @@
 //! counters are cumulative and ride in every batch, so the backend reconciles even when a
 //! batch is lost; "silently lost" has no counter because it cannot happen.
 
+use alloc::vec::Vec;
+
 use crate::contract::Rule;
 use crate::proto;
 
@@ -79,6 +81,154 @@ impl Drops {
     }
 }
 
+/// A counter per contract [`Rule`], one named field each: in JSON the names are the rules'
+/// stable names, and in storage ([`RuleCounts::to_stored`]) the index is the pinned
+/// [`Rule::code`], so neither depends on the order the rules are declared in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RuleCounts {
+    pub item_id: u64,
+    pub artwork_id: u64,
+    pub page_name: u64,
+    pub request_id: u64,
+    pub position: u64,
+    pub fraction: u64,
+    pub below_threshold: u64,
+    pub too_short: u64,
+    pub too_long: u64,
+    pub outside_page_view: u64,
+    pub not_on_page: u64,
+    pub wrong_position: u64,
+    pub duplicate_exposure: u64,
+    pub unknown_page_view: u64,
+    pub seq_not_increasing: u64,
+    pub counters_inconsistent: u64,
+    pub page_view_full: u64,
+}
+
+impl RuleCounts {
+    fn field(&self, rule: Rule) -> &u64 {
+        match rule {
+            Rule::ItemId => &self.item_id,
+            Rule::ArtworkId => &self.artwork_id,
+            Rule::PageName => &self.page_name,
+            Rule::RequestId => &self.request_id,
+            Rule::Position => &self.position,
+            Rule::Fraction => &self.fraction,
+            Rule::BelowThreshold => &self.below_threshold,
+            Rule::TooShort => &self.too_short,
+            Rule::TooLong => &self.too_long,
+            Rule::OutsidePageView => &self.outside_page_view,
+            Rule::NotOnPage => &self.not_on_page,
+            Rule::WrongPosition => &self.wrong_position,
+            Rule::DuplicateExposure => &self.duplicate_exposure,
+            Rule::UnknownPageView => &self.unknown_page_view,
+            Rule::SeqNotIncreasing => &self.seq_not_increasing,
+            Rule::CountersInconsistent => &self.counters_inconsistent,
+            Rule::PageViewFull => &self.page_view_full,
+        }
+    }
+
+    fn slot(&mut self, rule: Rule) -> &mut u64 {
+        match rule {
+            Rule::ItemId => &mut self.item_id,
+            Rule::ArtworkId => &mut self.artwork_id,
+            Rule::PageName => &mut self.page_name,
+            Rule::RequestId => &mut self.request_id,
+            Rule::Position => &mut self.position,
+            Rule::Fraction => &mut self.fraction,
+            Rule::BelowThreshold => &mut self.below_threshold,
+            Rule::TooShort => &mut self.too_short,
+            Rule::TooLong => &mut self.too_long,
+            Rule::OutsidePageView => &mut self.outside_page_view,
+            Rule::NotOnPage => &mut self.not_on_page,
+            Rule::WrongPosition => &mut self.wrong_position,
+            Rule::DuplicateExposure => &mut self.duplicate_exposure,
+            Rule::UnknownPageView => &mut self.unknown_page_view,
+            Rule::SeqNotIncreasing => &mut self.seq_not_increasing,
+            Rule::CountersInconsistent => &mut self.counters_inconsistent,
+            Rule::PageViewFull => &mut self.page_view_full,
+        }
+    }
+
+    /// The count of `rule`.
+    pub fn get(&self, rule: Rule) -> u64 {
+        *self.field(rule)
+    }
+
+    /// Adds `n` under `rule` (saturating: stored counts are read back from the host).
+    pub fn add(&mut self, rule: Rule, n: u64) {
+        let slot = self.slot(rule);
+        *slot = slot.saturating_add(n);
+    }
+
+    /// Every rule with its count, in order of [`Rule::code`].
+    pub fn iter(&self) -> impl Iterator<Item = (Rule, u64)> + '_ {
+        Rule::ALL.into_iter().map(|r| (r, self.get(r)))
+    }
+
+    /// The stored form: entry `i` is the count of the rule whose code is `i`.
+    pub fn to_stored(&self) -> Vec<u64> {
+        self.iter().map(|(_, n)| n).collect()
+    }
+
+    /// Reads [`RuleCounts::to_stored`] back. Entries of codes this version does not know
+    /// (a newer version wrote them) are ignored; missing ones read as zero.
+    pub fn from_stored(stored: &[u64]) -> Self {
+        let mut counts = RuleCounts::default();
+        for (code, &n) in stored.iter().enumerate() {
+            if let Some(rule) = u8::try_from(code).ok().and_then(Rule::from_code) {
+                *counts.slot(rule) = n;
+            }
+        }
+        counts
+    }
+
+    /// Transitional, for logger.rs until it uses [`RuleCounts::to_stored`]: the same list.
+    pub fn to_vec(&self) -> Vec<u64> {
+        self.to_stored()
+    }
+
+    /// Transitional, for logger.rs until it uses [`RuleCounts::from_stored`]: the counters
+    /// in order of [`Rule::code`], the order of the stored list.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut u64> {
+        [
+            &mut self.item_id,
+            &mut self.artwork_id,
+            &mut self.page_name,
+            &mut self.request_id,
+            &mut self.position,
+            &mut self.fraction,
+            &mut self.below_threshold,
+            &mut self.too_short,
+            &mut self.too_long,
+            &mut self.outside_page_view,
+            &mut self.not_on_page,
+            &mut self.wrong_position,
+            &mut self.duplicate_exposure,
+            &mut self.unknown_page_view,
+            &mut self.seq_not_increasing,
+            &mut self.counters_inconsistent,
+            &mut self.page_view_full,
+        ]
+        .into_iter()
+    }
+}
+
+/// Transitional, for tests that index by `Rule::index()` (the pinned code) until they use
+/// [`RuleCounts::get`]. Panics on a code no rule has, as an array would.
+impl core::ops::Index<usize> for RuleCounts {
+    type Output = u64;
+
+    fn index(&self, code: usize) -> &u64 {
+        let rule = u8::try_from(code).ok().and_then(Rule::from_code);
+        match rule {
+            Some(rule) => self.field(rule),
+            None => panic!("no rule has code {code}"),
+        }
+    }
+}
+
 /// The session's cumulative counters plus the logger's own operational figures.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
@@ -91,9 +241,9 @@ pub struct Stats {
     /// Impressions acknowledged by the collector (2xx).
     pub delivered: u64,
     pub dropped: Drops,
-    /// Input refused by the contract, in total and per rule (indexed by [`Rule::index`]).
+    /// Input refused by the contract, in total and per rule.
     pub invalid: u64,
-    pub invalid_by_rule: [u64; Rule::ALL.len()],
+    pub invalid_by_rule: RuleCounts,
     /// Upload attempts handed to the host, and how many of them were retries.
     pub uploads: u64,
     pub retries: u64,
@@ -122,8 +272,8 @@ impl Stats {
 
     /// Counts one refused input.
     pub fn count_invalid(&mut self, rule: Rule) {
-        self.invalid += 1;
-        self.invalid_by_rule[rule.index()] += 1;
+        self.invalid = self.invalid.saturating_add(1);
+        self.invalid_by_rule.add(rule, 1);
     }
 
     /// The wire form that rides in every batch.
@@ -194,7 +344,70 @@ mod tests {
         s.count_invalid(Rule::NotOnPage);
         s.count_invalid(Rule::ItemId);
         assert_eq!(s.invalid, 3);
-        assert_eq!(s.invalid_by_rule[Rule::NotOnPage.index()], 2);
-        assert_eq!(s.invalid_by_rule[Rule::ItemId.index()], 1);
+        assert_eq!(s.invalid_by_rule.get(Rule::NotOnPage), 2);
+        assert_eq!(s.invalid_by_rule.get(Rule::ItemId), 1);
+        assert_eq!(s.invalid_by_rule.not_on_page, 2);
+        let nonzero: Vec<(Rule, u64)> = s.invalid_by_rule.iter().filter(|r| r.1 > 0).collect();
+        assert_eq!(nonzero, [(Rule::ItemId, 1), (Rule::NotOnPage, 2)]);
+    }
+
+    /// Counts with a distinct value per rule: `code + 1`.
+    fn distinct_counts() -> RuleCounts {
+        let mut counts = RuleCounts::default();
+        for rule in Rule::ALL {
+            counts.add(rule, u64::from(rule.code()) + 1);
+        }
+        counts
+    }
+
+    #[test]
+    fn stored_rule_counts_are_indexed_by_the_pinned_code() {
+        let counts = distinct_counts();
+        let stored = counts.to_stored();
+        assert_eq!(stored, (1..=Rule::ALL.len() as u64).collect::<Vec<_>>());
+        assert_eq!(
+            stored[12], counts.duplicate_exposure,
+            "DuplicateExposure is 12"
+        );
+        assert_eq!(RuleCounts::from_stored(&stored), counts);
+        // Shorter (an older version's list) and longer (a newer one's) lists both read.
+        assert_eq!(RuleCounts::from_stored(&stored[..1]).item_id, 1);
+        assert_eq!(RuleCounts::from_stored(&stored[..1]).page_view_full, 0);
+        let mut newer = stored.clone();
+        newer.extend([99, 99]);
+        assert_eq!(RuleCounts::from_stored(&newer), counts);
+        // The transitional forms are the same list, in the same order.
+        assert_eq!(counts.to_vec(), stored);
+        let mut copy = RuleCounts::default();
+        for (slot, v) in copy.iter_mut().zip(stored.clone()) {
+            *slot = v;
+        }
+        assert_eq!(copy, counts);
+        for rule in Rule::ALL {
+            assert_eq!(counts[rule.index()], counts.get(rule));
+        }
+    }
+
+    #[test]
+    fn rule_counts_add_saturating() {
+        let mut counts = RuleCounts::from_stored(&[u64::MAX]);
+        counts.add(Rule::ItemId, 1);
+        assert_eq!(counts.item_id, u64::MAX);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn rule_counts_serialise_under_the_rules_stable_names() {
+        let counts = distinct_counts();
+        let json = serde_json::to_value(counts).unwrap();
+        let object = json.as_object().unwrap();
+        assert_eq!(object.len(), Rule::ALL.len());
+        for rule in Rule::ALL {
+            assert_eq!(object[rule.name()], counts.get(rule), "{rule}");
+        }
+        let back: RuleCounts = serde_json::from_value(json).unwrap();
+        assert_eq!(back, counts);
+        let partial: RuleCounts = serde_json::from_str(r#"{"too_short":3}"#).unwrap();
+        assert_eq!(partial.get(Rule::TooShort), 3);
     }
 }

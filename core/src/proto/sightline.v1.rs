@@ -59,6 +59,10 @@ pub struct Batch {
     /// Artwork ids without artwork_prefix, in order of first use by Impressions.artwork.
     #[prost(string, repeated, tag = "22")]
     pub artwork_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The re-entry rule the impressions were logged under; checks of duplicate exposures
+    /// follow it.
+    #[prost(enumeration = "Reentry", tag = "23")]
+    pub reentry: i32,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -217,6 +221,39 @@ impl Platform {
             "PLATFORM_IOS" => Some(Self::Ios),
             "PLATFORM_WEB" => Some(Self::Web),
             "PLATFORM_OTHER" => Some(Self::Other),
+            _ => None,
+        }
+    }
+}
+/// Whether a second qualifying exposure of the same item at the same place in one page view
+/// is a new impression. Zero is the rule every batch followed before this field existed, so
+/// those batches keep their bytes and their meaning.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum Reentry {
+    /// At most one impression per item and place per page view.
+    OncePerPageView = 0,
+    /// Leaving and coming back is a new impression; exposures of one item at one place must
+    /// not overlap in time.
+    AfterLeaving = 1,
+}
+impl Reentry {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::OncePerPageView => "REENTRY_ONCE_PER_PAGE_VIEW",
+            Self::AfterLeaving => "REENTRY_AFTER_LEAVING",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "REENTRY_ONCE_PER_PAGE_VIEW" => Some(Self::OncePerPageView),
+            "REENTRY_AFTER_LEAVING" => Some(Self::AfterLeaving),
             _ => None,
         }
     }
