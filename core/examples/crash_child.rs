@@ -71,8 +71,7 @@ pub fn run(dir: &Path, round: u32, out: &mut impl Write) -> io::Result<()> {
     let at = |mono: u64| Now::new(mono, wall_base + mono);
     let mut store = FileStore::open(dir, QUOTA_BYTES).map_err(io::Error::other)?;
     let mut mono = START_MONO_MS;
-    let mut logger =
-        Logger::start(config(), &mut store, at(mono)).map_err(io::Error::other)?;
+    let mut logger = Logger::start(config(), &mut store, at(mono)).map_err(io::Error::other)?;
     // The leading newline keeps the first line whole after a test harness's own prefix.
     writeln!(
         out,

@@ -537,7 +537,8 @@ mod tests {
     fn the_beacon_bound_holds_for_the_longest_ids_the_configuration_allows() {
         const LONGEST: u32 = crate::config::MAX_ID_LEN;
         let long = |tag: char, i: u32| {
-            let mut s = alloc::format!("{tag}{}:", u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut s =
+                alloc::format!("{tag}{}:", u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             while s.len() < LONGEST as usize {
                 s.push('x');
             }

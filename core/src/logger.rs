@@ -28,6 +28,7 @@ use crate::contract::{ImpressionFacts, Rule, valid_id};
 use crate::dedup::{MAX_EXPOSURES_PER_PAGE_VIEW, Seen, Verdict};
 use crate::gzip;
 use crate::intern::Interner;
+use crate::outbox::{Finished, Outbox, Purpose};
 use crate::persist::{
     ACKS_KEY, Acks, Entry, JournalImpression, PREFS_KEY, Prefs, STATE_KEY, State,
 };
@@ -36,7 +37,6 @@ use crate::queue::{BATCH_KEY_PREFIX, ClosedBatch, Queue};
 use crate::rng::Rng;
 use crate::sampling::{self, SampleKey};
 use crate::stats::{DropReason, Stats};
-use crate::outbox::{Finished, Outbox, Purpose};
 use crate::store::{
     Store, StoreError, StoreOp, StoreRequest, Stored, frame_into, read_frames, read_single_frame,
 };
@@ -858,9 +858,7 @@ impl Logger {
 
     fn refuse(&mut self, rule: Rule) -> Rule {
         self.stats.count_invalid(rule);
-        self.journal(&Entry::Invalid {
-            rule: rule.index() as u8,
-        });
+        self.journal(&Entry::Invalid { rule: rule.code() });
         self.bound_journal();
         rule
     }
@@ -1088,6 +1086,7 @@ impl Logger {
             batch_no,
             contract_version: c.contract.version,
             sample_rate_ppm: c.sample_rate_ppm,
+            reentry: c.reentry.to_proto(),
             counters: Some(self.stats.to_proto()),
             clock: Some(proto::BatchClock {
                 closed_at_mono_ms: self.now,
@@ -1214,7 +1213,7 @@ impl Logger {
             deduped: s.deduped,
             issued: s.issued,
             invalid: s.invalid,
-            invalid_by_rule: s.invalid_by_rule.to_vec(),
+            invalid_by_rule: s.invalid_by_rule.to_stored(),
             reserved_through: self.reserved,
         };
         let saved = self.put_record(STATE_KEY, &state, Purpose::State);
@@ -1245,9 +1244,9 @@ impl Logger {
 
     /// Plans a record's write; returns its ticket.
     fn put_record<T: Message>(&mut self, key: &str, value: &T, purpose: Purpose) -> u64 {
-        let op = self
-            .outbox
-            .put_op(key, |buf| frame_with(buf, |payload| value.encode_raw(payload)));
+        let op = self.outbox.put_op(key, |buf| {
+            frame_with(buf, |payload| value.encode_raw(payload))
+        });
         self.outbox.plan(op, purpose)
     }
 
@@ -1419,9 +1418,7 @@ impl Logger {
                 st.deduped = s.deduped;
                 st.issued = s.issued;
                 st.invalid = s.invalid;
-                for (slot, v) in st.invalid_by_rule.iter_mut().zip(s.invalid_by_rule) {
-                    *slot = v;
-                }
+                st.invalid_by_rule = crate::stats::RuleCounts::from_stored(&s.invalid_by_rule);
                 self.reserved = s.reserved_through;
             }
             None => {
@@ -1625,7 +1622,7 @@ impl Logger {
                     self.stats.deduped += 1;
                 }
                 Entry::Invalid { rule } => {
-                    if let Some(&r) = Rule::ALL.get(usize::from(rule)) {
+                    if let Some(r) = Rule::from_code(rule) {
                         self.stats.count_invalid(r);
                     }
                 }
@@ -1649,9 +1646,10 @@ impl Logger {
                     };
                     // Seqs in a batch are contiguous: a record lost in between starts another.
                     let next = self.open.first_seq + self.open.len() as u64;
-                    if self.open
-                        .full(self.config.max_batch_impressions as usize, self.config.contract.max_id_len)
-                        || (!self.open.is_empty() && imp.seq != next)
+                    if self.open.full(
+                        self.config.max_batch_impressions as usize,
+                        self.config.contract.max_id_len,
+                    ) || (!self.open.is_empty() && imp.seq != next)
                     {
                         self.seal_open_batch(epoch);
                     }

@@ -190,7 +190,10 @@ impl Outbox {
             return None;
         }
         while let Some(next) = self.planned.pop_front() {
-            if next.needs_since.is_some_and(|since| self.last_failed >= since) {
+            if next
+                .needs_since
+                .is_some_and(|since| self.last_failed >= since)
+            {
                 self.last_failed = next.ticket;
                 self.recycle(next.op);
                 cancelled(Finished {

@@ -183,36 +183,6 @@ impl RuleCounts {
         }
         counts
     }
-
-    /// Transitional, for logger.rs until it uses [`RuleCounts::to_stored`]: the same list.
-    pub fn to_vec(&self) -> Vec<u64> {
-        self.to_stored()
-    }
-
-    /// Transitional, for logger.rs until it uses [`RuleCounts::from_stored`]: the counters
-    /// in order of [`Rule::code`], the order of the stored list.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut u64> {
-        [
-            &mut self.item_id,
-            &mut self.artwork_id,
-            &mut self.page_name,
-            &mut self.request_id,
-            &mut self.position,
-            &mut self.fraction,
-            &mut self.below_threshold,
-            &mut self.too_short,
-            &mut self.too_long,
-            &mut self.outside_page_view,
-            &mut self.not_on_page,
-            &mut self.wrong_position,
-            &mut self.duplicate_exposure,
-            &mut self.unknown_page_view,
-            &mut self.seq_not_increasing,
-            &mut self.counters_inconsistent,
-            &mut self.page_view_full,
-        ]
-        .into_iter()
-    }
 }
 
 /// Transitional, for tests that index by `Rule::index()` (the pinned code) until they use
@@ -376,13 +346,6 @@ mod tests {
         let mut newer = stored.clone();
         newer.extend([99, 99]);
         assert_eq!(RuleCounts::from_stored(&newer), counts);
-        // The transitional forms are the same list, in the same order.
-        assert_eq!(counts.to_vec(), stored);
-        let mut copy = RuleCounts::default();
-        for (slot, v) in copy.iter_mut().zip(stored.clone()) {
-            *slot = v;
-        }
-        assert_eq!(copy, counts);
         for rule in Rule::ALL {
             assert_eq!(counts[rule.index()], counts.get(rule));
         }

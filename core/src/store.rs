@@ -51,7 +51,10 @@ impl Stored {
     /// The keys that start with `prefix`, in ascending order.
     pub fn keys<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.values
-            .range::<str, _>((core::ops::Bound::Included(prefix), core::ops::Bound::Unbounded))
+            .range::<str, _>((
+                core::ops::Bound::Included(prefix),
+                core::ops::Bound::Unbounded,
+            ))
             .map(|(k, _)| k.as_str())
             .take_while(move |k| k.starts_with(prefix))
     }
@@ -170,7 +173,6 @@ impl MemoryStore {
     pub fn bytes(&self) -> usize {
         self.values.values().map(Vec::len).sum::<usize>() + self.journal.len()
     }
-
 }
 
 impl Store for MemoryStore {

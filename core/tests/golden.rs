@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use sightline_core::{
-    Config, Impression, ItemRef, Logger, MemoryStore, Now, Platform, Stored, UploadOutcome, gzip, json,
-    wire,
+    Config, Impression, ItemRef, Logger, MemoryStore, Now, Platform, Stored, UploadOutcome, gzip,
+    json, wire,
 };
 
 fn fixtures() -> PathBuf {

@@ -760,7 +760,8 @@ fn devices_configured_with_the_same_seed_get_different_sessions() {
         Config {
             install_id: "install-a".into(),
             ..config()
-        }, Stored::default(),
+        },
+        Stored::default(),
         at(0),
     )
     .unwrap();
@@ -768,7 +769,8 @@ fn devices_configured_with_the_same_seed_get_different_sessions() {
         Config {
             install_id: "install-b".into(),
             ..config()
-        }, Stored::default(),
+        },
+        Stored::default(),
         at(0),
     )
     .unwrap();

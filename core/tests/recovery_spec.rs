@@ -11,8 +11,8 @@ use sightline_core::queue::ClosedBatch;
 use sightline_core::store::frame_into;
 use sightline_core::wire;
 use sightline_core::{
-    Config, ConfigError, Contract, ItemRef, Logger, MemoryStore, Recorded, StartError, Store, StoreError,
-    Stored, UploadOutcome, proto,
+    Config, ConfigError, Contract, ItemRef, Logger, MemoryStore, Recorded, StartError, Store,
+    StoreError, Stored, UploadOutcome, proto,
 };
 
 /// A memory store with injectable faults, shared across "process restarts".
@@ -113,7 +113,11 @@ fn a_state_write_that_fails_keeps_the_journal_and_seqs_are_never_reused() {
         .collect();
     seqs.sort();
     // Seqs 4 and up were reserved before the failure: possibly issued, so never reused.
-    assert_eq!(new, [SEQ_RESERVE + 1], "seq after a restart must not reuse seq 1");
+    assert_eq!(
+        new,
+        [SEQ_RESERVE + 1],
+        "seq after a restart must not reuse seq 1"
+    );
     assert_eq!(seqs, [1, 2, 3, SEQ_RESERVE + 1]);
     assert_eq!(l.stats().dropped.journal_lost, SEQ_RESERVE - 3);
     assert!(l.stats().balanced(), "{:?}", l.stats());
@@ -313,10 +317,7 @@ fn out_of_range_delays_and_id_lengths_are_refused_by_validation() {
     for cfg in bad {
         let refused = Logger::resume(cfg, Stored::default(), at(0));
         assert!(
-            matches!(
-                refused,
-                Err(ConfigError::Limit(_) | ConfigError::Contract)
-            ),
+            matches!(refused, Err(ConfigError::Limit(_) | ConfigError::Contract)),
             "{refused:?}"
         );
     }

@@ -43,7 +43,10 @@ fn one_operation_is_handed_out_at_a_time_and_journal_appends_are_coalesced() {
     }
     let mut appends = 0;
     while let Some(op) = logger.poll_store_op().cloned() {
-        assert!(logger.poll_store_op().is_none(), "{op:?} is not acknowledged");
+        assert!(
+            logger.poll_store_op().is_none(),
+            "{op:?} is not acknowledged"
+        );
         appends += usize::from(matches!(op.op, StoreOp::Append { .. }));
         logger.handle_store_result(op.id, Ok(())).unwrap();
     }
@@ -236,7 +239,11 @@ fn the_batch_that_causes_an_overflow_drop_reports_it_in_its_counters() {
     for b in 0..16u64 {
         let pv = logger.start_page_view("home", None, None, at(t)).unwrap();
         for i in 0..500u64 {
-            let id = format!("title:{:016x}{:016x}", b * 7919 + i, (b + 1) * (i + 13) * 104_729);
+            let id = format!(
+                "title:{:016x}{:016x}",
+                b * 7919 + i,
+                (b + 1) * (i + 13) * 104_729
+            );
             logger
                 .record_impression(
                     pv,

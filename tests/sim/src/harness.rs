@@ -249,8 +249,12 @@ pub fn run_device(
     }
     let store = SharedStore::default();
     let start = pages.first().map_or(0, |p| p.start_ms);
-    let logger = Logger::start(config.clone(), &mut store.clone(), Now::new(0, WALL0 + start))
-        .expect("the simulation's configuration is valid");
+    let logger = Logger::start(
+        config.clone(),
+        &mut store.clone(),
+        Now::new(0, WALL0 + start),
+    )
+    .expect("the simulation's configuration is valid");
     let mut device = Device {
         spec,
         config,
