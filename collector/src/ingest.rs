@@ -10,7 +10,7 @@ use sightline_core::proto;
 use sightline_core::wire::{self, DecodeError, Ids};
 
 use crate::row::{BadRow, ROW_FIXED_BYTES, Row};
-use crate::session::{Arrival, Reconciliation, SessionState};
+use crate::session::{Arrival, Reconciliation, SEQ_CONFLICT, SessionState};
 use crate::sink::{BatchRecord, Stored};
 
 /// Compressed bodies above this are refused before any work: the SDK never sends more
@@ -24,10 +24,15 @@ pub const MAX_EXPANSION_RATIO: usize = 100;
 /// dedups further downstream: a retry of a forgotten session is written again, so this is
 /// sized well above the sessions that upload within a retry horizon.
 pub const MAX_SESSIONS: usize = 100_000;
-/// Seqs remembered above high-water marks across all sessions (about 25 MB): beyond this
+/// Seqs remembered above high-water marks across all sessions (about 40 MB with their
+/// digests): beyond this
 /// the least recently seen sessions are forgotten, as for [`MAX_SESSIONS`]. Each session
 /// holds at most [`crate::session::DEDUP_WINDOW`], so this allows 32 full windows at once.
 pub const MAX_HELD_SEQS: usize = 32 * crate::session::DEDUP_WINDOW;
+/// Content digests kept below high-water marks across all sessions (32 MB at 8 bytes):
+/// beyond this the least recently seen sessions lose theirs (they keep deduping; only a
+/// conflict on those old seqs goes unnoticed), so conflict detection never costs dedup.
+pub const MAX_RECENT_DIGESTS: usize = 4 * 1024 * 1024;
 /// Output an upload may produce, as a multiple of its decompressed size. Rows repeat the
 /// batch's header and strings per impression: a real batch's rows come to about 40x its
 /// protobuf, and the estimate (which takes the widest numbers and longest strings) to
@@ -69,6 +74,8 @@ pub struct Outcome {
     pub good: Vec<Row>,
     pub bad: Vec<BadRow>,
     pub duplicates: u64,
+    /// Impressions whose (session, seq) had arrived with other content (in `bad`).
+    pub conflicts: u64,
     pub session_id: String,
     /// The contract flagged the batch's counters: they were not used for reconciliation.
     pub counters_inconsistent: bool,
@@ -94,6 +101,8 @@ pub struct Metrics {
     pub batches: u64,
     pub impressions: u64,
     pub duplicates: u64,
+    /// Impressions whose (session, seq) had arrived before with other content.
+    pub conflicts: u64,
     pub bytes_in: u64,
     pub rejects_by_rule: HashMap<&'static str, u64>,
     pub refused_batches: HashMap<&'static str, u64>,
@@ -123,6 +132,11 @@ pub struct Ingestor {
     by_use: BTreeMap<u64, String>,
     /// Sum of [`SessionState::held`] over `sessions`.
     held: usize,
+    /// Sum of [`SessionState::recent_digests`] over `sessions`.
+    digests: usize,
+    /// Sessions that keep digests below their mark, by last use: the least recent lose
+    /// theirs first when over [`MAX_RECENT_DIGESTS`].
+    digests_by_use: BTreeMap<u64, String>,
     tick: u64,
     pub metrics: Metrics,
 }
@@ -135,6 +149,8 @@ impl Ingestor {
             sessions: HashMap::new(),
             by_use: BTreeMap::new(),
             held: 0,
+            digests: 0,
+            digests_by_use: BTreeMap::new(),
             tick: 0,
             metrics: Metrics::default(),
         }
@@ -288,12 +304,26 @@ impl Ingestor {
             ..Outcome::default()
         };
         for imp in &rows {
-            if session.arrive(imp.seq) == Arrival::Duplicate {
-                metrics.duplicates += 1;
-                out.duplicates += 1;
-                continue;
-            }
             let row = Row::new(batch, &ids, imp, &clock, received_wall_ms);
+            match session.arrive(imp.seq, row.digest()) {
+                Arrival::New => {}
+                Arrival::Duplicate => {
+                    metrics.duplicates += 1;
+                    out.duplicates += 1;
+                    continue;
+                }
+                Arrival::Conflict => {
+                    // Another device or boot uses this session id: real data, never
+                    // absorbed as a retry.
+                    metrics.conflicts += 1;
+                    out.conflicts += 1;
+                    out.bad.push(BadRow {
+                        rules: vec![SEQ_CONFLICT.to_string()],
+                        row,
+                    });
+                    continue;
+                }
+            }
             match violations.remove(&imp.seq) {
                 Some(rules) => {
                     session.rejected += 1;
@@ -316,8 +346,9 @@ impl Ingestor {
     }
 
     /// Remembers the state [`Ingestor::accept`] of a batch of `session_id` is about to
-    /// change. Cheap: one session's state (its window above the high-water mark is empty
-    /// while seqs arrive in order) and the counters.
+    /// change: one session's state (its window above the high-water mark is empty while
+    /// seqs arrive in order; its digests below the mark are at most
+    /// [`crate::session::RECENT_DIGESTS`] words) and the counters.
     pub fn checkpoint(&self, session_id: &str) -> Checkpoint {
         Checkpoint {
             session_id: session_id.to_string(),
@@ -347,8 +378,9 @@ impl Ingestor {
         let (key, mut tracked) = self.take_session(id);
         let state = &mut tracked.state;
         match item {
+            Stored::Row(r) if r.conflict => state.conflicts += 1,
             Stored::Row(r) => {
-                if state.arrive(r.seq) == Arrival::New && r.bad {
+                if state.arrive(r.seq, r.digest) == Arrival::New && r.bad {
                     state.rejected += 1;
                 }
             }
@@ -369,7 +401,9 @@ impl Ingestor {
         match self.sessions.remove_entry(id) {
             Some((key, tracked)) => {
                 self.by_use.remove(&tracked.tick);
+                self.digests_by_use.remove(&tracked.tick);
                 self.held -= tracked.state.held();
+                self.digests -= tracked.state.recent_digests();
                 (key, tracked)
             }
             None => (id.to_string(), Tracked::default()),
@@ -382,7 +416,11 @@ impl Ingestor {
         self.tick += 1;
         tracked.tick = self.tick;
         self.held += tracked.state.held();
+        self.digests += tracked.state.recent_digests();
         self.by_use.insert(self.tick, key.clone());
+        if tracked.state.recent_digests() > 0 {
+            self.digests_by_use.insert(self.tick, key.clone());
+        }
         self.sessions.insert(key, tracked);
         while self.sessions.len() > MAX_SESSIONS || self.held > MAX_HELD_SEQS {
             let Some((_, oldest)) = self.by_use.pop_first() else {
@@ -390,6 +428,17 @@ impl Ingestor {
             };
             if let Some(gone) = self.sessions.remove(&oldest) {
                 self.held -= gone.state.held();
+                self.digests -= gone.state.recent_digests();
+                self.digests_by_use.remove(&gone.tick);
+            }
+        }
+        while self.digests > MAX_RECENT_DIGESTS {
+            let Some((_, oldest)) = self.digests_by_use.pop_first() else {
+                break;
+            };
+            if let Some(t) = self.sessions.get_mut(&oldest) {
+                self.digests -= t.state.recent_digests();
+                t.state.forget_recent_digests();
             }
         }
     }
@@ -411,6 +460,8 @@ impl Ingestor {
         self.sessions.clear();
         self.by_use.clear();
         self.held = 0;
+        self.digests_by_use.clear();
+        self.digests = 0;
         self.metrics = Metrics::default();
     }
 }
@@ -607,6 +658,177 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    /// `batch` with only the impressions `keep` (by position), re-encoded as the logger's
+    /// split would: a new batch number, fresh id tables (other indices), send info of a
+    /// later attempt.
+    fn reencoded(batch: &proto::Batch, keep: std::ops::Range<usize>) -> proto::Batch {
+        let ids = Ids::of(batch);
+        let rows = &wire::impressions(batch).unwrap()[keep];
+        let mut out = batch.clone();
+        out.batch_no += 100;
+        out.item_prefix.clear();
+        out.item_ids = rows.iter().map(|i| ids.item(i).to_string()).collect();
+        out.artwork_prefix.clear();
+        out.artwork_ids = rows
+            .iter()
+            .filter_map(|i| ids.artwork(i).map(str::to_string))
+            .collect();
+        let mut previous_page_view = 0i64;
+        let mut previous_first = 0i64;
+        out.impressions = Some(proto::Impressions {
+            first_seq: rows[0].seq,
+            count: rows.len() as u32,
+            seq_gap: rows
+                .windows(2)
+                .map(|w| w[1].seq - w[0].seq - 1)
+                .fold(vec![0], |mut v, g| {
+                    v.push(g);
+                    v
+                }),
+            page_view_delta: rows
+                .iter()
+                .map(|i| {
+                    let d = i.page_view as i64 - previous_page_view;
+                    previous_page_view = i.page_view as i64;
+                    d as i32
+                })
+                .collect(),
+            item: vec![0; rows.len()],
+            artwork: rows
+                .iter()
+                .map(|i| u32::from(i.artwork.is_some()))
+                .collect(),
+            row: rows.iter().map(|i| i.row).collect(),
+            column: rows.iter().map(|i| i.column).collect(),
+            first_visible_delta_ms: rows
+                .iter()
+                .map(|i| {
+                    let d = i.first_visible_ms - previous_first;
+                    previous_first = i.first_visible_ms;
+                    d
+                })
+                .collect(),
+            visible_ms: rows.iter().map(|i| i.visible_ms).collect(),
+            max_visible_pct: rows.iter().map(|i| i.max_visible_pct).collect(),
+            focused_ms: rows.iter().map(|i| i.focused_ms).collect(),
+        });
+        if let Some(send) = out.send.as_mut() {
+            send.attempt += 1;
+            send.sent_at_mono_ms += 60_000;
+            send.sent_at_wall_ms += 60_000;
+        }
+        out
+    }
+
+    /// `batch` as another device sharing its session id would send it: the same seqs
+    /// with other content.
+    fn from_another_device(batch: &proto::Batch) -> proto::Batch {
+        let mut other = batch.clone();
+        other.install_id = "another-install".into();
+        other
+    }
+
+    #[test]
+    fn a_seq_received_again_with_other_content_is_a_conflict_never_a_retry() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let batch = wire::decode_gzip_batch(&body(3, 0)).unwrap();
+        assert_eq!(ingestor.accept(&batch, WALL).good.len(), 3);
+        let out = ingestor.accept(&from_another_device(&batch), WALL + 1);
+        assert_eq!((out.good.len(), out.duplicates, out.conflicts), (0, 0, 3));
+        assert_eq!(out.bad.len(), 3);
+        assert!(out.bad.iter().all(|b| b.rules == [SEQ_CONFLICT]));
+        assert_eq!(out.bad[0].row.install_id, "another-install");
+        assert_eq!(ingestor.metrics.conflicts, 3);
+        let r = ingestor.reconcile(&batch.session_id).unwrap();
+        assert_eq!(
+            (r.delivered, r.duplicates, r.conflicts, r.rejected),
+            (3, 0, 3, 0)
+        );
+        // The first content stays the reference: its retry is a retry.
+        let retry = ingestor.accept(&batch, WALL + 2);
+        assert_eq!((retry.duplicates, retry.conflicts), (3, 0));
+    }
+
+    #[test]
+    fn a_split_and_reencoded_batch_with_the_same_content_is_still_a_retry() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let batch = wire::decode_gzip_batch(&body(4, 0)).unwrap();
+        assert_eq!(ingestor.accept(&batch, WALL).good.len(), 4);
+        for half in [0..2, 2..4] {
+            let split = reencoded(&batch, half.clone());
+            assert_ne!(split.item_ids, batch.item_ids, "other table indices");
+            let out = ingestor.accept(&split, WALL + 60_000);
+            assert_eq!((out.duplicates, out.conflicts), (2, 0), "{half:?}");
+            assert!(out.bad.is_empty() && out.good.is_empty());
+        }
+    }
+
+    #[test]
+    fn state_rebuilt_from_output_still_tells_conflicts_from_retries() {
+        let mut first = Ingestor::new(Contract::default());
+        let batch = wire::decode_gzip_batch(&body(3, 0)).unwrap();
+        let other = from_another_device(&batch);
+        let out = first.accept(&batch, WALL);
+        let mut restarted_once = restarted("conflict-1", &[(&batch, &out, WALL)]);
+        let retry = restarted_once.accept(&batch, WALL + 1);
+        assert_eq!((retry.duplicates, retry.conflicts), (3, 0));
+        let clash = restarted_once.accept(&other, WALL + 2);
+        assert_eq!((clash.duplicates, clash.conflicts), (0, 3));
+        // Conflict rows on disk count as conflicts again, and do not displace the digests
+        // of the first content.
+        let uploads = [
+            (&batch, &out, WALL),
+            (&batch, &retry, WALL + 1),
+            (&other, &clash, WALL + 2),
+        ];
+        let mut restarted_twice = restarted("conflict-2", &uploads);
+        assert_eq!(
+            restarted_twice.reconcile(&batch.session_id),
+            restarted_once.reconcile(&batch.session_id)
+        );
+        let again = restarted_twice.accept(&batch, WALL + 3);
+        assert_eq!((again.duplicates, again.conflicts), (3, 0));
+    }
+
+    #[test]
+    fn digests_are_bounded_across_sessions_without_forgetting_any_session() {
+        let mut ingestor = Ingestor::new(Contract::default());
+        let per_session = crate::session::RECENT_DIGESTS;
+        let sessions = MAX_RECENT_DIGESTS / per_session + 2;
+        for s in 0..sessions {
+            let (key, mut tracked) = ingestor.take_session(&format!("full{s}"));
+            for seq in 1..=per_session as u64 {
+                tracked.state.arrive(seq, seq);
+            }
+            ingestor.put_session(key, tracked);
+            assert!(
+                ingestor.digests <= MAX_RECENT_DIGESTS,
+                "{}",
+                ingestor.digests
+            );
+        }
+        let digests: usize = ingestor
+            .sessions
+            .values()
+            .map(|t| t.state.recent_digests())
+            .sum();
+        assert_eq!(digests, ingestor.digests);
+        assert_eq!(
+            ingestor.sessions.len(),
+            sessions,
+            "every session still dedups"
+        );
+        let oldest = ingestor.sessions.get("full0").unwrap();
+        assert_eq!(
+            oldest.state.recent_digests(),
+            0,
+            "the oldest lost its digests"
+        );
+        let (key, mut tracked) = ingestor.take_session("full0");
+        assert_eq!(tracked.state.arrive(1, 0xdead), Arrival::Duplicate);
+        ingestor.put_session(key, tracked);
     }
 
     #[test]
@@ -955,7 +1177,7 @@ mod tests {
             batch.session_id = format!("gap{s}");
             let (key, mut tracked) = ingestor.take_session(&batch.session_id);
             for seq in 2..=crate::session::DEDUP_WINDOW as u64 + 1 {
-                tracked.state.arrive(seq);
+                tracked.state.arrive(seq, seq);
             }
             ingestor.put_session(key, tracked);
             assert!(ingestor.held <= MAX_HELD_SEQS, "{}", ingestor.held);

@@ -283,6 +283,7 @@ async fn ingest(
         "accepted": outcome.good.len(),
         "rejected": outcome.bad.len(),
         "duplicates": outcome.duplicates,
+        "conflicts": outcome.conflicts,
     }))
     .into_response()
 }
@@ -306,6 +307,11 @@ async fn metrics(State(app): State<Shared>) -> Response {
         "sightline_dedup_hits_total",
         "Impressions already received (retries).",
         m.duplicates,
+    );
+    line(
+        "sightline_seq_conflicts_total",
+        "Impressions whose (session, seq) had arrived with other content: a shared session id.",
+        m.conflicts,
     );
     line(
         "sightline_bytes_in_total",

@@ -13,6 +13,7 @@ use sightline_core::civil::Utc;
 use sightline_core::proto::Counters;
 
 use crate::row::{BadRow, Row};
+use crate::session::SEQ_CONFLICT;
 
 /// One batch's facts, logged so loss accounting survives a collector restart.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -186,15 +187,44 @@ impl Sink for NdjsonSink {
     }
 }
 
-/// What restoring dedup state needs of one row on disk (the rest of the line is skipped).
+/// What restoring dedup state needs of one row on disk.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(from = "Line")]
 pub struct StoredRow {
     pub session_id: String,
     pub seq: u64,
     pub received_ms: u64,
-    /// Read from `bad/` (refused by the contract).
-    #[serde(skip)]
+    /// [`Row::digest`] of the row's content, so a restarted collector still tells a
+    /// retry from a conflict.
+    pub digest: u64,
+    /// A bad row written because its seq had arrived with other content: it counts as a
+    /// conflict and must not take the first content's place.
+    pub conflict: bool,
+    /// Read from `bad/` (refused by the contract, or a conflict).
     pub bad: bool,
+}
+
+/// A line of `good/` or `bad/` as written.
+#[derive(serde::Deserialize)]
+struct Line {
+    #[serde(default)]
+    rules: Vec<String>,
+    #[serde(flatten)]
+    row: Row,
+}
+
+impl From<Line> for StoredRow {
+    fn from(line: Line) -> Self {
+        StoredRow {
+            digest: line.row.digest(),
+            conflict: line.rules.iter().any(|r| r == SEQ_CONFLICT),
+            session_id: line.row.session_id,
+            seq: line.row.seq,
+            received_ms: line.row.received_ms,
+            // Set by the reader, which knows the directory.
+            bad: false,
+        }
+    }
 }
 
 /// One item read back from an output directory.
@@ -432,9 +462,8 @@ mod tests {
         for kind in KINDS {
             fs::create_dir_all(dir.join(kind)).unwrap();
         }
-        let row = |seq: u64, at: u64| {
-            format!(r#"{{"session_id":"s","seq":{seq},"received_ms":{at},"item_id":"x"}}"#)
-        };
+        let row =
+            |seq: u64, at: u64| serde_json::to_string(&crate::row::example("s", seq, at)).unwrap();
         let good = format!("{}\n{}\n{}\n", row(1, 10), row(3, 10), row(4, 20));
         let mut bad = format!("{}\n\n{}\n", row(2, 10), row(5, 30)).into_bytes();
         bad.extend_from_slice(b"{\"rules\":[],\"device\":\"caf\xc3\n");

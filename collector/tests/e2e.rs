@@ -753,6 +753,79 @@ fn the_same_exposures_stated_once_per_page_view_flag_the_repeat() {
     assert!(stdout.contains("duplicate_exposure"), "{stdout}");
 }
 
+/// `body` re-encoded as if sent under `session_id` (another device or boot that drew the
+/// same session id).
+fn under_session(body: &[u8], session_id: &str) -> Vec<u8> {
+    let mut batch = wire::decode_gzip_batch(body).expect("a real batch");
+    batch.session_id = session_id.to_string();
+    gzip::gzip(&batch.encode_to_vec())
+}
+
+#[test]
+fn two_devices_sharing_a_session_id_are_reported_as_conflicts_not_absorbed_as_retries() {
+    let dir = TempDir::new("conflict");
+    let out = dir.path().join("out");
+    let micro = Collector::start(&dir.path().join("micro-out"), &Opts::micro());
+    let first = Collector::start(&out, &Opts::files());
+    let (a, from_a) = captured_upload("conflict-a", 3);
+    let (_b, from_b) = captured_upload("conflict-b", 3);
+    let session = a.session();
+    let clash = under_session(&from_b.body, &session);
+    for c in [&first, &micro] {
+        assert_eq!(c.post_upload(&from_a).counts(), (3, 0, 0));
+        let reply = c.post_batch(&clash);
+        assert_eq!(reply.counts(), (0, 3, 0), "never absorbed as retries");
+        assert_eq!(reply.json()["conflicts"], 3);
+        assert_eq!(c.metrics().get("sightline_seq_conflicts_total"), 3);
+        assert_eq!(c.metrics().get("sightline_dedup_hits_total"), 0);
+        // A real retry of A's batch is still a retry.
+        assert_eq!(c.post_upload(&from_a).counts(), (0, 0, 3));
+    }
+    let r = micro.micro_sessions()[&session];
+    assert_eq!((r.delivered, r.duplicates, r.conflicts), (3, 3, 3));
+    let bad = micro.micro_bad();
+    assert_eq!(bad.len(), 3);
+    assert!(bad.iter().all(|b| b.rules == ["seq_conflict"]));
+    assert!(bad.iter().all(|b| b.row.install_id == "conflict-b"));
+
+    // On disk: B's rows in bad/ under the stable rule name; A's in good/.
+    let good = good_rows(&out);
+    assert_eq!(distinct_keys(&good), keys_of(&session, 3));
+    assert!(good.iter().all(|r| r.install_id == "conflict-a"));
+    let on_disk: Vec<_> = bad_rows(&out)
+        .into_iter()
+        .map(|b| (b.row.seq, b.rules, b.row.install_id))
+        .collect();
+    assert_eq!(
+        on_disk,
+        (1..=3)
+            .map(|seq| (
+                seq,
+                vec!["seq_conflict".to_string()],
+                "conflict-b".to_string()
+            ))
+            .collect::<Vec<_>>()
+    );
+    let before = first.sessions()[&session];
+    assert_eq!((before.conflicts, before.duplicates), (3, 3));
+
+    // A restart rebuilds the digests from the output: A's retry is a retry, B's a conflict.
+    first.kill9();
+    let second = Collector::start(&out, &Opts::files());
+    assert_eq!(second.sessions()[&session], before);
+    assert_eq!(second.post_upload(&from_a).counts(), (0, 0, 3));
+    let reply = second.post_batch(&clash);
+    assert_eq!(
+        (reply.counts(), reply.json()["conflicts"].as_u64()),
+        ((0, 3, 0), Some(3))
+    );
+    let after = second.sessions()[&session];
+    assert_eq!(
+        (after.delivered, after.duplicates, after.conflicts),
+        (3, 6, 6)
+    );
+}
+
 // ---- 10. micro mode API ----
 
 #[test]
