@@ -908,17 +908,37 @@ fn file_mode_does_not_serve_the_micro_api() {
 
 // ---- 11. the check CLI ----
 
-/// Runs `sightline-collector check FILES` and returns (exit code, stdout).
+/// Runs `sightline-collector check FILES` and returns (exit code, stdout). Gives up (and
+/// kills it) after [`PATIENCE`] rather than hanging the suite on a check that never ends.
 fn check(files: &[&std::path::Path]) -> (i32, String) {
-    let output = Command::new(binary())
+    let mut child = Command::new(binary())
         .arg("check")
         .args(files)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .expect("run check");
-    (
-        output.status.code().expect("exited"),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    // Drained on a thread, so a full pipe cannot block the child while we poll it.
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for check") {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("check {files:?} did not finish within {PATIENCE:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let stdout = reader.join().expect("stdout reader");
+    (status.code().expect("exited"), stdout)
 }
 
 #[test]

@@ -169,7 +169,17 @@ impl core::error::Error for ConfigError {}
 impl Config {
     /// Checks every field; the logger refuses to start on an invalid configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let max = self.contract.max_id_len;
+        // The contract first: the id checks below use its `max_id_len`, and an impossible
+        // bound must be reported as such, not as every id being malformed.
+        let c = &self.contract;
+        if c.max_id_len == 0 || c.max_id_len > MAX_ID_LEN {
+            return Err(ConfigError::Contract);
+        }
+        if c.min_visible_pct == 0 || c.min_visible_pct > 100 || c.max_visible_ms < c.min_visible_ms
+        {
+            return Err(ConfigError::Contract);
+        }
+        let max = c.max_id_len;
         if !valid_id(&self.app_id, max) {
             return Err(ConfigError::BadId("app_id"));
         }
@@ -208,14 +218,133 @@ impl Config {
         if self.max_attempts == 0 {
             return Err(ConfigError::Limit("max_attempts"));
         }
-        let c = &self.contract;
-        if c.max_id_len == 0 || c.max_id_len > MAX_ID_LEN {
-            return Err(ConfigError::Contract);
-        }
-        if c.min_visible_pct == 0 || c.min_visible_pct > 100 || c.max_visible_ms < c.min_visible_ms
-        {
-            return Err(ConfigError::Contract);
-        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    /// The default configuration with the two ids every host must choose.
+    fn valid() -> Config {
+        Config {
+            app_id: "com.example.app".into(),
+            app_version: "1.0.0".into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_default_configuration_with_an_app_named_validates() {
+        assert_eq!(valid().validate(), Ok(()));
+        // Limits at their bounds are usable.
+        let edges = Config {
+            sample_rate_ppm: PPM,
+            max_batch_impressions: crate::batch::MAX_BATCH_IMPRESSIONS as u32,
+            max_batch_age_ms: MAX_DELAY_MS,
+            max_queue_bytes: MIN_QUEUE_BYTES,
+            retry_base_ms: MAX_DELAY_MS,
+            retry_max_ms: MAX_DELAY_MS,
+            max_attempts: 1,
+            device: "d".into(),
+            install_id: "i".into(),
+            app_key: "k".repeat(crate::wire::MAX_STRING_LEN),
+            contract: Contract {
+                max_id_len: MAX_ID_LEN,
+                min_visible_pct: 100,
+                ..Contract::default()
+            },
+            ..valid()
+        };
+        assert_eq!(edges.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_configuration_without_an_app_id_is_refused() {
+        assert_eq!(
+            Config::default().validate(),
+            Err(ConfigError::BadId("app_id"))
+        );
+    }
+
+    #[test]
+    fn each_broken_configuration_is_refused_with_its_own_error() {
+        type Break = fn(&mut Config);
+        let cases: [(Break, ConfigError); 22] = [
+            (
+                |c| c.app_id = "has space".into(),
+                ConfigError::BadId("app_id"),
+            ),
+            (|c| c.app_version.clear(), ConfigError::BadId("app_version")),
+            (
+                |c| c.device = "caf\u{e9}".into(),
+                ConfigError::BadId("device"),
+            ),
+            (
+                |c| c.install_id = "a/b c".into(),
+                ConfigError::BadId("install_id"),
+            ),
+            (
+                |c| c.app_key = "k".repeat(crate::wire::MAX_STRING_LEN + 1),
+                ConfigError::BadId("app_key"),
+            ),
+            (|c| c.app_id = "x".repeat(65), ConfigError::BadId("app_id")),
+            (|c| c.sample_rate_ppm = PPM + 1, ConfigError::SampleRate),
+            (
+                |c| c.max_batch_impressions = 0,
+                ConfigError::Limit("max_batch_impressions"),
+            ),
+            (
+                |c| c.max_batch_impressions = crate::batch::MAX_BATCH_IMPRESSIONS as u32 + 1,
+                ConfigError::Limit("max_batch_impressions"),
+            ),
+            (
+                |c| c.max_batch_age_ms = 0,
+                ConfigError::Limit("max_batch_age_ms"),
+            ),
+            (
+                |c| c.max_batch_age_ms = MAX_DELAY_MS + 1,
+                ConfigError::Limit("max_batch_age_ms"),
+            ),
+            (
+                |c| c.max_queue_bytes = MIN_QUEUE_BYTES - 1,
+                ConfigError::Limit("max_queue_bytes"),
+            ),
+            (
+                |c| c.retry_base_ms = 0,
+                ConfigError::Limit("retry_base_ms/retry_max_ms"),
+            ),
+            (
+                |c| c.retry_max_ms = c.retry_base_ms - 1,
+                ConfigError::Limit("retry_base_ms/retry_max_ms"),
+            ),
+            (
+                |c| c.retry_max_ms = MAX_DELAY_MS + 1,
+                ConfigError::Limit("retry_base_ms/retry_max_ms"),
+            ),
+            (|c| c.max_attempts = 0, ConfigError::Limit("max_attempts")),
+            (|c| c.contract.max_id_len = 0, ConfigError::Contract),
+            (
+                |c| c.contract.max_id_len = MAX_ID_LEN + 1,
+                ConfigError::Contract,
+            ),
+            (|c| c.contract.min_visible_pct = 0, ConfigError::Contract),
+            (|c| c.contract.min_visible_pct = 101, ConfigError::Contract),
+            (
+                |c| c.contract.max_visible_ms = c.contract.min_visible_ms - 1,
+                ConfigError::Contract,
+            ),
+            // The ids must also fit the contract's own, shorter, bound.
+            (|c| c.contract.max_id_len = 3, ConfigError::BadId("app_id")),
+        ];
+        for (i, (broken, expected)) in cases.into_iter().enumerate() {
+            let mut c = valid();
+            broken(&mut c);
+            assert_eq!(c.validate(), Err(expected.clone()), "case {i}");
+            // Every error says which setting is wrong.
+            assert!(!expected.to_string().is_empty());
+        }
     }
 }

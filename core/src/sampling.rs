@@ -42,10 +42,16 @@ mod tests {
 
     #[test]
     fn the_decision_for_a_key_never_changes() {
-        let first = keep("install-42", 250_000);
-        for _ in 0..10 {
-            assert_eq!(keep("install-42", 250_000), first);
-        }
+        // "install-42" falls in bucket 255,885 of 1,000,000: kept from a rate of 255,886
+        // ppm up. Pinned, so a change of hash, salt or bucketing cannot go unnoticed (it
+        // would change which users every platform samples in).
+        assert!(!keep("install-42", 250_000));
+        assert!(!keep("install-42", 255_885));
+        assert!(keep("install-42", 255_886));
+        let kept: alloc::vec::Vec<bool> = (0..8)
+            .map(|i| keep(&format!("install-{i}"), 500_000))
+            .collect();
+        assert_eq!(kept, [true, true, true, true, false, false, true, true]);
     }
 
     #[test]
