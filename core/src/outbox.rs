@@ -54,7 +54,7 @@ struct Handed {
 
 /// Spare buffers kept from acknowledged operations, so steady-state logging allocates
 /// nothing for its writes.
-const SPARE_BUFFERS: usize = 4;
+const SPARE_BUFFERS: usize = 16;
 
 /// How an acknowledged or cancelled operation ended, for the logger to react to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
