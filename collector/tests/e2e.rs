@@ -826,6 +826,30 @@ fn two_devices_sharing_a_session_id_are_reported_as_conflicts_not_absorbed_as_re
     );
 }
 
+#[test]
+fn seqs_the_device_lost_with_its_journal_reconcile_as_dropped_and_survive_a_restart() {
+    let dir = TempDir::new("journal-lost");
+    let out = dir.path().join("out");
+    let first = Collector::start(&out, &Opts::files());
+    let (d, upload) = captured_upload("journal-lost-1", 3);
+    // As a device reports after a crash lost the journal records of seqs 4 and 5.
+    let mut batch = wire::decode_gzip_batch(&upload.body).expect("a real batch");
+    let c = batch.counters.as_mut().expect("counters");
+    c.recorded += 2;
+    c.last_seq += 2;
+    c.dropped_journal_lost = 2;
+    let body = gzip::gzip(&batch.encode_to_vec());
+    assert_eq!(first.post_batch(&body).counts(), (3, 0, 0));
+    let r = first.sessions()[&d.session()];
+    assert_eq!((r.issued, r.delivered, r.dropped, r.missing), (5, 3, 2, 0));
+    assert_eq!(r.dropped_by_reason.journal_lost, 2);
+    let records = batch_records(&out);
+    assert_eq!(records[0].counters.dropped_journal_lost, 2);
+    first.kill9();
+    let second = Collector::start(&out, &Opts::files());
+    assert_eq!(second.sessions()[&d.session()], r);
+}
+
 // ---- 10. micro mode API ----
 
 #[test]
