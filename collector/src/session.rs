@@ -172,15 +172,7 @@ impl SessionState {
     /// Loss accounting: what the session says it issued versus what arrived.
     pub fn reconcile(&self) -> Reconciliation {
         let c = &self.counters;
-        let by_reason = Drops {
-            overflow: c.dropped_overflow,
-            rejected: c.dropped_rejected,
-            too_large: c.dropped_too_large,
-            retries_exhausted: c.dropped_retries_exhausted,
-            purged: c.dropped_purged,
-            store_corrupt: c.dropped_store_error,
-            journal_lost: c.dropped_journal_lost,
-        };
+        let by_reason = Drops::from_counters(c);
         let dropped = by_reason.total();
         let issued = c
             .last_seq
@@ -342,6 +334,25 @@ mod tests {
         let r = s.reconcile();
         assert_eq!((r.issued, r.delivered, r.dropped, r.missing), (6, 3, 1, 2));
         assert_eq!(r.dropped_by_reason.rejected, 1);
+    }
+
+    #[test]
+    fn seqs_lost_with_the_journal_in_a_crash_are_dropped_not_missing() {
+        let mut s = SessionState::default();
+        for seq in [1, 2, 3] {
+            s.arrive(seq, content(seq));
+        }
+        s.observe_counters(&Counters {
+            recorded: 5,
+            last_seq: 5,
+            dropped_journal_lost: 2,
+            ..Counters::default()
+        });
+        let r = s.reconcile();
+        assert_eq!((r.issued, r.delivered, r.dropped, r.missing), (5, 3, 2, 0));
+        assert_eq!(r.dropped_by_reason.journal_lost, 2);
+        let json = serde_json::to_value(r).unwrap();
+        assert_eq!(json["dropped_by_reason"]["journal_lost"], 2);
     }
 
     #[test]

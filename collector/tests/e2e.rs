@@ -656,7 +656,6 @@ fn contract_breaking_impressions_go_to_bad_rows_and_their_neighbours_to_good_row
 /// its upload.
 fn seen_left_and_seen_again(install_id: &str) -> (Device, sightline_core::Upload) {
     let mut c = config(install_id);
-    c.reentry = Reentry::AfterLeaving;
     c.contract.reentry = Reentry::AfterLeaving;
     let mut d = Device::with_config(c);
     let start = d.now();
@@ -688,8 +687,8 @@ fn seen_left_and_seen_again(install_id: &str) -> (Device, sightline_core::Upload
     (d, upload)
 }
 
-/// `body` with `Batch.reentry` set to `rule`. Until the logger writes its rule into the
-/// batch header this states it for it; afterwards it is a no-op for the device's own rule.
+/// `body` with `Batch.reentry` set to `rule`: the same exposures as stated under another
+/// rule (the logger writes its own rule into every batch).
 fn stating(body: &[u8], rule: Reentry) -> Vec<u8> {
     let mut batch = wire::decode_gzip_batch(body).expect("a real batch");
     batch.reentry = rule.to_proto();
@@ -703,7 +702,14 @@ fn an_item_seen_left_and_seen_again_under_after_leaving_is_two_good_impressions(
     let files = Collector::start(&out, &Opts::files());
     let micro = Collector::start(&dir.path().join("micro-out"), &Opts::micro());
     let (d, upload) = seen_left_and_seen_again("reentry-1");
-    let body = stating(&upload.body, Reentry::AfterLeaving);
+    let body = upload.body.clone();
+    assert_eq!(
+        wire::decode_gzip_batch(&body)
+            .expect("a real batch")
+            .reentry,
+        Reentry::AfterLeaving.to_proto(),
+        "the logger states its rule in the batch"
+    );
     for c in [&files, &micro] {
         assert_eq!(c.post_batch(&body).counts(), (2, 0, 0));
         assert_eq!(
@@ -824,6 +830,30 @@ fn two_devices_sharing_a_session_id_are_reported_as_conflicts_not_absorbed_as_re
         (after.delivered, after.duplicates, after.conflicts),
         (3, 6, 6)
     );
+}
+
+#[test]
+fn seqs_the_device_lost_with_its_journal_reconcile_as_dropped_and_survive_a_restart() {
+    let dir = TempDir::new("journal-lost");
+    let out = dir.path().join("out");
+    let first = Collector::start(&out, &Opts::files());
+    let (d, upload) = captured_upload("journal-lost-1", 3);
+    // As a device reports after a crash lost the journal records of seqs 4 and 5.
+    let mut batch = wire::decode_gzip_batch(&upload.body).expect("a real batch");
+    let c = batch.counters.as_mut().expect("counters");
+    c.recorded += 2;
+    c.last_seq += 2;
+    c.dropped_journal_lost = 2;
+    let body = gzip::gzip(&batch.encode_to_vec());
+    assert_eq!(first.post_batch(&body).counts(), (3, 0, 0));
+    let r = first.sessions()[&d.session()];
+    assert_eq!((r.issued, r.delivered, r.dropped, r.missing), (5, 3, 2, 0));
+    assert_eq!(r.dropped_by_reason.journal_lost, 2);
+    let records = batch_records(&out);
+    assert_eq!(records[0].counters.dropped_journal_lost, 2);
+    first.kill9();
+    let second = Collector::start(&out, &Opts::files());
+    assert_eq!(second.sessions()[&d.session()], r);
 }
 
 // ---- 10. micro mode API ----

@@ -103,10 +103,6 @@ pub struct Config {
     /// Share of impressions kept, in parts per million.
     pub sample_rate_ppm: u32,
     pub sample_key: SampleKey,
-    /// The re-entry rule the logger applies and writes into every batch. Transitional: the
-    /// rule is part of what the data means, so it also lives in `contract.reentry`, which
-    /// is to replace this field; keep the two equal.
-    pub reentry: Reentry,
     pub contract: Contract,
     pub max_batch_impressions: u32,
     pub max_batch_age_ms: u64,
@@ -128,7 +124,6 @@ impl Default for Config {
             seed: 0,
             sample_rate_ppm: PPM,
             sample_key: SampleKey::Install,
-            reentry: Reentry::OncePerPageView,
             contract: Contract::default(),
             max_batch_impressions: DEFAULT_MAX_BATCH_IMPRESSIONS,
             max_batch_age_ms: DEFAULT_MAX_BATCH_AGE_MS,

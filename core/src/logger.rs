@@ -952,7 +952,7 @@ impl Logger {
             self.journal(&Entry::SampledOut);
             return Ok(Recorded::SampledOut);
         }
-        let reentry = self.config.reentry;
+        let reentry = self.config.contract.reentry;
         let pv = &mut self.page_views[i];
         let first = q.first_visible_mono.saturating_sub(pv.start_mono);
         match pv
@@ -1086,7 +1086,7 @@ impl Logger {
             batch_no,
             contract_version: c.contract.version,
             sample_rate_ppm: c.sample_rate_ppm,
-            reentry: c.reentry.to_proto(),
+            reentry: c.contract.reentry.to_proto(),
             counters: Some(self.stats.to_proto()),
             clock: Some(proto::BatchClock {
                 closed_at_mono_ms: self.now,
@@ -1628,6 +1628,9 @@ impl Logger {
                 }
                 Entry::Impression(imp) => {
                     self.stats.recorded += 1;
+                    // Raised as replay goes, so a batch sealed here has counters that
+                    // cover its seqs.
+                    self.stats.issued = self.stats.issued.max(imp.seq);
                     journaled_through = journaled_through.max(imp.seq);
                     if imp.seq <= stored_through {
                         continue;

@@ -27,8 +27,43 @@ pub enum DropReason {
     JournalLost,
 }
 
+impl DropReason {
+    /// Every reason. Not stored by index (stored counters are named fields); if that ever
+    /// changes, pin explicit codes as [`Rule::code`] does.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::Overflow,
+        DropReason::Rejected,
+        DropReason::TooLarge,
+        DropReason::RetriesExhausted,
+        DropReason::Purged,
+        DropReason::StoreCorrupt,
+        DropReason::JournalLost,
+    ];
+
+    /// The stable snake_case name: the field name in [`Drops`] (JSON, `/sessions`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Overflow => "overflow",
+            DropReason::Rejected => "rejected",
+            DropReason::TooLarge => "too_large",
+            DropReason::RetriesExhausted => "retries_exhausted",
+            DropReason::Purged => "purged",
+            DropReason::StoreCorrupt => "store_corrupt",
+            DropReason::JournalLost => "journal_lost",
+        }
+    }
+}
+
+impl core::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Counters of impressions dropped after they were issued a seq, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+// JSON written before a reason existed reads it as zero.
+#[serde(default)]
 pub struct Drops {
     pub overflow: u64,
     pub rejected: u64,
@@ -36,6 +71,8 @@ pub struct Drops {
     pub retries_exhausted: u64,
     pub purged: u64,
     pub store_corrupt: u64,
+    /// Seqs that may have been issued before a crash whose journal records never became
+    /// durable; counted at the next start.
     pub journal_lost: u64,
 }
 
@@ -64,6 +101,38 @@ impl Drops {
             DropReason::JournalLost => &mut self.journal_lost,
         };
         *slot += n;
+    }
+
+    /// The count under `reason`.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Overflow => self.overflow,
+            DropReason::Rejected => self.rejected,
+            DropReason::TooLarge => self.too_large,
+            DropReason::RetriesExhausted => self.retries_exhausted,
+            DropReason::Purged => self.purged,
+            DropReason::StoreCorrupt => self.store_corrupt,
+            DropReason::JournalLost => self.journal_lost,
+        }
+    }
+
+    /// Every reason with its count.
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.into_iter().map(|r| (r, self.get(r)))
+    }
+
+    /// The drop counters of a batch's cumulative counters: the one place the wire's
+    /// fields map to reasons, for everyone who reads them (the collector's reconciliation).
+    pub fn from_counters(c: &proto::Counters) -> Drops {
+        Drops {
+            overflow: c.dropped_overflow,
+            rejected: c.dropped_rejected,
+            too_large: c.dropped_too_large,
+            retries_exhausted: c.dropped_retries_exhausted,
+            purged: c.dropped_purged,
+            store_corrupt: c.dropped_store_error,
+            journal_lost: c.dropped_journal_lost,
+        }
     }
 
     /// All drops (saturating: the collector sums counters received from the wire).
@@ -185,20 +254,6 @@ impl RuleCounts {
     }
 }
 
-/// Transitional, for tests that index by `Rule::index()` (the pinned code) until they use
-/// [`RuleCounts::get`]. Panics on a code no rule has, as an array would.
-impl core::ops::Index<usize> for RuleCounts {
-    type Output = u64;
-
-    fn index(&self, code: usize) -> &u64 {
-        let rule = u8::try_from(code).ok().and_then(Rule::from_code);
-        match rule {
-            Some(rule) => self.field(rule),
-            None => panic!("no rule has code {code}"),
-        }
-    }
-}
-
 /// The session's cumulative counters plus the logger's own operational figures.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
@@ -308,6 +363,74 @@ mod tests {
     }
 
     #[test]
+    fn journal_lost_drops_count_in_the_total_and_ride_in_every_batch() {
+        let mut s = Stats {
+            recorded: 10,
+            issued: 10,
+            delivered: 6,
+            ..Stats::default()
+        };
+        s.dropped.add(DropReason::JournalLost, 3);
+        s.dropped.add(DropReason::Overflow, 1);
+        assert_eq!((s.dropped.journal_lost, s.dropped.total()), (3, 4));
+        assert_eq!(s.pending(), 0);
+        let mut sum = Drops::default();
+        sum += s.dropped;
+        sum += s.dropped;
+        assert_eq!(sum.get(DropReason::JournalLost), 6);
+        let wire = s.to_proto();
+        assert_eq!(wire.dropped_journal_lost, 3);
+        assert_eq!(Drops::from_counters(&wire), s.dropped);
+    }
+
+    #[test]
+    fn every_drop_reason_maps_to_its_own_counter_and_wire_field() {
+        let mut d = Drops::default();
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            d.add(reason, 1 << i);
+        }
+        for (i, (reason, n)) in d.iter().enumerate() {
+            assert_eq!(n, 1 << i, "{reason}");
+        }
+        let wire = Stats {
+            dropped: d,
+            ..Stats::default()
+        }
+        .to_proto();
+        assert_eq!(Drops::from_counters(&wire), d);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn drop_reason_names_are_the_stable_json_field_names() {
+        let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "overflow",
+                "rejected",
+                "too_large",
+                "retries_exhausted",
+                "purged",
+                "store_corrupt",
+                "journal_lost"
+            ]
+        );
+        let mut d = Drops::default();
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            d.add(reason, i as u64 + 1);
+        }
+        let json = serde_json::to_value(d).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), DropReason::ALL.len());
+        for reason in DropReason::ALL {
+            assert_eq!(json[reason.name()], d.get(reason), "{reason}");
+        }
+        // Written before journal_lost existed.
+        let old: Drops = serde_json::from_str(r#"{"overflow":2}"#).unwrap();
+        assert_eq!((old.overflow, old.journal_lost), (2, 0));
+    }
+
+    #[test]
     fn invalid_input_is_counted_per_rule() {
         let mut s = Stats::default();
         s.count_invalid(Rule::NotOnPage);
@@ -346,9 +469,6 @@ mod tests {
         let mut newer = stored.clone();
         newer.extend([99, 99]);
         assert_eq!(RuleCounts::from_stored(&newer), counts);
-        for rule in Rule::ALL {
-            assert_eq!(counts[rule.index()], counts.get(rule));
-        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ use sightline_core::logger::SEQ_RESERVE;
 use sightline_core::upload::UPLOAD_TIMEOUT_MS;
 use sightline_core::wire;
 use sightline_core::{
-    Config, Impression, ItemRef, Logger, MemoryStore, Now, Recorded, Reentry, Rule, Store, Stored,
-    UploadOutcome, proto,
+    Config, ConfigError, Contract, Impression, ItemRef, Logger, MemoryStore, Now, Recorded,
+    Reentry, Rule, Store, Stored, UploadOutcome, proto,
 };
 
 /// A store shared between successive loggers, as a file store is across process restarts.
@@ -143,7 +143,7 @@ fn invalid_input_gets_a_typed_rule_and_is_counted_without_losing_anything() {
     );
     let stats = logger.stats();
     assert_eq!(stats.invalid, cases.len() as u64 + 2);
-    assert_eq!(stats.invalid_by_rule[Rule::ItemId.index()], 2);
+    assert_eq!(stats.invalid_by_rule.get(Rule::ItemId), 2);
     assert_eq!(stats.recorded, 1, "refused input is not part of recorded");
     logger.flush(at(2000));
     assert_eq!(
@@ -160,7 +160,10 @@ fn once_per_page_view_dedups_a_second_exposure_and_after_leaving_logs_it() {
         let mut logger = logger_on(
             &store,
             Config {
-                reentry,
+                contract: Contract {
+                    reentry,
+                    ..Contract::default()
+                },
                 ..config()
             },
             0,
@@ -186,7 +189,10 @@ fn an_exact_repeat_is_deduped_under_either_rule() {
     let mut logger = logger_on(
         &store,
         Config {
-            reentry: Reentry::AfterLeaving,
+            contract: Contract {
+                reentry: Reentry::AfterLeaving,
+                ..Contract::default()
+            },
             ..config()
         },
         0,
@@ -430,7 +436,10 @@ fn a_full_queue_drops_the_oldest_batch_and_counts_it() {
     };
     let mut logger = logger_on(&store, cfg, 0);
     let mut t = 0;
+    // 64 KiB hold a few batches of such ids; far more pages than that means no overflow.
+    const MAX_PAGES: u64 = 200;
     while logger.stats().dropped.overflow == 0 {
+        assert!(t / 2000 < MAX_PAGES, "no overflow after {MAX_PAGES} pages");
         // Long unique ids compress badly, so the queue fills quickly.
         let pv = logger.start_page_view("home", None, None, at(t)).unwrap();
         for i in 0..100u64 {
@@ -653,7 +662,7 @@ fn a_page_view_refuses_exposures_and_layouts_beyond_its_bound_and_counts_them() 
     }
     assert_eq!(refused, 20_000 - 4096, "beyond the page view's bound");
     assert_eq!(
-        logger.stats().invalid_by_rule[Rule::PageViewFull.index()],
+        logger.stats().invalid_by_rule.get(Rule::PageViewFull),
         refused
     );
     let huge: Vec<Vec<String>> = vec![(0..5000).map(|i| format!("title:{i}")).collect()];
@@ -666,27 +675,44 @@ fn a_page_view_refuses_exposures_and_layouts_beyond_its_bound_and_counts_them() 
 #[test]
 fn a_broken_configuration_is_refused_at_start() {
     let bad = [
-        Config {
-            app_id: String::new(),
-            ..config()
-        },
-        Config {
-            sample_rate_ppm: 1_000_001,
-            ..config()
-        },
-        Config {
-            max_batch_impressions: 0,
-            ..config()
-        },
-        Config {
-            retry_base_ms: 10,
-            retry_max_ms: 5,
-            ..config()
-        },
+        (
+            Config {
+                app_id: String::new(),
+                ..config()
+            },
+            ConfigError::BadId("app_id"),
+        ),
+        (
+            Config {
+                sample_rate_ppm: 1_000_001,
+                ..config()
+            },
+            ConfigError::SampleRate,
+        ),
+        (
+            Config {
+                max_batch_impressions: 0,
+                ..config()
+            },
+            ConfigError::Limit("max_batch_impressions"),
+        ),
+        (
+            Config {
+                retry_base_ms: 10,
+                retry_max_ms: 5,
+                ..config()
+            },
+            ConfigError::Limit("retry_base_ms/retry_max_ms"),
+        ),
     ];
-    for cfg in bad {
-        assert!(Logger::resume(cfg, Stored::default(), at(0)).is_err());
+    for (cfg, expected) in bad {
+        let refused = Logger::resume(cfg, Stored::default(), at(0)).err();
+        assert_eq!(refused, Some(expected));
     }
+    assert!(
+        Logger::resume(config(), Stored::default(), at(0)).is_ok(),
+        "the valid configuration starts"
+    );
 }
 
 #[test]
@@ -775,4 +801,39 @@ fn devices_configured_with_the_same_seed_get_different_sessions() {
     )
     .unwrap();
     assert_ne!(a.session_id(), b.session_id());
+}
+
+#[test]
+fn a_tracked_exposure_passes_the_same_contract_as_a_pre_qualified_one() {
+    let store = Shared::default();
+    let cfg = Config {
+        contract: Contract {
+            require_artwork: true,
+            max_visible_ms: 60_000,
+            ..Contract::default()
+        },
+        ..config()
+    };
+    let mut logger = logger_on(&store, cfg, 0);
+    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
+    let no_artwork = ItemRef {
+        artwork_id: None,
+        ..item("title:1", 0, 0)
+    };
+    logger
+        .handle_visibility(pv, &no_artwork, 1.0, at(0))
+        .unwrap();
+    logger
+        .handle_visibility(pv, &no_artwork, 0.0, at(1_500))
+        .unwrap();
+    // A TV left on one page: visible far longer than the contract allows.
+    let left_on = item("title:2", 0, 1);
+    logger.handle_visibility(pv, &left_on, 1.0, at(0)).unwrap();
+    logger
+        .handle_visibility(pv, &left_on, 0.0, at(3_600_000))
+        .unwrap();
+    let s = logger.stats();
+    assert_eq!(s.issued, 0, "neither is an impression");
+    assert_eq!(s.invalid_by_rule.get(Rule::ArtworkId), 1);
+    assert_eq!(s.invalid_by_rule.get(Rule::TooLong), 1);
 }

@@ -451,3 +451,15 @@ fn a_sampled_out_install_keeps_its_journal_bounded() {
         "journal holds {journal} bytes after flushes"
     );
 }
+
+#[test]
+fn a_batch_rebuilt_from_the_journal_has_counters_that_cover_its_seqs() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0); // journaled, in the open batch
+    drop(l);
+    let mut l = logger_on(&store, config(), 0);
+    let u = l.poll_upload(at(0)).expect("the replayed batch");
+    let batch = wire::decode_gzip_batch(&u.body).unwrap();
+    assert_eq!(Contract::default().check_batch(&batch), []);
+}

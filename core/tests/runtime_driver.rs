@@ -671,8 +671,8 @@ fn waiting_calls_return_the_rule_broken_and_calls_that_do_not_wait_count_it() {
     assert_eq!(driver.end_page_view(page_view + 7), Ok(()));
     let stats = driver.stats();
     assert_eq!(stats.invalid, 6);
-    assert_eq!(stats.invalid_by_rule[Rule::Fraction.index()], 1);
-    assert_eq!(stats.invalid_by_rule[Rule::UnknownPageView.index()], 2);
+    assert_eq!(stats.invalid_by_rule.get(Rule::Fraction), 1);
+    assert_eq!(stats.invalid_by_rule.get(Rule::UnknownPageView), 2);
     assert_eq!(stats.recorded, 0);
     assert!(uploads.lock().unwrap().is_empty());
 }

@@ -48,8 +48,8 @@ fn generate(core: &std::path::Path, out: &std::path::Path) -> std::io::Result<()
         .btree_map(["."])
         // The JSON view and the collector's outputs embed the generated messages.
         .type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]")
-        // Counters gain fields over versions; rows written by an older collector still read.
-        .type_attribute(".sightline.v1.Counters", "#[serde(default)]")
+        // JSON written before a field existed (the collector's batch records) still reads.
+        .message_attribute(".", "#[serde(default)]")
         .compile_protos(
             &[core.join("proto/sightline/v1/batch.proto")],
             &[core.join("proto")],

@@ -1,10 +1,12 @@
-//! A model collector: decodes uploads with the core's decoder, dedups by (session, seq),
-//! and remembers what arrived, so simulations can check exact delivery.
+//! A model collector: decodes uploads with the core's decoder, runs the contract's batch
+//! checks, dedups by (session, seq), and remembers what arrived, so simulations can check
+//! exact delivery and that a correct client breaks no rule.
 
 use std::collections::BTreeMap;
 
-use sightline_core::proto;
+use sightline_core::contract::Violation;
 use sightline_core::wire;
+use sightline_core::{Contract, proto};
 
 /// What one session delivered.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +31,10 @@ pub struct Collector {
     /// When set, every ingested body is kept (benchmarks re-encode them).
     pub keep_bodies: bool,
     pub bodies: Vec<Vec<u8>>,
+    /// The contract arrivals are checked against.
+    pub contract: Contract,
+    /// What `check_batch` found in arrivals, with the session: empty for a correct client.
+    pub violations: Vec<(String, Violation)>,
 }
 
 impl Collector {
@@ -44,6 +50,9 @@ impl Collector {
         };
         self.batches += 1;
         self.bytes += body.len() as u64;
+        for v in self.contract.check_batch(&batch) {
+            self.violations.push((batch.session_id.clone(), v));
+        }
         if self.keep_bodies {
             self.bodies.push(body.to_vec());
         }

@@ -2,7 +2,7 @@
 //! time, a lossy network, crashes and clock jumps. Set `SIGHTLINE_SIM_SESSIONS` for a
 //! longer run (the default run simulates 10,000 sessions).
 
-use sightline_core::{Config, Reentry};
+use sightline_core::{Config, Contract, Reentry};
 use sightline_sim::collector::Collector;
 use sightline_sim::harness::{SimSpec, check, run_device};
 use sightline_sim::network::Faults;
@@ -49,7 +49,10 @@ fn run(
     n: u64,
     seed0: u64,
 ) -> (Collector, Vec<sightline_sim::harness::DeviceReport>) {
-    let mut collector = Collector::default();
+    let mut collector = Collector {
+        contract: spec.config.contract.clone(),
+        ..Collector::default()
+    };
     let reports = (0..n)
         .map(|i| run_device(spec, seed0 + i, &session_pages(seed0 + i), &mut collector))
         .collect();
@@ -71,6 +74,11 @@ fn every_simulated_session_accounts_for_every_impression_on_a_hostile_network() 
         "{} sessions broke the invariant, first: {}",
         failures.len(),
         failures[0]
+    );
+    assert!(
+        collector.violations.is_empty(),
+        "a correct client broke the contract: {:?}",
+        &collector.violations[..collector.violations.len().min(5)]
     );
 
     // The run must actually have exercised what it claims to.
@@ -151,7 +159,10 @@ fn sampling_keeps_whole_installs_and_counts_the_rest() {
 #[test]
 fn the_same_seed_replays_the_same_simulation() {
     let spec = SimSpec::hostile(Config {
-        reentry: Reentry::AfterLeaving,
+        contract: Contract {
+            reentry: Reentry::AfterLeaving,
+            ..Contract::default()
+        },
         ..config()
     });
     let (a, ra) = run(&spec, 30, 7);

@@ -268,28 +268,30 @@ impl Summary {
 
     fn print_drop_table(&self) {
         println!(
-            "{:<17} {:>8} {:>8} {:>9} {:>17} {:>6} {:>13}",
+            "{:<17} {:>8} {:>8} {:>9} {:>17} {:>6} {:>13} {:>12}",
             "dropped by reason",
             "overflow",
             "rejected",
             "too large",
             "retries exhausted",
             "purged",
-            "store corrupt"
+            "store corrupt",
+            "journal lost"
         );
         let total = ("total", &self.total);
         let rows = self.rows.iter().map(|(p, r)| (platform_name(*p), r));
         for (name, row) in rows.chain([total]) {
             let d = &row.dropped;
             println!(
-                "{:<17} {:>8} {:>8} {:>9} {:>17} {:>6} {:>13}",
+                "{:<17} {:>8} {:>8} {:>9} {:>17} {:>6} {:>13} {:>12}",
                 name,
                 d.overflow,
                 d.rejected,
                 d.too_large,
                 d.retries_exhausted,
                 d.purged,
-                d.store_corrupt
+                d.store_corrupt,
+                d.journal_lost
             );
         }
     }
