@@ -18,7 +18,7 @@ use sightline_core::{Impression, Recorded, Reentry, UploadOutcome, gzip, proto, 
 
 const OK: UploadOutcome = UploadOutcome::Status {
     code: 200,
-    retry_after_ms: None,
+    retry_after: None,
 };
 
 /// A device with small batches, so a few impressions make several uploads.
@@ -245,7 +245,7 @@ fn a_collector_killed_and_restarted_over_its_output_counts_every_impression_once
         let wait = deadline.saturating_sub(d.now().mono_ms);
         d.advance(wait);
         let upload = d.poll().expect("the batch goes out at its deadline");
-        let outcome = old_transport.send(&upload, d.now().wall_ms);
+        let outcome = old_transport.send(&upload);
         assert_eq!(outcome, UploadOutcome::NetworkError);
         d.settle_one(&upload, outcome);
         assert!(
@@ -1100,12 +1100,12 @@ fn output_failure(kind: &str) {
     d.page_view(5);
     d.flush();
     let upload = d.poll().unwrap();
-    let outcome = t.send(&upload, d.now().wall_ms);
+    let outcome = t.send(&upload);
     assert_eq!(
         outcome,
         UploadOutcome::Status {
             code: 503,
-            retry_after_ms: None
+            retry_after: None
         }
     );
     d.settle_one(&upload, outcome);

@@ -68,7 +68,7 @@
 //!     }
 //!     let Some(upload) = logger.poll_upload(t(1_700)) else { break };
 //!     // The host POSTs upload.body to <collector>/v1/batches with upload.headers, then:
-//!     let ok = UploadOutcome::Status { code: 200, retry_after_ms: None };
+//!     let ok = UploadOutcome::Status { code: 200, retry_after: None };
 //!     logger.handle_upload_result(upload.id, ok, t(1_800))?;
 //!     sent += 1;
 //! }
@@ -91,6 +91,7 @@ pub mod config;
 pub mod contract;
 pub mod dedup;
 pub mod gzip;
+pub mod input;
 pub mod intern;
 #[cfg(feature = "std")]
 pub mod json;
@@ -117,10 +118,11 @@ pub mod proto {
 
 pub use config::{Config, ConfigError, Platform, Reentry};
 pub use contract::{Contract, Rule};
+pub use input::{Handled, Input, InputError, Item, QualifiedImpression};
 pub use logger::{
     Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownStoreOp, UnknownUpload,
 };
 pub use sampling::SampleKey;
 pub use stats::{DropReason, Stats};
 pub use store::{MemoryStore, Store, StoreError, StoreOp, StoreRequest, Stored};
-pub use upload::{Upload, UploadOutcome};
+pub use upload::{Header, Upload, UploadOutcome};

@@ -41,8 +41,8 @@ use crate::store::{
     Store, StoreError, StoreOp, StoreRequest, Stored, frame_into, read_frames, read_single_frame,
 };
 use crate::upload::{
-    self, APP_KEY_HEADER, CONTENT_TYPE, Disposition, MAX_RETRY_AFTER_MS, UPLOAD_PATH,
-    UPLOAD_TIMEOUT_MS, Upload, UploadOutcome,
+    self, APP_KEY_HEADER, BATCH_HEADER, CONTENT_TYPE, Disposition, Header, MAX_RETRY_AFTER_MS,
+    UPLOAD_PATH, UPLOAD_TIMEOUT_MS, Upload, UploadOutcome,
 };
 use crate::viewability::{Place, Qualified, Tracker};
 use crate::wire;
@@ -243,6 +243,13 @@ struct Settled {
     /// Its removal is planned or handed out.
     removing: bool,
 }
+
+// The logger holds no host object, so it crosses threads (a binding's shared object, the
+// driver thread): checked at compile time.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Logger>();
+};
 
 /// The impression logger. See the module docs for the run loop.
 pub struct Logger {
@@ -763,12 +770,18 @@ impl Logger {
             id: upload,
             path: UPLOAD_PATH.to_string(),
             headers: alloc::vec![
-                ("content-type".to_string(), CONTENT_TYPE.to_string()),
-                (APP_KEY_HEADER.to_string(), self.config.app_key.clone()),
-                (
-                    "x-sightline-batch".to_string(),
-                    format!("{}/{}", self.session_id, batch_no)
-                ),
+                Header {
+                    name: "content-type".to_string(),
+                    value: CONTENT_TYPE.to_string(),
+                },
+                Header {
+                    name: APP_KEY_HEADER.to_string(),
+                    value: self.config.app_key.clone(),
+                },
+                Header {
+                    name: BATCH_HEADER.to_string(),
+                    value: format!("{}/{}", self.session_id, batch_no),
+                },
             ],
             body,
         })
@@ -1296,7 +1309,7 @@ impl Logger {
         };
         let (count, attempts, body_len) =
             (u64::from(batch.count), batch.attempts, batch.body.len());
-        match upload::classify(outcome) {
+        match upload::classify(&outcome) {
             Disposition::Delivered => {
                 self.queue.remove(id);
                 self.stats.delivered += count;
@@ -1313,12 +1326,11 @@ impl Logger {
                 let c = &self.config;
                 let backoff =
                     upload::backoff_ms(attempts, c.retry_base_ms, c.retry_max_ms, &mut self.rng);
-                // The host may pass any value: the same cap as a parsed header.
-                let asked = match outcome {
+                let asked = match &outcome {
                     UploadOutcome::Status {
-                        retry_after_ms: Some(ms),
+                        retry_after: Some(text),
                         ..
-                    } => ms.min(MAX_RETRY_AFTER_MS),
+                    } => upload::parse_retry_after(text, self.wall).unwrap_or(0),
                     _ => 0,
                 };
                 if asked > 0 {

@@ -13,11 +13,20 @@ pub const CONTENT_TYPE: &str = "application/x-sightline-batch";
 pub const UPLOAD_PATH: &str = "/v1/batches";
 /// Header carrying the app key.
 pub const APP_KEY_HEADER: &str = "x-sightline-app-key";
+/// Header naming the batch (`<session id>/<batch no>`), for the collector's logs.
+pub const BATCH_HEADER: &str = "x-sightline-batch";
 /// A host that never reports an outcome is treated as a network error after this long, so
 /// a lost callback cannot stall uploads forever.
 pub const UPLOAD_TIMEOUT_MS: u64 = 60_000;
 /// Retry-After beyond this is capped: a misconfigured server must not silence a device for days.
 pub const MAX_RETRY_AFTER_MS: u64 = 60 * 60 * 1000;
+
+/// One HTTP header of an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
 
 /// One request for the host to perform: POST `body` to `path` with `headers`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,20 +34,31 @@ pub struct Upload {
     /// Pass back to `handle_upload_result`.
     pub id: u64,
     pub path: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<Header>,
     pub body: Vec<u8>,
 }
 
-/// What happened to an upload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What happened to an upload, as the host saw it: no binding parses anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UploadOutcome {
-    /// The server answered; `retry_after_ms` is the parsed Retry-After header, if any.
+    /// The server answered with this status; `retry_after` is the raw `Retry-After` header
+    /// text, if any (delay-seconds or an HTTP date; the core parses and caps it).
     Status {
         code: u16,
-        retry_after_ms: Option<u64>,
+        retry_after: Option<String>,
     },
     /// No HTTP answer: DNS, connect, TLS, timeout, reset.
     NetworkError,
+}
+
+impl UploadOutcome {
+    /// A status without Retry-After.
+    pub fn status(code: u16) -> Self {
+        UploadOutcome::Status {
+            code,
+            retry_after: None,
+        }
+    }
 }
 
 /// What the logger does with a batch after an outcome.
@@ -53,8 +73,8 @@ pub enum Disposition {
 }
 
 /// Classifies an outcome.
-pub fn classify(outcome: UploadOutcome) -> Disposition {
-    match outcome {
+pub fn classify(outcome: &UploadOutcome) -> Disposition {
+    match *outcome {
         UploadOutcome::NetworkError => Disposition::Retry,
         UploadOutcome::Status { code, .. } => match code {
             200..=299 => Disposition::Delivered,
@@ -125,24 +145,23 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn status(code: u16) -> UploadOutcome {
-        UploadOutcome::Status {
-            code,
-            retry_after_ms: None,
-        }
-    }
-
     #[test]
     fn outcomes_map_to_what_happens_to_the_batch() {
-        assert_eq!(classify(status(200)), Disposition::Delivered);
-        assert_eq!(classify(status(204)), Disposition::Delivered);
-        assert_eq!(classify(status(413)), Disposition::Split);
-        assert_eq!(classify(status(429)), Disposition::Retry);
-        assert_eq!(classify(status(503)), Disposition::Retry);
-        assert_eq!(classify(status(500)), Disposition::Retry);
-        assert_eq!(classify(status(400)), Disposition::Reject);
-        assert_eq!(classify(status(401)), Disposition::Reject);
-        assert_eq!(classify(UploadOutcome::NetworkError), Disposition::Retry);
+        assert_eq!(
+            classify(&UploadOutcome::status(200)),
+            Disposition::Delivered
+        );
+        assert_eq!(
+            classify(&UploadOutcome::status(204)),
+            Disposition::Delivered
+        );
+        assert_eq!(classify(&UploadOutcome::status(413)), Disposition::Split);
+        assert_eq!(classify(&UploadOutcome::status(429)), Disposition::Retry);
+        assert_eq!(classify(&UploadOutcome::status(503)), Disposition::Retry);
+        assert_eq!(classify(&UploadOutcome::status(500)), Disposition::Retry);
+        assert_eq!(classify(&UploadOutcome::status(400)), Disposition::Reject);
+        assert_eq!(classify(&UploadOutcome::status(401)), Disposition::Reject);
+        assert_eq!(classify(&UploadOutcome::NetworkError), Disposition::Retry);
     }
 
     #[test]

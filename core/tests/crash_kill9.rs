@@ -216,7 +216,7 @@ fn kill9_at_random_points_loses_nothing_reported_durable() {
             }
             let ok = UploadOutcome::Status {
                 code: 200,
-                retry_after_ms: None,
+                retry_after: None,
             };
             logger.handle_upload_result(upload.id, ok, now).unwrap();
             logger.perform_store_ops(&mut store);

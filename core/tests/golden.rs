@@ -82,7 +82,7 @@ fn reference_body() -> Vec<u8> {
     let upload = logger.poll_upload(at(9_300)).unwrap();
     let ok = UploadOutcome::Status {
         code: 200,
-        retry_after_ms: None,
+        retry_after: None,
     };
     logger
         .handle_upload_result(upload.id, ok, at(9_400))

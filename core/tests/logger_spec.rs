@@ -76,7 +76,7 @@ fn an_item_visible_long_enough_becomes_an_impression_with_all_its_facts() {
         upload
             .headers
             .iter()
-            .any(|(k, v)| k == "x-sightline-app-key" && v == "key-1")
+            .any(|h| h.name == "x-sightline-app-key" && h.value == "key-1")
     );
 }
 
@@ -316,7 +316,7 @@ fn retry_after_is_obeyed_even_when_longer_than_the_backoff() {
     logger.flush(at(2000));
     let u = logger.poll_upload(at(2000)).unwrap();
     logger
-        .handle_upload_result(u.id, status(429, Some(120_000)), at(2000))
+        .handle_upload_result(u.id, status(429, Some("120")), at(2000))
         .unwrap();
     assert_eq!(logger.poll_timeout(), Some(122_000));
     assert!(logger.poll_upload(at(121_999)).is_none());
@@ -331,7 +331,7 @@ fn a_wall_clock_set_back_cannot_stretch_retry_after_across_a_restart() {
     logger.flush(at(2000));
     let u = logger.poll_upload(at(2000)).unwrap();
     logger
-        .handle_upload_result(u.id, status(503, Some(10_000)), at(2000))
+        .handle_upload_result(u.id, status(503, Some("10")), at(2000))
         .unwrap();
     drop(logger);
     // The device restarts with its wall clock an hour behind.
@@ -836,4 +836,23 @@ fn a_tracked_exposure_passes_the_same_contract_as_a_pre_qualified_one() {
     assert_eq!(s.issued, 0, "neither is an impression");
     assert_eq!(s.invalid_by_rule.get(Rule::ArtworkId), 1);
     assert_eq!(s.invalid_by_rule.get(Rule::TooLong), 1);
+}
+
+#[test]
+fn a_retry_after_given_as_an_http_date_is_obeyed() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    record_n(&mut logger, 2, 0);
+    logger.flush(at(2000));
+    let u = logger.poll_upload(at(2000)).unwrap();
+    // The wall clock reads 2023-11-14T22:13:22Z at mono 2000: 30 s before this date.
+    let date = Some("Tue, 14 Nov 2023 22:13:52 GMT");
+    logger
+        .handle_upload_result(u.id, status(503, date), at(2000))
+        .unwrap();
+    assert!(
+        logger.poll_upload(at(31_999)).is_none(),
+        "asked to wait 30 s"
+    );
+    assert!(logger.poll_upload(at(32_000)).is_some());
 }

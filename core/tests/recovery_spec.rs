@@ -214,10 +214,7 @@ fn a_crash_while_settling_a_batch_neither_loses_nor_recounts_it() {
     let u = l.poll_upload(at(2000)).unwrap();
     l.sync();
     store.borrow_mut().budget = Some(1); // the process dies right after the next write
-    let rejected = UploadOutcome::Status {
-        code: 400,
-        retry_after_ms: None,
-    };
+    let rejected = UploadOutcome::status(400);
     l.handle_upload_result(u.id, rejected, at(2000)).unwrap(); // remove(batch), [die], put(acks)
     drop(l);
     store.borrow_mut().budget = None;
@@ -290,7 +287,7 @@ fn a_huge_retry_after_is_capped_not_overflowed() {
     let u = l.poll_upload(at(2000)).unwrap();
     let outcome = UploadOutcome::Status {
         code: 503,
-        retry_after_ms: Some(u64::MAX),
+        retry_after: Some(u64::MAX.to_string()),
     };
     let _ = l.handle_upload_result(u.id, outcome, at(2000));
 }

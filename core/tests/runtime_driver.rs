@@ -19,7 +19,9 @@ use sightline_core::contract::Contract;
 use sightline_core::runtime::{
     Clock, Driver, DriverError, FileStore, HttpTransport, SystemClock, Transport,
 };
-use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH, UPLOAD_TIMEOUT_MS};
+use sightline_core::upload::{
+    APP_KEY_HEADER, CONTENT_TYPE, Header, UPLOAD_PATH, UPLOAD_TIMEOUT_MS,
+};
 use sightline_core::{
     Config, ConfigError, Impression, ItemRef, Logger, MemoryStore, Now, Recorded, Rule, Upload,
     UploadOutcome, proto, wire,
@@ -350,16 +352,16 @@ fn assert_each_seq_once(accepted: &[((String, u64), String)], n: u64) {
 fn recording(outcome: UploadOutcome) -> (Arc<Mutex<Vec<Upload>>>, impl Transport + 'static) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&log);
-    let transport = move |upload: &Upload, _wall: u64| {
+    let transport = move |upload: &Upload| {
         sink.lock().unwrap().push(upload.clone());
-        outcome
+        outcome.clone()
     };
     (log, transport)
 }
 
 const OK: UploadOutcome = UploadOutcome::Status {
     code: 200,
-    retry_after_ms: None,
+    retry_after: None,
 };
 
 // ---- the driver over HTTP ----
@@ -512,15 +514,21 @@ fn upload(body: &[u8]) -> Upload {
         id: 1,
         path: UPLOAD_PATH.to_string(),
         headers: vec![
-            ("content-type".to_string(), CONTENT_TYPE.to_string()),
-            (APP_KEY_HEADER.to_string(), "key-123".to_string()),
+            Header {
+                name: "content-type".to_string(),
+                value: CONTENT_TYPE.to_string(),
+            },
+            Header {
+                name: APP_KEY_HEADER.to_string(),
+                value: "key-123".to_string(),
+            },
         ],
         body: body.to_vec(),
     }
 }
 
 #[test]
-fn http_transport_maps_statuses_retry_after_and_refused_connections_to_outcomes() {
+fn http_transport_reports_statuses_raw_retry_after_text_and_refused_connections() {
     let replies = [
         status(200),
         status(413),
@@ -537,31 +545,19 @@ fn http_transport_maps_statuses_retry_after_and_refused_connections_to_outcomes(
     let collector = Collector::start(move |n| replies[n.min(replies.len() - 1)]);
     // A trailing slash on the base URL must not double the path's.
     let transport = HttpTransport::new(&format!("{}/", collector.url()), HTTP_TIMEOUT);
-    let outcome = |code, retry_after_ms| UploadOutcome::Status {
+    let outcome = |code, retry_after: Option<&str>| UploadOutcome::Status {
         code,
-        retry_after_ms,
+        retry_after: retry_after.map(str::to_string),
     };
     let body = b"\x1f\x8b not really gzip, the transport does not care";
+    assert_eq!(transport.send(&upload(body)), outcome(200, None));
+    assert_eq!(transport.send(&upload(body)), outcome(413, None));
+    assert_eq!(transport.send(&upload(body)), outcome(400, None));
+    assert_eq!(transport.send(&upload(body)), outcome(503, Some("7")));
     assert_eq!(
-        transport.send(&upload(body), WALL_BASE_MS),
-        outcome(200, None)
-    );
-    assert_eq!(
-        transport.send(&upload(body), WALL_BASE_MS),
-        outcome(413, None)
-    );
-    assert_eq!(
-        transport.send(&upload(body), WALL_BASE_MS),
-        outcome(400, None)
-    );
-    assert_eq!(
-        transport.send(&upload(body), WALL_BASE_MS),
-        outcome(503, Some(7_000))
-    );
-    assert_eq!(
-        transport.send(&upload(body), WALL_BASE_MS),
-        outcome(429, Some(30_000)),
-        "an HTTP-date counts from the wall clock passed in"
+        transport.send(&upload(body)),
+        outcome(429, Some("Mon, 01 Jan 2024 00:00:30 GMT")),
+        "the header's text, for the logger to parse"
     );
     let received = collector.received();
     assert_eq!(received.len(), 5);
@@ -575,7 +571,7 @@ fn http_transport_maps_statuses_retry_after_and_refused_connections_to_outcomes(
 
     let mut refused = HttpTransport::new(&refused_url(), HTTP_TIMEOUT);
     assert_eq!(
-        Transport::send(&mut refused, &upload(body), WALL_BASE_MS),
+        Transport::send(&mut refused, &upload(body)),
         UploadOutcome::NetworkError
     );
 }
@@ -588,7 +584,7 @@ fn http_transport_reports_a_server_that_never_answers_as_a_network_error() {
     let silent = thread::spawn(move || listener.accept().map(|(stream, _)| stream));
     let transport = HttpTransport::new(&format!("http://{addr}"), Duration::from_millis(200));
     assert_eq!(
-        transport.send(&upload(b"body"), WALL_BASE_MS),
+        transport.send(&upload(b"body")),
         UploadOutcome::NetworkError
     );
     let held = silent.join().unwrap();
@@ -598,18 +594,15 @@ fn http_transport_reports_a_server_that_never_answers_as_a_network_error() {
 #[test]
 fn http_transport_reports_a_malformed_url_or_header_as_a_network_error() {
     let transport = HttpTransport::new("not a url", HTTP_TIMEOUT);
-    assert_eq!(
-        transport.send(&upload(b"x"), WALL_BASE_MS),
-        UploadOutcome::NetworkError
-    );
+    assert_eq!(transport.send(&upload(b"x")), UploadOutcome::NetworkError);
     let collector = Collector::start(|_| status(200));
     let transport = HttpTransport::new(&collector.url(), HTTP_TIMEOUT);
     let mut bad = upload(b"x");
-    bad.headers.push(("x-bad".into(), "line\nbreak".into()));
-    assert_eq!(
-        transport.send(&bad, WALL_BASE_MS),
-        UploadOutcome::NetworkError
-    );
+    bad.headers.push(Header {
+        name: "x-bad".into(),
+        value: "line\nbreak".into(),
+    });
+    assert_eq!(transport.send(&bad), UploadOutcome::NetworkError);
     assert!(collector.received().is_empty(), "nothing was sent");
 }
 
@@ -738,7 +731,7 @@ fn the_batch_age_deadline_fires_on_the_real_clock_without_any_further_call() {
     const MIN_VISIBLE_MS: u32 = 10;
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&sent);
-    let transport = move |_: &Upload, _: u64| {
+    let transport = move |_: &Upload| {
         counter.fetch_add(1, Ordering::SeqCst);
         OK
     };
@@ -879,7 +872,7 @@ fn a_slow_upload_never_blocks_the_hosts_calls() {
     let in_request = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicBool::new(false));
     let (entered, done) = (Arc::clone(&in_request), Arc::clone(&finished));
-    let transport = move |_: &Upload, _: u64| {
+    let transport = move |_: &Upload| {
         entered.store(true, Ordering::SeqCst);
         // Held until the test lets go (bounded, so a regression fails instead of hanging).
         let _ = released.lock().unwrap().recv_timeout(PATIENCE);
@@ -905,7 +898,7 @@ fn a_slow_upload_never_blocks_the_hosts_calls() {
 #[test]
 fn a_panicking_transport_never_reaches_the_host_and_logging_goes_on() {
     let clock = FakeClock::new();
-    let transport = |_: &Upload, _: u64| -> UploadOutcome { panic!("transport bug") };
+    let transport = |_: &Upload| -> UploadOutcome { panic!("transport bug") };
     let driver = start(Box::new(transport), &clock);
     record_items(&driver, &clock, 0, 2);
     driver.flush().unwrap();
@@ -925,7 +918,7 @@ fn dropping_the_driver_stops_its_thread_and_a_restart_delivers_what_it_left() {
     let clock = FakeClock::new();
     let witness = Arc::new(());
     let held = Arc::clone(&witness);
-    let failing = move |_: &Upload, _: u64| {
+    let failing = move |_: &Upload| {
         let _ = &held;
         UploadOutcome::NetworkError
     };

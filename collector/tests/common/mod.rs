@@ -252,7 +252,7 @@ impl Collector {
         let headers: Vec<(&str, &str)> = upload
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|h| (h.name.as_str(), h.value.as_str()))
             .collect();
         self.post_raw(&headers, &upload.body)
     }
@@ -659,17 +659,18 @@ impl Device {
         let mut seen = Settled::default();
         for _ in 0..MAX_PUMP_STEPS {
             if let Some(upload) = self.poll() {
-                let outcome = transport.send(&upload, self.now().wall_ms);
+                let outcome = transport.send(&upload);
                 seen.bytes_sent += upload.body.len() as u64;
-                self.settle_one(&upload, outcome);
-                seen.outcomes.push(outcome);
-                if !matches!(
+                let delivered = matches!(
                     outcome,
                     UploadOutcome::Status {
                         code: 200..=299,
                         ..
                     }
-                ) {
+                );
+                self.settle_one(&upload, outcome.clone());
+                seen.outcomes.push(outcome);
+                if !delivered {
                     let wait = self
                         .logger
                         .poll_timeout()

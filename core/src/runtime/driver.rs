@@ -42,6 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, ConfigError};
 use crate::contract::Rule;
+use crate::input::{Handled, Input, InputError};
 use crate::logger::{Impression, ItemRef, Logger, Now, Recorded, StartError};
 use crate::stats::Stats;
 use crate::store::{Store, StoreError};
@@ -139,132 +140,21 @@ impl fmt::Display for DriverError {
 
 impl core::error::Error for DriverError {}
 
-/// An [`ItemRef`] that can cross threads.
-#[derive(Debug)]
-struct OwnedItem {
-    item_id: String,
-    artwork_id: Option<String>,
-    row: u32,
-    column: u32,
-}
-
-impl OwnedItem {
-    fn new(item: &ItemRef<'_>) -> Self {
-        OwnedItem {
-            item_id: item.item_id.into(),
-            artwork_id: item.artwork_id.map(Into::into),
-            row: item.row,
-            column: item.column,
-        }
-    }
-
-    fn as_ref(&self) -> ItemRef<'_> {
-        ItemRef {
-            item_id: &self.item_id,
-            artwork_id: self.artwork_id.as_deref(),
-            row: self.row,
-            column: self.column,
-        }
-    }
-}
-
-/// An [`Impression`] that can cross threads.
-#[derive(Debug)]
-struct OwnedImpression {
-    item: OwnedItem,
-    first_visible_mono_ms: u64,
-    visible_ms: u64,
-    max_visible_fraction: f32,
-    focused_ms: u64,
-}
-
-impl OwnedImpression {
-    fn new(imp: &Impression<'_>) -> Self {
-        OwnedImpression {
-            item: OwnedItem {
-                item_id: imp.item_id.into(),
-                artwork_id: imp.artwork_id.map(Into::into),
-                row: imp.row,
-                column: imp.column,
-            },
-            first_visible_mono_ms: imp.first_visible_mono_ms,
-            visible_ms: imp.visible_ms,
-            max_visible_fraction: imp.max_visible_fraction,
-            focused_ms: imp.focused_ms,
-        }
-    }
-
-    fn as_ref(&self) -> Impression<'_> {
-        Impression {
-            item_id: &self.item.item_id,
-            artwork_id: self.item.artwork_id.as_deref(),
-            row: self.item.row,
-            column: self.item.column,
-            first_visible_mono_ms: self.first_visible_mono_ms,
-            visible_ms: self.visible_ms,
-            max_visible_fraction: self.max_visible_fraction,
-            focused_ms: self.focused_ms,
-        }
-    }
-}
-
-/// The logger's inputs, owned, each stamped with the time the host made the call.
+/// What the host threads send the driver thread.
 #[derive(Debug)]
 enum Command {
-    StartPageView {
-        page: String,
-        request_id: Option<String>,
-        layout: Option<Vec<Vec<String>>>,
+    /// A logger input, stamped with the time the host made the call; `reply` when the
+    /// host waits for the answer.
+    Input {
+        input: Input,
         now: Now,
-        reply: Sender<Result<u64, Rule>>,
-    },
-    EndPageView {
-        page_view: u64,
-        now: Now,
-    },
-    Visibility {
-        page_view: u64,
-        item: OwnedItem,
-        fraction: f32,
-        now: Now,
-    },
-    Focus {
-        page_view: u64,
-        item: OwnedItem,
-        focused: bool,
-        now: Now,
-    },
-    AppHidden {
-        now: Now,
-    },
-    AppVisible {
-        now: Now,
-    },
-    Record {
-        page_view: u64,
-        impression: OwnedImpression,
-        now: Now,
-        reply: Sender<Result<Recorded, Rule>>,
-    },
-    Flush {
-        now: Now,
-    },
-    SetEnabled {
-        enabled: bool,
-        purge: bool,
-        now: Now,
+        reply: Option<Sender<Result<Handled, InputError>>>,
     },
     Stats {
         reply: Sender<Stats>,
     },
     Shutdown {
         max_wait: Duration,
-    },
-    /// From the upload thread: the outcome of an upload, at the time the request ended.
-    UploadDone {
-        id: u64,
-        outcome: UploadOutcome,
-        now: Now,
     },
 }
 
@@ -370,21 +260,20 @@ impl Driver {
         request_id: Option<&str>,
         layout: Option<Vec<Vec<String>>>,
     ) -> Result<u64, DriverError> {
-        let now = self.now();
-        self.ask(|reply| Command::StartPageView {
+        let input = Input::StartPageView {
             page: page.into(),
             request_id: request_id.map(Into::into),
             layout,
-            now,
-            reply,
-        })?
-        .map_err(DriverError::Rule)
+        };
+        match self.ask_input(input)? {
+            Handled::PageView(id) => Ok(id),
+            _ => Err(DriverError::Stopped),
+        }
     }
 
     /// Ends a page view; see [`Logger::end_page_view`]. Does not wait.
     pub fn end_page_view(&self, page_view: u64) -> Result<(), DriverError> {
-        let now = self.now();
-        self.tell(Command::EndPageView { page_view, now })
+        self.tell(Input::EndPageView { page_view })
     }
 
     /// The visible share of an item changed; see [`Logger::handle_visibility`]. Does not wait.
@@ -394,12 +283,10 @@ impl Driver {
         item: &ItemRef<'_>,
         fraction: f32,
     ) -> Result<(), DriverError> {
-        let now = self.now();
-        self.tell(Command::Visibility {
+        self.tell(Input::Visibility {
             page_view,
-            item: OwnedItem::new(item),
+            item: item.into(),
             fraction,
-            now,
         })
     }
 
@@ -410,26 +297,22 @@ impl Driver {
         item: &ItemRef<'_>,
         focused: bool,
     ) -> Result<(), DriverError> {
-        let now = self.now();
-        self.tell(Command::Focus {
+        self.tell(Input::Focus {
             page_view,
-            item: OwnedItem::new(item),
+            item: item.into(),
             focused,
-            now,
         })
     }
 
     /// The app went to the background; see [`Logger::handle_app_hidden`]. Does not wait;
     /// the closed batch is uploaded as soon as the thread gets to it.
     pub fn app_hidden(&self) -> Result<(), DriverError> {
-        let now = self.now();
-        self.tell(Command::AppHidden { now })
+        self.tell(Input::AppHidden)
     }
 
     /// The app is visible again; see [`Logger::handle_app_visible`]. Does not wait.
     pub fn app_visible(&self) -> Result<(), DriverError> {
-        let now = self.now();
-        self.tell(Command::AppVisible { now })
+        self.tell(Input::AppVisible)
     }
 
     /// Records an impression the host qualified itself; see [`Logger::record_impression`].
@@ -438,30 +321,24 @@ impl Driver {
         page_view: u64,
         impression: &Impression<'_>,
     ) -> Result<Recorded, DriverError> {
-        let now = self.now();
-        self.ask(|reply| Command::Record {
+        let input = Input::Impression {
             page_view,
-            impression: OwnedImpression::new(impression),
-            now,
-            reply,
-        })?
-        .map_err(DriverError::Rule)
+            impression: impression.into(),
+        };
+        match self.ask_input(input)? {
+            Handled::Recorded(recorded) => Ok(recorded),
+            _ => Err(DriverError::Stopped),
+        }
     }
 
     /// Closes the open batch so it is durable and sent; see [`Logger::flush`]. Does not wait.
     pub fn flush(&self) -> Result<(), DriverError> {
-        let now = self.now();
-        self.tell(Command::Flush { now })
+        self.tell(Input::Flush)
     }
 
     /// Opt-out and opt-in; see [`Logger::set_enabled`]. Does not wait.
     pub fn set_enabled(&self, enabled: bool, purge: bool) -> Result<(), DriverError> {
-        let now = self.now();
-        self.tell(Command::SetEnabled {
-            enabled,
-            purge,
-            now,
-        })
+        self.tell(Input::SetEnabled { enabled, purge })
     }
 
     /// The logger's counters after every call made before this one. If the thread is
@@ -499,7 +376,32 @@ impl Driver {
         }
     }
 
-    fn tell(&self, command: Command) -> Result<(), DriverError> {
+    /// Sends an input stamped now, without waiting.
+    fn tell(&self, input: Input) -> Result<(), DriverError> {
+        let now = self.now();
+        self.send(Command::Input {
+            input,
+            now,
+            reply: None,
+        })
+    }
+
+    /// Sends an input stamped now and waits for its answer.
+    fn ask_input(&self, input: Input) -> Result<Handled, DriverError> {
+        let now = self.now();
+        self.ask(|reply| Command::Input {
+            input,
+            now,
+            reply: Some(reply),
+        })?
+        .map_err(|e| match e {
+            InputError::Refused(rule) => DriverError::Rule(rule),
+            // Only upload results name uploads, and hosts do not send those.
+            InputError::UnknownUpload(_) => DriverError::Stopped,
+        })
+    }
+
+    fn send(&self, command: Command) -> Result<(), DriverError> {
         self.commands
             .send(command)
             .map_err(|_| DriverError::Stopped)
@@ -507,7 +409,7 @@ impl Driver {
 
     fn ask<T>(&self, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, DriverError> {
         let (reply, answer) = mpsc::channel();
-        self.tell(command(reply))?;
+        self.send(command(reply))?;
         answer.recv().map_err(|_| DriverError::Stopped)
     }
 }
@@ -539,11 +441,15 @@ fn upload_loop(
     results: Sender<Command>,
 ) {
     while let Ok(upload) = uploads.recv() {
-        let outcome = transport.send(&upload, clock.now().wall_ms);
-        let done = Command::UploadDone {
-            id: upload.id,
-            outcome,
+        let outcome = transport.send(&upload);
+        // A stale id (timed out meanwhile, or purged) is refused by the logger.
+        let done = Command::Input {
+            input: Input::UploadResult {
+                id: upload.id,
+                outcome,
+            },
             now: clock.now(),
+            reply: None,
         };
         if results.send(done).is_err() {
             break;
@@ -656,65 +562,19 @@ impl Worker {
         // Refusals of calls that do not wait are counted by the logger (`Stats::invalid`);
         // the host that needs them uses the waiting calls.
         match command {
-            Command::StartPageView {
-                page,
-                request_id,
-                layout,
-                now,
-                reply,
-            } => {
-                let result =
-                    logger.start_page_view(&page, request_id.as_deref(), layout.as_deref(), now);
+            Command::Input { input, now, reply } => {
+                let result = logger.handle_input(input, now);
+                // Journaled before the host hears the answer (a seq, a page view).
                 logger.perform_store_ops(store);
-                let _ = reply.send(result);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
             }
-            Command::EndPageView { page_view, now } => {
-                let _ = logger.end_page_view(page_view, now);
-            }
-            Command::Visibility {
-                page_view,
-                item,
-                fraction,
-                now,
-            } => {
-                let _ = logger.handle_visibility(page_view, &item.as_ref(), fraction, now);
-            }
-            Command::Focus {
-                page_view,
-                item,
-                focused,
-                now,
-            } => {
-                let _ = logger.handle_focus(page_view, &item.as_ref(), focused, now);
-            }
-            Command::AppHidden { now } => logger.handle_app_hidden(now),
-            Command::AppVisible { now } => logger.handle_app_visible(now),
-            Command::Record {
-                page_view,
-                impression,
-                now,
-                reply,
-            } => {
-                let result = logger.record_impression(page_view, &impression.as_ref(), now);
-                // Journaled before the host hears the seq.
-                logger.perform_store_ops(store);
-                let _ = reply.send(result);
-            }
-            Command::Flush { now } => logger.flush(now),
-            Command::SetEnabled {
-                enabled,
-                purge,
-                now,
-            } => logger.set_enabled(enabled, purge, now),
             Command::Stats { reply } => {
                 let _ = reply.send(logger.stats().clone());
             }
             Command::Shutdown { max_wait } => {
                 self.stop.get_or_insert(max_wait);
-            }
-            // A stale id (timed out meanwhile, or purged) is refused by the logger: nothing to do.
-            Command::UploadDone { id, outcome, now } => {
-                let _ = logger.handle_upload_result(id, outcome, now);
             }
         }
         logger.perform_store_ops(store);

@@ -12,7 +12,7 @@ use alloc::string::String;
 use core::fmt;
 use std::time::Duration;
 
-use crate::upload::{Upload, UploadOutcome, parse_retry_after};
+use crate::upload::{Upload, UploadOutcome};
 
 /// Performs uploads for the driver thread, one at a time and synchronously.
 ///
@@ -20,17 +20,16 @@ use crate::upload::{Upload, UploadOutcome, parse_retry_after};
 /// thread waits for every call, so a transport without a timeout stalls the logger.
 pub trait Transport: Send {
     /// POSTs `upload.body` to the collector at `upload.path` with `upload.headers`.
-    /// `now_wall_ms` is the wall clock (Unix epoch ms), for HTTP-date Retry-After values.
-    fn send(&mut self, upload: &Upload, now_wall_ms: u64) -> UploadOutcome;
+    fn send(&mut self, upload: &Upload) -> UploadOutcome;
 }
 
 /// Closures are transports, so tests and simple hosts need no named type.
 impl<F> Transport for F
 where
-    F: FnMut(&Upload, u64) -> UploadOutcome + Send,
+    F: FnMut(&Upload) -> UploadOutcome + Send,
 {
-    fn send(&mut self, upload: &Upload, now_wall_ms: u64) -> UploadOutcome {
-        self(upload, now_wall_ms)
+    fn send(&mut self, upload: &Upload) -> UploadOutcome {
+        self(upload)
     }
 }
 
@@ -80,22 +79,22 @@ impl HttpTransport {
 
     /// Performs one upload. Never panics: an invalid URL or header is reported as a
     /// network error like any other request that got no HTTP answer.
-    pub fn send(&self, upload: &Upload, now_wall_ms: u64) -> UploadOutcome {
+    pub fn send(&self, upload: &Upload) -> UploadOutcome {
         let url = format!("{}{}", self.base_url, upload.path);
         let mut request = self.agent.post(&url);
-        for (name, value) in &upload.headers {
-            request = request.header(name.as_str(), value.as_str());
+        for h in &upload.headers {
+            request = request.header(h.name.as_str(), h.value.as_str());
         }
         let mut response = match request.send(&upload.body[..]) {
             Ok(response) => response,
             Err(_) => return UploadOutcome::NetworkError,
         };
         let code = response.status().as_u16();
-        let retry_after_ms = response
+        let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, now_wall_ms));
+            .map(String::from);
         // The status is the answer; the body only matters for connection reuse, so a
         // failure to read it does not change the outcome.
         let _ = response
@@ -103,16 +102,13 @@ impl HttpTransport {
             .with_config()
             .limit(MAX_RESPONSE_BODY_BYTES)
             .read_to_vec();
-        UploadOutcome::Status {
-            code,
-            retry_after_ms,
-        }
+        UploadOutcome::Status { code, retry_after }
     }
 }
 
 impl Transport for HttpTransport {
-    fn send(&mut self, upload: &Upload, now_wall_ms: u64) -> UploadOutcome {
-        HttpTransport::send(self, upload, now_wall_ms)
+    fn send(&mut self, upload: &Upload) -> UploadOutcome {
+        HttpTransport::send(self, upload)
     }
 }
 

@@ -158,10 +158,11 @@ pub fn ok() -> UploadOutcome {
     status(200, None)
 }
 
-pub fn status(code: u16, retry_after_ms: Option<u64>) -> UploadOutcome {
+/// An HTTP answer; `retry_after` is the raw header text.
+pub fn status(code: u16, retry_after: Option<&str>) -> UploadOutcome {
     UploadOutcome::Status {
         code,
-        retry_after_ms,
+        retry_after: retry_after.map(str::to_string),
     }
 }
 

@@ -94,7 +94,7 @@ pub fn run() -> Result<usize, &'static str> {
 
     let ok = UploadOutcome::Status {
         code: 200,
-        retry_after_ms: None,
+        retry_after: None,
     };
     logger
         .handle_upload_result(upload.id, ok, at(2_200))

@@ -679,15 +679,11 @@ fn play(
 
 /// Uploads every queued batch and acknowledges it at once: a host on a healthy network.
 fn deliver(logger: &mut Logger, now: Now) {
-    let ok = UploadOutcome::Status {
-        code: 200,
-        retry_after_ms: None,
-    };
     // A host without persistence: its store operations succeed and keep nothing.
     logger.perform_store_ops(&mut MemoryStore::new());
     while let Some(upload) = logger.poll_upload(now) {
         logger
-            .handle_upload_result(upload.id, ok, now)
+            .handle_upload_result(upload.id, UploadOutcome::status(200), now)
             .expect("the upload is in flight");
         logger.perform_store_ops(&mut MemoryStore::new());
     }

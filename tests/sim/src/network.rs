@@ -57,7 +57,7 @@ impl Faults {
 }
 
 /// What one exchange did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchange {
     pub outcome: UploadOutcome,
     pub latency_ms: u64,
@@ -85,9 +85,10 @@ impl Network {
     pub fn exchange(&mut self, body: &[u8], collector: &mut Collector) -> Exchange {
         let f = self.faults;
         let latency_ms = self.rng.range(f.latency_ms.0, f.latency_ms.1);
+        // Retry-After travels as the header's text: whole seconds, rounded up.
         let status = |code: u16, retry_after_ms: Option<u64>| UploadOutcome::Status {
             code,
-            retry_after_ms,
+            retry_after: retry_after_ms.map(|ms| ms.div_ceil(1000).to_string()),
         };
         let mut ingested = false;
         let outcome = if self.rng.chance(f.drop_request) {

@@ -84,12 +84,12 @@ impl FollowingTransport {
 }
 
 impl Transport for FollowingTransport {
-    fn send(&mut self, upload: &Upload, now_wall_ms: u64) -> UploadOutcome {
+    fn send(&mut self, upload: &Upload) -> UploadOutcome {
         let url = read_url(&self.url);
         if url != self.http.base_url() {
             self.http = HttpTransport::new(&url, HTTP_TIMEOUT);
         }
-        self.http.send(upload, now_wall_ms)
+        self.http.send(upload)
     }
 }
 
