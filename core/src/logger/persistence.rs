@@ -1,0 +1,204 @@
+//! Persistence, the logger's side: the store operations it plans (journal records, batch
+//! copies, checkpoints of `state` and `acks`, seq reservations) and the host's
+//! acknowledgements of them. The ordering rules live in [`crate::outbox`].
+
+use super::*;
+
+impl Logger {
+    /// The next store operation to perform, if any. One is handed out at a time: the next
+    /// comes once this one is acknowledged with [`Logger::handle_store_result`]. The
+    /// operation is borrowed; a host that performs it later copies it.
+    pub fn poll_store_op(&mut self) -> Option<&StoreRequest> {
+        let settled = &mut self.settled;
+        self.outbox
+            .poll(&mut |f: Finished| Self::undo_settled(settled, f))
+    }
+
+    /// The result of the store operation `id` handed out by [`Logger::poll_store_op`]. A
+    /// failed write is counted (`store_errors`), and what depended on it is not done (the
+    /// journal is kept when the state that replaces it failed).
+    pub fn handle_store_result(
+        &mut self,
+        id: u64,
+        result: Result<(), StoreError>,
+    ) -> Result<(), UnknownStoreOp> {
+        let finished = self
+            .outbox
+            .acknowledge(id, result.is_ok())
+            .ok_or(UnknownStoreOp(id))?;
+        if !finished.ok {
+            self.stats.store_errors += 1;
+        }
+        Self::undo_settled(&mut self.settled, finished);
+        Ok(())
+    }
+
+    /// Performs every planned store operation on `store`, synchronously; returns how many.
+    pub fn perform_store_ops<S: Store + ?Sized>(&mut self, store: &mut S) -> usize {
+        let mut n = 0;
+        while let Some(request) = self.poll_store_op() {
+            let (id, result) = (request.id, store.apply(&request.op));
+            // The id was just handed out, so it is the one awaited.
+            let _ = self.handle_store_result(id, result);
+            n += 1;
+        }
+        n
+    }
+
+    /// True while store operations are planned or awaiting their result.
+    pub fn store_busy(&self) -> bool {
+        self.outbox.busy()
+    }
+
+    /// Bytes held by planned store operations not yet handed out, for memory accounting.
+    pub fn store_backlog_bytes(&self) -> usize {
+        self.outbox.planned_bytes()
+    }
+
+    pub(super) fn undo_settled(settled: &mut Vec<Settled>, finished: Finished) {
+        if let Purpose::RemoveSettled(id) = finished.purpose {
+            if finished.ok {
+                settled.retain(|s| s.id != id);
+            } else if let Some(s) = settled.iter_mut().find(|s| s.id == id) {
+                s.removing = false;
+            }
+        }
+    }
+
+    pub(super) fn journal(&mut self, entry: &Entry<'_>) {
+        self.record_buf.clear();
+        entry.encode(self.generation, &mut self.record_buf);
+        self.append_record();
+    }
+
+    /// Checkpoints a journal grown past its bound. Called only where the logger's state is
+    /// whole (not between journaling an event and applying it), and only with an empty open
+    /// batch, whose impressions live in the journal until it closes.
+    pub(super) fn bound_journal(&mut self) {
+        if self.journal_bytes > JOURNAL_CHECKPOINT_BYTES && self.open.is_empty() {
+            self.checkpoint();
+        }
+    }
+
+    pub(super) fn append_record(&mut self) {
+        self.frame_buf.clear();
+        frame_into(&mut self.frame_buf, &self.record_buf);
+        self.journal_bytes += self.frame_buf.len();
+        self.outbox.append(&self.frame_buf);
+    }
+
+    /// Makes `seq` and the next [`SEQ_RESERVE`] - 1 durably "possibly issued" before the
+    /// first of them is journaled: the state of the last checkpoint, with the new bound.
+    pub(super) fn reserve_seqs(&mut self, seq: u64) {
+        self.reserved = seq.saturating_add(SEQ_RESERVE - 1);
+        self.checkpointed.reserved_through = self.reserved;
+        let state = core::mem::take(&mut self.checkpointed);
+        self.put_record(STATE_KEY, &state, Purpose::State);
+        self.checkpointed = state;
+    }
+
+    /// A batch was counted as delivered or dropped: its stored copy goes once `acks` says so.
+    pub(super) fn settle_stored(&mut self, id: u64) {
+        self.settled.push(Settled {
+            id,
+            removing: false,
+        });
+    }
+
+    /// Plans the batch's stored copy; returns its ticket.
+    pub(super) fn store_batch(&mut self, batch: &ClosedBatch) -> u64 {
+        let op = self.outbox.put_op(&batch.key(), |buf| {
+            frame_with(buf, |payload| batch.write_record(payload))
+        });
+        self.outbox.plan(op, Purpose::Plain)
+    }
+
+    pub(super) fn unstore(&mut self, key: &str) {
+        let op = self.outbox.remove_op(key);
+        self.outbox.plan(op, Purpose::Plain);
+    }
+
+    /// Writes counters and ids, starts a new journal generation and re-journals what the
+    /// new generation needs (the epoch and the open page views). Order matters for a crash
+    /// in between: `state` first (a new generation makes the journal's records old), then
+    /// `acks` (drops and settled batches), then the journal is cleared. If `state` cannot
+    /// be written, the journal is kept: it is then the only record of its events.
+    pub(super) fn checkpoint(&mut self) {
+        self.generation = self.generation.saturating_add(1);
+        // Every seq issued so far is in a batch planned before this state.
+        self.reserved = self.stats.issued;
+        let s = &self.stats;
+        let state = State {
+            session_id: self.session_id.clone(),
+            generation: self.generation,
+            starts: self.starts,
+            next_batch_id: self.next_batch_id,
+            next_batch_no: self.next_batch_no,
+            next_page_view: self.next_page_view,
+            recorded: s.recorded,
+            sampled_out: s.sampled_out,
+            deduped: s.deduped,
+            issued: s.issued,
+            invalid: s.invalid,
+            invalid_by_rule: s.invalid_by_rule.to_stored(),
+            reserved_through: self.reserved,
+        };
+        let saved = self.put_record(STATE_KEY, &state, Purpose::State);
+        self.checkpointed = state;
+        self.write_acks();
+        // Only once the new state is acknowledged; if it fails, the journal stays (replay
+        // takes records of the stored generation and later ones).
+        self.outbox
+            .plan_if_ok_since(saved, StoreOp::ClearJournal, Purpose::Plain);
+        self.journal_bytes = 0;
+        self.journal(&Entry::Epoch {
+            mono_epoch: self.starts,
+        });
+        for i in 0..self.page_views.len() {
+            let pv = &self.page_views[i];
+            let entry = Entry::PageViewStart {
+                ordinal: pv.ordinal,
+                start_mono: pv.start_mono,
+                start_wall: pv.start_wall,
+                page: &pv.page,
+                request_id: pv.request_id.as_deref(),
+            };
+            self.record_buf.clear();
+            entry.encode(self.generation, &mut self.record_buf);
+            self.append_record();
+        }
+    }
+
+    /// Plans a record's write; returns its ticket.
+    pub(super) fn put_record<T: Message>(&mut self, key: &str, value: &T, purpose: Purpose) -> u64 {
+        let op = self.outbox.put_op(key, |buf| {
+            frame_with(buf, |payload| value.encode_raw(payload))
+        });
+        self.outbox.plan(op, purpose)
+    }
+
+    /// Writes `acks`, then removes the stored copies of the batches it lists as settled,
+    /// once it is acknowledged.
+    pub(super) fn write_acks(&mut self) {
+        let front = self.queue.front().map_or((0, 0), |b| (b.id, b.attempts));
+        let ids: Vec<u64> = self.settled.iter().map(|s| s.id).collect();
+        let acks = Acks::from_stats(
+            &self.stats,
+            self.blocked_until_wall,
+            self.blocked_for,
+            &ids,
+            front,
+        );
+        let written = self.put_record(ACKS_KEY, &acks, Purpose::Plain);
+        for i in 0..self.settled.len() {
+            let s = self.settled[i];
+            if s.removing {
+                continue;
+            }
+            self.settled[i].removing = true;
+            let op = self.outbox.remove_op(&crate::queue::batch_key(s.id));
+            self.outbox
+                .plan_if_ok_since(written, op, Purpose::RemoveSettled(s.id));
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Recovery at start: the session, counters, queue, backoff and journaled events read back
+//! from what the host stored, and the accounting of whatever a crash or a failed write lost.
+
+use super::*;
+
+impl Logger {
+    /// Restores the session, counters, queue and journaled events from the store. A read
+    /// error fails the start (absent and unreadable must not be confused).
+    pub(super) fn recover(&mut self, stored: &Stored) {
+        // Whatever is stored, even unreadable, seeds a new session id, so a logger whose
+        // state was lost does not reuse its old session id (and collide on seqs).
+        let previous = stored
+            .get(STATE_KEY)
+            .map_or(0, |bytes| crate::rng::hash_bytes(0, bytes));
+        let state: Option<State> = self.get_record(stored, STATE_KEY);
+        let acks: Option<Acks> = self.get_record(stored, ACKS_KEY);
+        let prefs: Prefs = self.get_record(stored, PREFS_KEY).unwrap_or_default();
+        self.enabled = !prefs.opted_out;
+        let resumed = state.is_some();
+        match state {
+            Some(s) => {
+                self.session_id = s.session_id;
+                self.generation = s.generation;
+                self.starts = s.starts;
+                self.next_batch_id = s.next_batch_id;
+                self.next_batch_no = s.next_batch_no;
+                self.next_page_view = s.next_page_view;
+                let st = &mut self.stats;
+                st.recorded = s.recorded;
+                st.sampled_out = s.sampled_out;
+                st.deduped = s.deduped;
+                st.issued = s.issued;
+                st.invalid = s.invalid;
+                st.invalid_by_rule = crate::stats::RuleCounts::from_stored(&s.invalid_by_rule);
+                self.reserved = s.reserved_through;
+            }
+            None => {
+                // Mixed with the install id and the wall clock: hosts that pass the same
+                // seed everywhere must still not share session ids.
+                let install = crate::rng::hash_bytes(self.wall, self.config.install_id.as_bytes());
+                let clocks = crate::rng::mix64(self.now ^ self.wall.rotate_left(32));
+                let id = self.rng.next_u64() ^ install ^ previous ^ clocks;
+                self.session_id = format!("{id:016x}");
+            }
+        }
+        // Acknowledgements belong to the session in `state`; without it they describe a
+        // session that is gone.
+        let mut settled = Vec::new();
+        let mut front_attempts = (0, 0);
+        if let Some(a) = acks.filter(|_| resumed) {
+            let st = &mut self.stats;
+            st.delivered = a.delivered;
+            st.dropped = a.drops();
+            st.uploads = a.uploads;
+            st.retries = a.retries;
+            st.bytes_delivered = a.bytes_delivered;
+            st.store_errors += a.store_errors;
+            st.corrupt_records += a.corrupt_records;
+            self.blocked_until_wall = a.blocked_until_wall_ms;
+            self.blocked_for = a.blocked_for_ms;
+            front_attempts = (a.attempts_batch, a.attempts);
+            settled = a.settled;
+        }
+        // Jitter must differ between restarts even with the same configured seed.
+        self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
+        self.starts += 1;
+        let key = match self.config.sample_key {
+            SampleKey::Install if !self.config.install_id.is_empty() => {
+                self.config.install_id.clone()
+            }
+            _ => self.session_id.clone(),
+        };
+        self.sampled_in = sampling::keep(&key, self.config.sample_rate_ppm);
+
+        let stored_through = self.load_batches(stored, &settled);
+        if let Some(b) = self.queue.get_mut(front_attempts.0) {
+            b.attempts = b.attempts.max(front_attempts.1);
+        }
+        self.settled.extend(settled.into_iter().map(|id| Settled {
+            id,
+            removing: false,
+        }));
+        let journaled_through = self.replay_journal(stored, stored_through);
+        if prefs.purge_pending {
+            self.purge();
+        }
+        self.account_for_losses(stored_through.max(journaled_through), prefs.purge_pending);
+        let blocked = self.blocked_until_wall.saturating_sub(self.wall);
+        self.next_send_at = self
+            .now
+            .saturating_add(blocked.min(self.blocked_for).min(MAX_RETRY_AFTER_MS));
+        if let Some(front) = self.queue.front() {
+            if front.attempts > 0 {
+                let c = &self.config;
+                let wait = upload::backoff_ms(
+                    front.attempts,
+                    c.retry_base_ms,
+                    c.retry_max_ms,
+                    &mut self.rng,
+                );
+                self.next_send_at = self.next_send_at.max(self.now.saturating_add(wait));
+            }
+        }
+        self.checkpoint();
+        if prefs.purge_pending {
+            self.put_record(
+                PREFS_KEY,
+                &Prefs {
+                    opted_out: prefs.opted_out,
+                    purge_pending: false,
+                },
+                Purpose::Plain,
+            );
+        }
+    }
+
+    /// After recovery, every seq issued must be queued, delivered or dropped. Seqs proven
+    /// issued (by a stored batch) count as recorded; impressions whose stored records were
+    /// lost (a failed write, a corrupt batch, a crash between writes) count as dropped for
+    /// a store failure, or as purged when a purge was under way.
+    ///
+    /// Seqs reserved beyond the highest one found may have been issued to impressions
+    /// whose journal records never became durable: they count as recorded and dropped as
+    /// `journal_lost` (at most [`SEQ_RESERVE`] per unclean stop, some possibly never used).
+    pub(super) fn account_for_losses(&mut self, found_through: u64, purging: bool) {
+        let st = &mut self.stats;
+        st.issued = st.issued.max(found_through);
+        let unconfirmed = self.reserved.saturating_sub(st.issued);
+        st.issued += unconfirmed;
+        st.recorded = st.recorded.max(st.sampled_out + st.deduped + st.issued);
+        let held = self.queue.impressions() + self.open.len() as u64;
+        let lost = st.pending().saturating_sub(held);
+        let reason = if purging {
+            DropReason::Purged
+        } else {
+            DropReason::StoreCorrupt
+        };
+        let unconfirmed = unconfirmed.min(lost);
+        let reason_unconfirmed = if purging {
+            DropReason::Purged
+        } else {
+            DropReason::JournalLost
+        };
+        st.dropped.add(reason_unconfirmed, unconfirmed);
+        st.dropped.add(reason, lost - unconfirmed);
+    }
+
+    /// Loads stored batches into the queue; returns the highest seq they hold. Batches
+    /// `settled` names were already counted: their leftover copies are removed.
+    pub(super) fn load_batches(&mut self, stored: &Stored, settled: &[u64]) -> u64 {
+        let mut through = 0;
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for (key, bytes) in stored
+            .keys(BATCH_KEY_PREFIX)
+            .filter_map(|k| Some((k, stored.get(k)?)))
+        {
+            let record = read_single_frame(bytes)
+                .and_then(ClosedBatch::from_record)
+                .and_then(|b| b.last_seq_bound().map(|last| (b, last)));
+            let Some((batch, last)) = record else {
+                // Unreadable: its impressions are counted lost once recovery is done.
+                self.stats.corrupt_records += 1;
+                self.unstore(key);
+                continue;
+            };
+            // A crash between storing the halves of a split batch and removing the
+            // original leaves both: the halves are redundant copies.
+            let overlaps = ranges
+                .iter()
+                .any(|&(a, b)| batch.first_seq <= b && a <= last);
+            if settled.contains(&batch.id) || overlaps {
+                self.unstore(key);
+                continue;
+            }
+            ranges.push((batch.first_seq, last));
+            through = through.max(last);
+            self.next_batch_id = self.next_batch_id.max(batch.id.saturating_add(1));
+            self.next_batch_no = self.next_batch_no.max(batch.batch_no.saturating_add(1));
+            let max = self.config.max_queue_bytes as usize;
+            for old in self.queue.push(batch, max, None) {
+                self.count_overflow(&old);
+            }
+        }
+        through
+    }
+
+    /// Applies the journal records of the stored generation and later ones (a later one
+    /// exists when a checkpoint's state write failed and the journal was kept): counters,
+    /// and impressions that are not already in a stored batch, which are closed into a
+    /// batch of their own epoch. Returns the highest seq journaled.
+    pub(super) fn replay_journal(&mut self, stored: &Stored, stored_through: u64) -> u64 {
+        let frames = read_frames(&stored.journal);
+        let mut journaled_through = 0;
+        if frames.corrupt_tail {
+            self.stats.corrupt_records += 1;
+        }
+        let mut epoch = 0;
+        let mut pvs: Vec<(u64, String, Option<String>, u64, u64)> = Vec::new();
+        for payload in frames.payloads {
+            let Some((generation, entry)) = Entry::decode(payload) else {
+                self.stats.corrupt_records += 1;
+                continue;
+            };
+            if generation < self.generation {
+                continue;
+            }
+            match entry {
+                Entry::Epoch { mono_epoch } => epoch = mono_epoch,
+                Entry::PageViewStart {
+                    ordinal,
+                    start_mono,
+                    start_wall,
+                    page,
+                    request_id,
+                } => {
+                    self.next_page_view = self.next_page_view.max(ordinal + 1);
+                    pvs.push((
+                        ordinal,
+                        page.to_string(),
+                        request_id.map(ToString::to_string),
+                        start_mono,
+                        start_wall,
+                    ));
+                }
+                Entry::PageViewEnd {
+                    ordinal,
+                    duration_ms,
+                } => self.open.end_page_view(ordinal, duration_ms),
+                Entry::SampledOut => {
+                    self.stats.recorded += 1;
+                    self.stats.sampled_out += 1;
+                }
+                Entry::Deduped => {
+                    self.stats.recorded += 1;
+                    self.stats.deduped += 1;
+                }
+                Entry::Invalid { rule } => {
+                    if let Some(r) = Rule::from_code(rule) {
+                        self.stats.count_invalid(r);
+                    }
+                }
+                Entry::Impression(imp) => {
+                    self.stats.recorded += 1;
+                    // Raised as replay goes, so a batch sealed here has counters that
+                    // cover its seqs.
+                    self.stats.issued = self.stats.issued.max(imp.seq);
+                    journaled_through = journaled_through.max(imp.seq);
+                    if imp.seq <= stored_through {
+                        continue;
+                    }
+                    let Some(pv) = pvs.iter().find(|p| p.0 == imp.page_view) else {
+                        // Its page view record was lost (a failed journal append): counted
+                        // lost with the other gaps once recovery is done.
+                        continue;
+                    };
+                    let pv_ref = PageViewRef {
+                        ordinal: pv.0,
+                        page: &pv.1,
+                        request_id: pv.2.as_deref(),
+                        start_mono: pv.3,
+                        start_wall: pv.4,
+                    };
+                    // Seqs in a batch are contiguous: a record lost in between starts another.
+                    let next = self.open.first_seq + self.open.len() as u64;
+                    if self.open.full(
+                        self.config.max_batch_impressions as usize,
+                        self.config.contract.max_id_len,
+                    ) || (!self.open.is_empty() && imp.seq != next)
+                    {
+                        self.seal_open_batch(epoch);
+                    }
+                    let page_view = match self.open.page_view(&pv_ref) {
+                        Some(p) => p,
+                        None => {
+                            self.seal_open_batch(epoch);
+                            self.open.page_view(&pv_ref).unwrap_or(0)
+                        }
+                    };
+                    let item = self.open.intern_item(imp.item);
+                    let artwork = imp.artwork.map_or(0, |a| self.open.intern_artwork(a) + 1);
+                    self.open.push(
+                        imp.seq,
+                        self.now,
+                        Pending {
+                            item,
+                            artwork,
+                            row: imp.row,
+                            column: imp.column,
+                            first_visible_ms: imp.first_visible_ms,
+                            visible_ms: imp.visible_ms,
+                            focused_ms: imp.focused_ms,
+                            page_view,
+                            max_visible_pct: imp.max_visible_pct,
+                        },
+                    );
+                }
+            }
+        }
+        self.seal_open_batch(epoch);
+        journaled_through
+    }
+
+    /// Reads a record: `None` when absent or corrupt (counted).
+    pub(super) fn get_record<T: Message + Default>(
+        &mut self,
+        stored: &Stored,
+        key: &str,
+    ) -> Option<T> {
+        let bytes = stored.get(key)?;
+        let parsed = read_single_frame(bytes).and_then(|raw| T::decode(raw).ok());
+        if parsed.is_none() {
+            self.stats.corrupt_records += 1;
+        }
+        parsed
+    }
+}

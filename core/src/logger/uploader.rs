@@ -1,0 +1,223 @@
+//! The upload protocol, the logger's side: handing out the front batch once it is durable,
+//! the host's outcomes (delivered, retry with backoff and Retry-After, 413 split, permanent
+//! refusal), the in-flight timeout, and the next deadline the host must wake up for.
+
+use super::*;
+
+impl Logger {
+    /// Call when the deadline from [`Logger::poll_timeout`] has passed.
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.tick(now);
+        if let Some(f) = &self.in_flight {
+            if self.now >= f.since.saturating_add(UPLOAD_TIMEOUT_MS) {
+                let upload = f.upload;
+                // The id is the one in flight, so this cannot be unknown.
+                let _ = self.settle(upload, UploadOutcome::NetworkError);
+            }
+        }
+        self.drive();
+    }
+
+    /// The next monotonic time at which the host must call [`Logger::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut deadline: Option<u64> = None;
+        let mut consider = |t: u64| deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
+        if !self.open.is_empty() {
+            consider(
+                self.open
+                    .opened_at
+                    .saturating_add(self.config.max_batch_age_ms),
+            );
+        }
+        match &self.in_flight {
+            Some(f) => consider(f.since.saturating_add(UPLOAD_TIMEOUT_MS)),
+            None if !self.queue.is_empty() => consider(self.next_send_at),
+            None => {}
+        }
+        // Back on the host's clock.
+        deadline.map(|d| d.saturating_sub(self.mono_offset))
+    }
+
+    /// The next upload to perform, if one is due. At most one is in flight at a time.
+    pub fn poll_upload(&mut self, now: Now) -> Option<Upload> {
+        self.tick(now);
+        if self.in_flight.is_some() || self.now < self.next_send_at {
+            return None;
+        }
+        let batch = self.queue.front()?;
+        // Durability first: what the batch depends on (its stored copy, the state naming its
+        // seqs) must be acknowledged, so no seq it carries can be issued again after a crash.
+        if batch.ready_after > self.outbox.settled_through() {
+            return None;
+        }
+        let (id, batch_no) = (batch.id, batch.batch_no);
+        let attempt = batch.attempts + 1;
+        let send = proto::Batch {
+            send: Some(proto::SendInfo {
+                sent_at_wall_ms: self.wall,
+                mono_epoch: self.starts,
+                sent_at_mono_ms: self.now,
+                attempt,
+            }),
+            ..Default::default()
+        };
+        let mut body = batch.body.clone();
+        // A few bytes: stored, so sending needs no compressor.
+        gzip::gzip_stored_into(&send.encode_to_vec(), &mut body);
+        if let Some(b) = self.queue.get_mut(id) {
+            b.attempts = attempt;
+        }
+        self.stats.uploads += 1;
+        if attempt > 1 {
+            self.stats.retries += 1;
+        }
+        let upload = self.next_upload;
+        self.next_upload += 1;
+        self.in_flight = Some(InFlight {
+            upload,
+            batch: id,
+            since: self.now,
+        });
+        Some(Upload {
+            id: upload,
+            path: UPLOAD_PATH.to_string(),
+            headers: alloc::vec![
+                Header {
+                    name: "content-type".to_string(),
+                    value: CONTENT_TYPE.to_string(),
+                },
+                Header {
+                    name: APP_KEY_HEADER.to_string(),
+                    value: self.config.app_key.clone(),
+                },
+                Header {
+                    name: BATCH_HEADER.to_string(),
+                    value: format!("{}/{}", self.session_id, batch_no),
+                },
+            ],
+            body,
+        })
+    }
+
+    /// The outcome of an upload returned by [`Logger::poll_upload`].
+    pub fn handle_upload_result(
+        &mut self,
+        id: u64,
+        outcome: UploadOutcome,
+        now: Now,
+    ) -> Result<(), UnknownUpload> {
+        self.tick(now);
+        let result = self.settle(id, outcome);
+        self.drive();
+        result
+    }
+
+    pub(super) fn settle(
+        &mut self,
+        upload: u64,
+        outcome: UploadOutcome,
+    ) -> Result<(), UnknownUpload> {
+        let id = match &self.in_flight {
+            Some(f) if f.upload == upload => f.batch,
+            _ => return Err(UnknownUpload(upload)),
+        };
+        self.in_flight = None;
+        let Some(batch) = self.queue.get_mut(id) else {
+            return Err(UnknownUpload(upload));
+        };
+        let (count, attempts, body_len) =
+            (u64::from(batch.count), batch.attempts, batch.body.len());
+        match upload::classify(&outcome) {
+            Disposition::Delivered => {
+                self.queue.remove(id);
+                self.stats.delivered += count;
+                self.stats.bytes_delivered += body_len as u64;
+                self.settle_stored(id);
+                self.next_send_at = self.now;
+            }
+            Disposition::Reject => self.drop_batch(id, DropReason::Rejected),
+            Disposition::Split => self.split(id),
+            Disposition::Retry if attempts >= self.config.max_attempts => {
+                self.drop_batch(id, DropReason::RetriesExhausted);
+            }
+            Disposition::Retry => {
+                let c = &self.config;
+                let backoff =
+                    upload::backoff_ms(attempts, c.retry_base_ms, c.retry_max_ms, &mut self.rng);
+                let asked = match &outcome {
+                    UploadOutcome::Status {
+                        retry_after: Some(text),
+                        ..
+                    } => upload::parse_retry_after(text, self.wall).unwrap_or(0),
+                    _ => 0,
+                };
+                if asked > 0 {
+                    self.blocked_until_wall = self.wall.saturating_add(asked);
+                    self.blocked_for = asked;
+                }
+                self.next_send_at = self.now.saturating_add(backoff.max(asked));
+            }
+        }
+        // Also persists the front batch's attempt count, so backoff survives a restart
+        // without rewriting the batch.
+        self.write_acks();
+        Ok(())
+    }
+
+    pub(super) fn drop_batch(&mut self, id: u64, reason: DropReason) {
+        if let Some(b) = self.queue.remove(id) {
+            self.stats.dropped.add(reason, u64::from(b.count));
+            self.settle_stored(b.id);
+        }
+        self.next_send_at = self.now;
+    }
+
+    /// 413: re-encode the batch as two halves, each with its own string table, and send
+    /// those instead; a single impression that is still too large is dropped.
+    pub(super) fn split(&mut self, id: u64) {
+        let Some(batch) = self.queue.get_mut(id).map(|b| b.clone()) else {
+            return;
+        };
+        let decoded = wire::decode_gzip_batch(&batch.body)
+            .ok()
+            .and_then(|b| wire::impressions(&b).ok().map(|rows| (b, rows)));
+        let Some((proto_batch, rows)) = decoded.filter(|(_, rows)| rows.len() > 1) else {
+            self.drop_batch(id, DropReason::TooLarge);
+            return;
+        };
+        let (left, right) = rows.split_at(rows.len() / 2);
+        let mut first_half = None;
+        // Push the right half first so the left half ends up in front.
+        for half in [right, left] {
+            let part = crate::batch::subset(&proto_batch, half);
+            let mut closed = ClosedBatch {
+                id: self.next_batch_id,
+                batch_no: self.next_batch_no,
+                first_seq: half[0].seq,
+                count: half.len() as u32,
+                attempts: 0,
+                body: self.compress(
+                    &proto::Batch {
+                        batch_no: self.next_batch_no,
+                        ..part
+                    }
+                    .encode_to_vec(),
+                ),
+                ready_after: 0,
+            };
+            self.next_batch_id += 1;
+            self.next_batch_no += 1;
+            closed.ready_after = self.store_batch(&closed);
+            first_half.get_or_insert(closed.ready_after);
+            self.queue.push_front(closed);
+        }
+        // Only once both halves are stored: a crash in between leaves the original and
+        // the halves, and recovery keeps the original.
+        self.queue.remove(id);
+        let op = self.outbox.remove_op(&batch.key());
+        if let Some(since) = first_half {
+            self.outbox.plan_if_ok_since(since, op, Purpose::Plain);
+        }
+        self.next_send_at = self.now;
+    }
+}
