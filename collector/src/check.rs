@@ -188,6 +188,7 @@ fn check_ndjson(
             column: row.column,
             max_visible_pct: row.max_visible_pct,
             visible_ms: row.visible_ms,
+            focused_ms: row.focused_ms,
         };
         // A bad row keeps the rules the collector found broken: each is a violation.
         let mut rules = listed;

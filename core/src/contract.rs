@@ -107,11 +107,13 @@ pub enum Rule {
     CountersInconsistent,
     /// The page view already tracks as many exposures as a page view may have.
     PageViewFull,
+    /// Focused for longer than visible: focus is counted only while the item is visible.
+    FocusExceedsVisible,
 }
 
 impl Rule {
     /// Every rule, in order of [`Rule::code`] (so `ALL[code]` is the rule of `code`).
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::ItemId,
         Rule::ArtworkId,
         Rule::PageName,
@@ -129,6 +131,7 @@ impl Rule {
         Rule::SeqNotIncreasing,
         Rule::CountersInconsistent,
         Rule::PageViewFull,
+        Rule::FocusExceedsVisible,
     ];
 
     /// The stable numeric code, as stored (journal records, per-rule counters in `state`).
@@ -154,6 +157,7 @@ impl Rule {
             Rule::SeqNotIncreasing => 14,
             Rule::CountersInconsistent => 15,
             Rule::PageViewFull => 16,
+            Rule::FocusExceedsVisible => 17,
         }
     }
 
@@ -178,6 +182,7 @@ impl Rule {
             14 => Rule::SeqNotIncreasing,
             15 => Rule::CountersInconsistent,
             16 => Rule::PageViewFull,
+            17 => Rule::FocusExceedsVisible,
             _ => return None,
         })
     }
@@ -202,6 +207,7 @@ impl Rule {
             Rule::SeqNotIncreasing => "seq_not_increasing",
             Rule::CountersInconsistent => "counters_inconsistent",
             Rule::PageViewFull => "page_view_full",
+            Rule::FocusExceedsVisible => "focus_exceeds_visible",
         }
     }
 
@@ -248,6 +254,7 @@ pub struct ImpressionFacts<'a> {
     pub column: u32,
     pub max_visible_pct: u32,
     pub visible_ms: u32,
+    pub focused_ms: u32,
 }
 
 impl Contract {
@@ -275,6 +282,9 @@ impl Contract {
         }
         if facts.visible_ms > self.max_visible_ms {
             return Err(Rule::TooLong);
+        }
+        if facts.focused_ms > facts.visible_ms {
+            return Err(Rule::FocusExceedsVisible);
         }
         Ok(())
     }
@@ -352,6 +362,7 @@ impl Contract {
             column: imp.column,
             max_visible_pct: imp.max_visible_pct,
             visible_ms: imp.visible_ms,
+            focused_ms: imp.focused_ms,
         };
         if let Err(rule) = self.check_impression(&facts) {
             rules.push(rule);
@@ -615,6 +626,7 @@ mod tests {
             (Rule::SeqNotIncreasing, 14),
             (Rule::CountersInconsistent, 15),
             (Rule::PageViewFull, 16),
+            (Rule::FocusExceedsVisible, 17),
         ];
         assert_eq!(pinned.len(), Rule::ALL.len(), "every rule is pinned");
         for (rule, code) in pinned {
@@ -623,7 +635,7 @@ mod tests {
             assert_eq!(rule.index(), usize::from(code));
             assert_eq!(Rule::ALL[usize::from(code)], rule, "ALL is ordered by code");
         }
-        assert_eq!(Rule::from_code(17), None);
+        assert_eq!(Rule::from_code(18), None);
         assert_eq!(Rule::from_code(u8::MAX), None);
     }
 
@@ -650,6 +662,7 @@ mod tests {
                 "seq_not_increasing",
                 "counters_inconsistent",
                 "page_view_full",
+                "focus_exceeds_visible",
             ]
         );
     }

@@ -173,6 +173,7 @@ pub struct RuleCounts {
     pub seq_not_increasing: u64,
     pub counters_inconsistent: u64,
     pub page_view_full: u64,
+    pub focus_exceeds_visible: u64,
 }
 
 impl RuleCounts {
@@ -195,6 +196,7 @@ impl RuleCounts {
             Rule::SeqNotIncreasing => &self.seq_not_increasing,
             Rule::CountersInconsistent => &self.counters_inconsistent,
             Rule::PageViewFull => &self.page_view_full,
+            Rule::FocusExceedsVisible => &self.focus_exceeds_visible,
         }
     }
 
@@ -217,6 +219,7 @@ impl RuleCounts {
             Rule::SeqNotIncreasing => &mut self.seq_not_increasing,
             Rule::CountersInconsistent => &mut self.counters_inconsistent,
             Rule::PageViewFull => &mut self.page_view_full,
+            Rule::FocusExceedsVisible => &mut self.focus_exceeds_visible,
         }
     }
 

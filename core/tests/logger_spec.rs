@@ -856,3 +856,22 @@ fn a_retry_after_given_as_an_http_date_is_obeyed() {
     );
     assert!(logger.poll_upload(at(32_000)).is_some());
 }
+
+#[test]
+fn focus_longer_than_visibility_is_refused_under_its_own_rule() {
+    let store = Shared::default();
+    let mut logger = logger_on(&store, config(), 0);
+    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
+    let imp = Impression {
+        focused_ms: 2_000,
+        ..impression("title:1", 0, 0, 0)
+    };
+    assert_eq!(
+        logger.record_impression(pv, &imp, at(2000)),
+        Err(Rule::FocusExceedsVisible)
+    );
+    assert_eq!(
+        logger.stats().invalid_by_rule.get(Rule::FocusExceedsVisible),
+        1
+    );
+}

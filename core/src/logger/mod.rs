@@ -541,7 +541,8 @@ impl Logger {
             row: imp.row,
             column: imp.column,
             max_visible_pct: pct,
-            visible_ms: u32::try_from(imp.visible_ms).unwrap_or(u32::MAX),
+            visible_ms: clamp_u32(imp.visible_ms),
+            focused_ms: clamp_u32(imp.focused_ms),
         };
         if let Err(rule) = self.config.contract.check_impression(&facts) {
             return Err(self.refuse(rule));
@@ -553,7 +554,7 @@ impl Logger {
         }
         let first_visible = self.internal(imp.first_visible_mono_ms);
         let end = first_visible.saturating_add(imp.visible_ms);
-        if first_visible < pv.start_mono || end > self.now || imp.focused_ms > imp.visible_ms {
+        if first_visible < pv.start_mono || end > self.now {
             return Err(self.refuse(Rule::OutsidePageView));
         }
         if !self.page_views[i].room_for(imp.item_id, imp.artwork_id) {
@@ -728,6 +729,7 @@ impl Logger {
                 column: q.place.column,
                 max_visible_pct: q.max_visible_pct,
                 visible_ms: clamp_u32(q.visible_ms),
+                focused_ms: clamp_u32(q.focused_ms),
             };
             if let Err(rule) = self.config.contract.check_impression(&facts) {
                 self.refuse(rule);
