@@ -227,9 +227,44 @@ const _: () = {
     }
 };
 
+impl Rule {
+    /// What the rule means, as a sentence for the producer who broke it.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Rule::ItemId => {
+                "the item id is empty, too long, or has characters outside [A-Za-z0-9._:/-]"
+            }
+            Rule::ArtworkId => {
+                "the artwork id is malformed, or missing where the contract requires one"
+            }
+            Rule::PageName => "the page name is malformed or not one of the contract's pages",
+            Rule::RequestId => "the request id is malformed",
+            Rule::Position => "the row or column is beyond the contract's bound",
+            Rule::Fraction => "the visible fraction is not a number between 0 and 1",
+            Rule::BelowThreshold => "the item was never visible enough to count",
+            Rule::TooShort => "the item was visible for less than the minimum time",
+            Rule::TooLong => "the item was visible for longer than the contract allows",
+            Rule::OutsidePageView => "the exposure lies outside the page view that shows it",
+            Rule::NotOnPage => "the item is not in the page's declared layout",
+            Rule::WrongPosition => "the item is in the layout, but at another row or column",
+            Rule::DuplicateExposure => {
+                "the same item at the same place was logged twice in one page view"
+            }
+            Rule::UnknownPageView => "the page view is unknown or already ended",
+            Rule::SeqNotIncreasing => "a sequence number did not increase",
+            Rule::CountersInconsistent => {
+                "the batch's counters contradict each other or its sequence numbers"
+            }
+            Rule::PageViewFull => "the page view already tracks as many exposures as one may have",
+            Rule::FocusExceedsVisible => "the item was focused for longer than it was visible",
+        }
+    }
+}
+
+/// The sentence, then the rule's stable name: "the item id is empty, ... (item_id)".
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        write!(f, "{} ({})", self.sentence(), self.name())
     }
 }
 
@@ -471,6 +506,7 @@ pub struct Violation {
 mod tests {
     use super::*;
     use alloc::format;
+    use alloc::string::ToString;
     use alloc::vec;
 
     /// One open page view ("home") and `n` impressions that break no rule on their own,
@@ -637,6 +673,17 @@ mod tests {
         }
         assert_eq!(Rule::from_code(18), None);
         assert_eq!(Rule::from_code(u8::MAX), None);
+    }
+
+    #[test]
+    fn a_rule_displays_as_a_sentence_with_its_stable_name() {
+        assert_eq!(
+            Rule::TooShort.to_string(),
+            "the item was visible for less than the minimum time (too_short)"
+        );
+        for rule in Rule::ALL {
+            assert!(rule.to_string().ends_with(&format!("({})", rule.name())));
+        }
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub enum InputError {
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InputError::Refused(rule) => write!(f, "refused by the contract: {rule}"),
+            InputError::Refused(rule) => write!(f, "refused: {rule}"),
             InputError::UnknownUpload(e) => e.fmt(f),
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! Pipeline: record -> validate ([`contract`]) -> [`sampling`] -> [`dedup`] -> buffer
 //! ([`batch`]) -> encode ([`wire`], [`proto`]) -> [`gzip`] -> persist ([`persist`],
-//! [`queue`], [`outbox`]) -> [`upload`] -> retry/backoff -> acknowledge, with [`stats`]
+//! [`queue`], the outbox of store operations) -> [`upload`] -> retry/backoff -> acknowledge, with [`stats`]
 //! accounting for every impression. [`viewability`] turns visibility and focus changes into
 //! impressions. [`logger::Logger`] ties it together.
 //!
@@ -85,25 +85,31 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[doc(hidden)] // internal; public for the project's benches and specs
 pub mod batch;
 pub mod civil;
 pub mod config;
 pub mod contract;
+#[doc(hidden)] // internal; public for the project's benches and specs
 pub mod dedup;
 pub mod gzip;
 pub mod input;
+#[doc(hidden)] // internal; public for the project's benches and specs
 pub mod intern;
 #[cfg(feature = "std")]
 pub mod json;
 pub mod logger;
-pub mod outbox;
+mod outbox;
+#[doc(hidden)] // internal; public for the project's benches and specs
 pub mod persist;
+#[doc(hidden)] // internal; public for the project's benches and specs
 pub mod queue;
 pub mod rng;
 pub mod sampling;
 pub mod stats;
 pub mod store;
 pub mod upload;
+#[doc(hidden)] // internal; public for the project's benches and specs
 pub mod viewability;
 pub mod wire;
 

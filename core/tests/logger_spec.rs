@@ -871,7 +871,10 @@ fn focus_longer_than_visibility_is_refused_under_its_own_rule() {
         Err(Rule::FocusExceedsVisible)
     );
     assert_eq!(
-        logger.stats().invalid_by_rule.get(Rule::FocusExceedsVisible),
+        logger
+            .stats()
+            .invalid_by_rule
+            .get(Rule::FocusExceedsVisible),
         1
     );
 }

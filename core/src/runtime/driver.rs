@@ -133,7 +133,7 @@ impl fmt::Display for DriverError {
             DriverError::Store(e) => write!(f, "could not read the store: {e}"),
             DriverError::Spawn(e) => write!(f, "could not start the driver thread: {e}"),
             DriverError::Stopped => f.write_str("the driver thread has stopped"),
-            DriverError::Rule(rule) => write!(f, "refused by the contract: {rule}"),
+            DriverError::Rule(rule) => write!(f, "refused: {rule}"),
         }
     }
 }
