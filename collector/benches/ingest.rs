@@ -25,6 +25,7 @@ fn main() {
         app_version: "7.4.1".into(),
         device: "bench".into(),
         app_key: "k".into(),
+        seed: 1,
         ..Config::default()
     };
     let spec = SimSpec {

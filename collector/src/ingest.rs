@@ -542,6 +542,7 @@ mod tests {
         let config = Config {
             app_id: "app".into(),
             app_version: "1".into(),
+            seed: 1,
             ..Config::default()
         };
         let mut logger = Logger::start(config, &mut MemoryStore::new(), at(0)).unwrap();

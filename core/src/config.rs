@@ -146,6 +146,8 @@ pub enum ConfigError {
     Limit(&'static str),
     /// The contract's thresholds are impossible.
     Contract,
+    /// `seed` is 0, the default: it must come from the platform's entropy at every start.
+    Seed,
 }
 
 impl fmt::Display for ConfigError {
@@ -155,6 +157,10 @@ impl fmt::Display for ConfigError {
             ConfigError::SampleRate => f.write_str("sample_rate_ppm must be at most 1000000"),
             ConfigError::Limit(field) => write!(f, "{field} is out of range"),
             ConfigError::Contract => f.write_str("contract thresholds are impossible"),
+            ConfigError::Seed => f.write_str(
+                "seed is 0: pass entropy from the platform at every start, or two devices \
+                 without stored state can share a session id",
+            ),
         }
     }
 }
@@ -193,6 +199,9 @@ impl Config {
         if self.sample_rate_ppm > PPM {
             return Err(ConfigError::SampleRate);
         }
+        if self.seed == 0 {
+            return Err(ConfigError::Seed);
+        }
         if self.max_batch_impressions == 0
             || self.max_batch_impressions as usize > crate::batch::MAX_BATCH_IMPRESSIONS
         {
@@ -227,6 +236,7 @@ mod tests {
         Config {
             app_id: "com.example.app".into(),
             app_version: "1.0.0".into(),
+            seed: 0x5eed,
             ..Config::default()
         }
     }
@@ -267,7 +277,8 @@ mod tests {
     #[test]
     fn each_broken_configuration_is_refused_with_its_own_error() {
         type Break = fn(&mut Config);
-        let cases: [(Break, ConfigError); 22] = [
+        let cases: [(Break, ConfigError); 23] = [
+            (|c| c.seed = 0, ConfigError::Seed),
             (
                 |c| c.app_id = "has space".into(),
                 ConfigError::BadId("app_id"),

@@ -227,7 +227,31 @@ const _: () = {
     }
 };
 
+/// Which surface a broken rule belongs to, so each binding maps refusals to its own error
+/// types (a misuse exception, a contract violation) without a table of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleKind {
+    /// What the data says breaks the contract.
+    Contract,
+    /// The host used the API wrongly (a page view it never started or already ended, more
+    /// exposures than a page view may track).
+    Misuse,
+    /// Found only across events, by the collector and `check_batch`; never a device refusal.
+    Collector,
+}
+
 impl Rule {
+    /// The surface this rule belongs to.
+    pub fn kind(self) -> RuleKind {
+        match self {
+            Rule::UnknownPageView | Rule::PageViewFull => RuleKind::Misuse,
+            Rule::DuplicateExposure | Rule::SeqNotIncreasing | Rule::CountersInconsistent => {
+                RuleKind::Collector
+            }
+            _ => RuleKind::Contract,
+        }
+    }
+
     /// What the rule means, as a sentence for the producer who broke it.
     pub fn sentence(self) -> &'static str {
         match self {
@@ -673,6 +697,30 @@ mod tests {
         }
         assert_eq!(Rule::from_code(18), None);
         assert_eq!(Rule::from_code(u8::MAX), None);
+    }
+
+    #[test]
+    fn misuse_and_collector_only_rules_are_told_apart_from_contract_rules() {
+        let of = |kind| {
+            Rule::ALL
+                .into_iter()
+                .filter(|r| r.kind() == kind)
+                .map(Rule::name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            of(RuleKind::Misuse),
+            ["unknown_page_view", "page_view_full"]
+        );
+        assert_eq!(
+            of(RuleKind::Collector),
+            [
+                "duplicate_exposure",
+                "seq_not_increasing",
+                "counters_inconsistent"
+            ]
+        );
+        assert_eq!(of(RuleKind::Contract).len(), Rule::ALL.len() - 5);
     }
 
     #[test]

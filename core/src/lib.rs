@@ -123,7 +123,7 @@ pub mod proto {
 }
 
 pub use config::{Config, ConfigError, Platform, Reentry};
-pub use contract::{Contract, Rule};
+pub use contract::{Contract, Rule, RuleKind};
 pub use input::{Handled, Input, InputError, Item, QualifiedImpression};
 pub use logger::{
     Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownStoreOp, UnknownUpload,

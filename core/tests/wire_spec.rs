@@ -18,6 +18,7 @@ fn batch(n: u32) -> proto::Batch {
     let config = Config {
         app_id: "com.example.web".into(),
         app_version: "2.0.0".into(),
+        seed: 2,
         ..Config::default()
     };
     let mut logger = Logger::resume(config, Stored::default(), at(0)).unwrap();
