@@ -234,31 +234,8 @@ mod tests {
     /// A row that breaks no rule.
     fn row() -> Row {
         Row {
-            session_id: "s".into(),
-            seq: 1,
-            app_id: "a".into(),
-            app_version: "1".into(),
-            platform: "web".into(),
-            device: "d".into(),
-            install_id: "i".into(),
-            sdk: "x/1".into(),
-            batch_no: 0,
-            page_view: 1,
-            page: "home".into(),
-            request_id: None,
-            item_id: "title:1".into(),
-            artwork_id: None,
-            row: 0,
             column: 0,
-            first_visible_client_ms: 0,
-            first_visible_ms: 0,
-            visible_ms: 5_000,
-            max_visible_pct: 100,
-            focused_ms: 0,
-            sample_rate: 1.0,
-            contract_version: 1,
-            reentry: Some(Reentry::OncePerPageView),
-            received_ms: 0,
+            ..crate::row::example("s", 1, 0)
         }
     }
 
