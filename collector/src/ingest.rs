@@ -9,7 +9,7 @@ use sightline_core::gzip::{self, GzipError};
 use sightline_core::proto;
 use sightline_core::wire::{self, DecodeError, Ids};
 
-use crate::row::{BadRow, ROW_FIXED_BYTES, Row};
+use crate::row::{BadRow, DigestState, ROW_FIXED_BYTES, Row, Template};
 use crate::session::{Arrival, Reconciliation, SEQ_CONFLICT, SessionState};
 use crate::sink::{BatchRecord, Stored};
 
@@ -277,7 +277,7 @@ impl Ingestor {
         let ids = Ids::of(batch);
         let mut violations: HashMap<u64, Vec<Rule>> = HashMap::new();
         let mut counters_inconsistent = false;
-        for v in self.contract.check_batch(batch) {
+        for v in self.contract.check_decoded(batch, &rows, &ids) {
             match v.seq {
                 Some(seq) => violations.entry(seq).or_default().push(v.rule),
                 None => {
@@ -299,13 +299,21 @@ impl Ingestor {
             session.observe_counters(c);
         }
         let mut out = Outcome {
+            good: Vec::with_capacity(rows.len()),
             session_id: batch.session_id.clone(),
             counters_inconsistent,
             ..Outcome::default()
         };
+        let template = Template::of(batch);
+        // The digest of the fields rows of one page view share, hashed once per page view.
+        let mut prefixes: Vec<Option<DigestState>> = vec![None; batch.page_views.len()];
         for imp in &rows {
-            let row = Row::new(batch, &ids, imp, &clock, received_wall_ms);
-            match session.arrive(imp.seq, row.digest()) {
+            let row = Row::from_template(&template, batch, &ids, imp, &clock, received_wall_ms);
+            let prefix = match prefixes.get_mut(imp.page_view) {
+                Some(slot) => *slot.get_or_insert_with(|| row.digest_prefix()),
+                None => row.digest_prefix(),
+            };
+            match session.arrive(imp.seq, row.digest_from(prefix)) {
                 Arrival::New => {}
                 Arrival::Duplicate => {
                     metrics.duplicates += 1;

@@ -4,7 +4,7 @@
 use sightline_core::config::Reentry;
 use sightline_core::json::platform_name;
 use sightline_core::proto;
-use sightline_core::rng::hash_bytes;
+use sightline_core::rng::mix64;
 use sightline_core::wire::{self, DecodedImpression, Ids};
 
 use crate::ingest::Clock;
@@ -57,9 +57,53 @@ pub struct BadRow {
     pub row: Row,
 }
 
+/// What every row of one batch shares, built once per batch: the header strings (the
+/// `sdk` field is formatted here, not per row).
+#[derive(Debug, Clone)]
+pub struct Template {
+    session_id: String,
+    app_id: String,
+    app_version: String,
+    platform: String,
+    device: String,
+    install_id: String,
+    sdk: String,
+    sample_rate: f64,
+    reentry: Reentry,
+}
+
+impl Template {
+    /// The shared part of the rows of `batch`.
+    pub fn of(batch: &proto::Batch) -> Template {
+        Template {
+            session_id: batch.session_id.clone(),
+            app_id: batch.app_id.clone(),
+            app_version: batch.app_version.clone(),
+            platform: platform_name(batch.platform).to_string(),
+            device: batch.device.clone(),
+            install_id: batch.install_id.clone(),
+            sdk: format!("{}/{}", batch.sdk_name, batch.sdk_version),
+            sample_rate: f64::from(batch.sample_rate_ppm) / 1e6,
+            reentry: Reentry::from_proto(batch.reentry),
+        }
+    }
+}
+
 impl Row {
     /// Normalises one decoded impression of `batch`.
     pub fn new(
+        batch: &proto::Batch,
+        ids: &Ids,
+        imp: &DecodedImpression,
+        clock: &Clock,
+        received_ms: u64,
+    ) -> Row {
+        Row::from_template(&Template::of(batch), batch, ids, imp, clock, received_ms)
+    }
+
+    /// [`Row::new`] with the batch's [`Template`] built once for all its rows.
+    pub fn from_template(
+        t: &Template,
         batch: &proto::Batch,
         ids: &Ids,
         imp: &DecodedImpression,
@@ -76,14 +120,14 @@ impl Row {
         let client = pv.start_wall_ms.saturating_add(offset);
         let text = |i: u32| wire::string(batch, i).unwrap_or("").to_string();
         Row {
-            session_id: batch.session_id.clone(),
+            session_id: t.session_id.clone(),
             seq: imp.seq,
-            app_id: batch.app_id.clone(),
-            app_version: batch.app_version.clone(),
-            platform: platform_name(batch.platform).to_string(),
-            device: batch.device.clone(),
-            install_id: batch.install_id.clone(),
-            sdk: format!("{}/{}", batch.sdk_name, batch.sdk_version),
+            app_id: t.app_id.clone(),
+            app_version: t.app_version.clone(),
+            platform: t.platform.clone(),
+            device: t.device.clone(),
+            install_id: t.install_id.clone(),
+            sdk: t.sdk.clone(),
             batch_no: batch.batch_no,
             page_view: pv.ordinal,
             page: text(pv.page),
@@ -97,9 +141,9 @@ impl Row {
             visible_ms: imp.visible_ms,
             max_visible_pct: imp.max_visible_pct,
             focused_ms: imp.focused_ms,
-            sample_rate: f64::from(batch.sample_rate_ppm) / 1e6,
+            sample_rate: t.sample_rate,
             contract_version: batch.contract_version,
-            reentry: Some(Reentry::from_proto(batch.reentry)),
+            reentry: Some(t.reentry),
             received_ms,
         }
     }
@@ -109,6 +153,38 @@ impl Row {
 /// would then take retries of recent seqs for conflicts.
 const DIGEST_SEED: u64 = 0x5167_6874_6c69_6e65;
 
+/// [`sightline_core::rng::hash_bytes`] (FNV-1a finished with `mix64`) fed in pieces, so
+/// the digest needs no buffer and the part rows share can be hashed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestState(u64);
+
+impl DigestState {
+    fn new(seed: u64) -> Self {
+        DigestState(0xCBF2_9CE4_8422_2325 ^ seed)
+    }
+
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01B3);
+        }
+        self.0 = h;
+    }
+
+    /// Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+    #[inline]
+    fn text(&mut self, s: &str) {
+        self.bytes(&(s.len() as u64).to_le_bytes());
+        self.bytes(s.as_bytes());
+    }
+
+    fn finish(self) -> u64 {
+        mix64(self.0)
+    }
+}
+
 impl Row {
     /// A stable digest of what the impression says: every field of its content, strings
     /// resolved (a batch split and re-encoded, with other table indices, digests the
@@ -116,12 +192,13 @@ impl Row {
     /// differs between attempts of the same data: the upload's number, when it was
     /// received and the skew-corrected time. Never 0 (0 marks "unknown" in dedup state).
     pub fn digest(&self) -> u64 {
-        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
-        fn text(bytes: &mut Vec<u8>, s: &str) {
-            bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(s.as_bytes());
-        }
-        let mut bytes = Vec::with_capacity(256);
+        self.digest_from(self.digest_prefix())
+    }
+
+    /// The digest's state after the fields that rows of one batch and page view share
+    /// (the header and the page): equal for all of them, so it can be computed once.
+    pub fn digest_prefix(&self) -> DigestState {
+        let mut h = DigestState::new(DIGEST_SEED);
         for s in [
             &self.app_id,
             &self.app_version,
@@ -130,22 +207,30 @@ impl Row {
             &self.install_id,
             &self.sdk,
             &self.page,
-            &self.item_id,
         ] {
-            text(&mut bytes, s);
+            h.text(s);
         }
+        h
+    }
+
+    /// The digest given `prefix`, the [`Row::digest_prefix`] of this row (or of a row of
+    /// the same batch and page view).
+    pub fn digest_from(&self, prefix: DigestState) -> u64 {
+        let mut h = prefix;
+        h.text(&self.item_id);
         for s in [&self.request_id, &self.artwork_id] {
             match s {
-                None => bytes.push(0),
+                None => h.bytes(&[0]),
                 Some(s) => {
-                    bytes.push(1);
-                    text(&mut bytes, s);
+                    h.bytes(&[1]);
+                    h.text(s);
                 }
             }
         }
         // `reentry` is left out too: rows written before it existed must digest the same
         // as a retry of theirs arriving now.
-        for n in [
+        let mut numbers = [0u8; 72];
+        for (chunk, n) in numbers.chunks_exact_mut(8).zip([
             self.page_view,
             u64::from(self.row),
             u64::from(self.column),
@@ -155,10 +240,11 @@ impl Row {
             u64::from(self.focused_ms),
             self.sample_rate.to_bits(),
             u64::from(self.contract_version),
-        ] {
-            bytes.extend_from_slice(&n.to_le_bytes());
+        ]) {
+            chunk.copy_from_slice(&n.to_le_bytes());
         }
-        hash_bytes(DIGEST_SEED, &bytes).max(1)
+        h.bytes(&numbers);
+        h.finish().max(1)
     }
 }
 
@@ -229,6 +315,81 @@ mod tests {
         };
         let bytes = serde_json::to_vec(&row).unwrap().len() + 1;
         assert!(bytes <= ROW_FIXED_BYTES, "{bytes} bytes");
+    }
+
+    /// The digest as first written (one buffer, hashed whole): the streamed one must equal
+    /// it, since digests are compared with rows written by earlier runs.
+    fn buffered_digest(r: &Row) -> u64 {
+        fn text(bytes: &mut Vec<u8>, s: &str) {
+            bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(s.as_bytes());
+        }
+        let mut bytes = Vec::new();
+        for s in [
+            &r.app_id,
+            &r.app_version,
+            &r.platform,
+            &r.device,
+            &r.install_id,
+            &r.sdk,
+            &r.page,
+            &r.item_id,
+        ] {
+            text(&mut bytes, s);
+        }
+        for s in [&r.request_id, &r.artwork_id] {
+            match s {
+                None => bytes.push(0),
+                Some(s) => {
+                    bytes.push(1);
+                    text(&mut bytes, s);
+                }
+            }
+        }
+        for n in [
+            r.page_view,
+            u64::from(r.row),
+            u64::from(r.column),
+            r.first_visible_client_ms,
+            u64::from(r.visible_ms),
+            u64::from(r.max_visible_pct),
+            u64::from(r.focused_ms),
+            r.sample_rate.to_bits(),
+            u64::from(r.contract_version),
+        ] {
+            bytes.extend_from_slice(&n.to_le_bytes());
+        }
+        sightline_core::rng::hash_bytes(DIGEST_SEED, &bytes).max(1)
+    }
+
+    #[test]
+    fn the_streamed_digest_equals_the_buffered_one_and_its_prefix_is_shared() {
+        let row = example("s", 1, 10);
+        let variants = [
+            row.clone(),
+            Row {
+                request_id: Some("req-1".into()),
+                artwork_id: Some("art:9".into()),
+                ..row.clone()
+            },
+            Row {
+                item_id: String::new(),
+                artwork_id: Some(String::new()),
+                sample_rate: 0.25,
+                page_view: u64::MAX,
+                ..row.clone()
+            },
+        ];
+        for r in &variants {
+            assert_eq!(r.digest(), buffered_digest(r), "{r:?}");
+            // Rows of one batch and page view share the prefix.
+            let other = Row {
+                item_id: "other".into(),
+                column: 9,
+                ..r.clone()
+            };
+            assert_eq!(other.digest_from(r.digest_prefix()), other.digest());
+        }
     }
 
     #[test]

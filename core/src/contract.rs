@@ -362,34 +362,38 @@ impl Contract {
     /// Used by the collector and by producers' contract tests; the device applies the same
     /// rules at record time.
     pub fn check_batch(&self, batch: &proto::Batch) -> Vec<Violation> {
+        match wire::impressions(batch) {
+            Ok(impressions) => self.check_decoded(batch, &impressions, &wire::Ids::of(batch)),
+            Err(_) => alloc::vec![Violation {
+                seq: None,
+                rule: Rule::CountersInconsistent,
+            }],
+        }
+    }
+
+    /// [`Contract::check_batch`] of a batch already resolved: `impressions` and `ids` are
+    /// what [`wire::impressions`] and [`wire::Ids::of`] give for `batch` (the collector
+    /// needs them anyway, so they are not built twice).
+    pub fn check_decoded(
+        &self,
+        batch: &proto::Batch,
+        impressions: &[DecodedImpression],
+        ids: &wire::Ids,
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
-        let impressions = match wire::impressions(batch) {
-            Ok(list) => list,
-            Err(_) => {
-                out.push(Violation {
-                    seq: None,
-                    rule: Rule::CountersInconsistent,
-                });
-                return out;
-            }
-        };
-        let ids = wire::Ids::of(batch);
         let reentry = Reentry::from_proto(batch.reentry);
-        let mut seen = Exposures::new();
-        for imp in &impressions {
-            let rules = self.batch_rules(batch, &ids, imp);
-            let start = imp.first_visible_ms;
-            let end = start.saturating_add(i64::from(imp.visible_ms));
-            let duplicate = !seen.admit(exposure_key(batch, &ids, imp), start, end, reentry);
-            for rule in rules
-                .into_iter()
-                .chain(duplicate.then_some(Rule::DuplicateExposure))
-            {
-                out.push(Violation {
-                    seq: Some(imp.seq),
-                    rule,
-                });
+        let duplicate = duplicate_exposures(batch, ids, impressions, reentry);
+        let mut rules = Vec::new();
+        for (imp, &duplicate) in impressions.iter().zip(&duplicate) {
+            rules.clear();
+            self.batch_rules(batch, ids, imp, &mut rules);
+            if duplicate {
+                rules.push(Rule::DuplicateExposure);
             }
+            out.extend(rules.iter().map(|&rule| Violation {
+                seq: Some(imp.seq),
+                rule,
+            }));
         }
         if let Some(c) = &batch.counters {
             let issued = c
@@ -412,8 +416,8 @@ impl Contract {
         batch: &proto::Batch,
         ids: &wire::Ids,
         imp: &DecodedImpression,
-    ) -> Vec<Rule> {
-        let mut rules = Vec::new();
+        rules: &mut Vec<Rule>,
+    ) {
         let facts = ImpressionFacts {
             item_id: ids.item(imp),
             artwork_id: ids.artwork(imp),
@@ -440,24 +444,63 @@ impl Contract {
             }
             None => rules.push(Rule::UnknownPageView),
         }
-        rules
     }
 }
 
-/// Identity of an exposure: page view ordinal, item id text (not its table index, which a
-/// buggy client could duplicate), row and column.
-type ExposureKey<'a> = (u64, &'a str, u32, u32);
-
-fn exposure_key<'a>(
+/// Which of `impressions` duplicate an earlier exposure under `rule`. The identity of an
+/// exposure is its page view ordinal, item id text (not its table index, which a buggy
+/// client could duplicate), row and column; whether a later exposure of one identity
+/// duplicates depends only on the earlier ones of the same identity, so each identity is
+/// judged on its own, in batch order, by [`Exposures::admit`].
+///
+/// O(n log n) on untrusted input, and cheap on real input: the impressions are sorted by
+/// place (ordinal, row, column: integers); a place shown once (nearly all of them) cannot
+/// be a duplicate, and only the impressions of a place shown more than once are grouped
+/// by item text.
+fn duplicate_exposures(
     batch: &proto::Batch,
-    ids: &'a wire::Ids,
-    imp: &DecodedImpression,
-) -> ExposureKey<'a> {
-    let ordinal = batch
-        .page_views
-        .get(imp.page_view)
-        .map_or(u64::MAX, |pv| pv.ordinal);
-    (ordinal, ids.item(imp), imp.row, imp.column)
+    ids: &wire::Ids,
+    impressions: &[DecodedImpression],
+    rule: Reentry,
+) -> Vec<bool> {
+    let mut duplicate = alloc::vec![false; impressions.len()];
+    // (ordinal, row, column, position in the batch): unique, so the order is total.
+    let mut places: Vec<(u64, u32, u32, u32)> = impressions
+        .iter()
+        .enumerate()
+        .map(|(i, imp)| {
+            let ordinal = batch
+                .page_views
+                .get(imp.page_view)
+                .map_or(u64::MAX, |pv| pv.ordinal);
+            (ordinal, imp.row, imp.column, i as u32)
+        })
+        .collect();
+    places.sort_unstable();
+    let mut run = Vec::new();
+    for same_place in places.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
+        if same_place.len() < 2 {
+            continue;
+        }
+        run.clear();
+        run.extend(same_place.iter().map(|p| p.3 as usize));
+        let item = |i: usize| ids.item(&impressions[i]);
+        // Stable from batch order, so each item's exposures stay in batch order.
+        run.sort_by(|&a, &b| item(a).cmp(item(b)));
+        for same_item in run.chunk_by(|&a, &b| item(a) == item(b)) {
+            if same_item.len() < 2 {
+                continue;
+            }
+            let mut seen = Exposures::new();
+            for &i in same_item {
+                let imp = &impressions[i];
+                let start = imp.first_visible_ms;
+                let end = start.saturating_add(i64::from(imp.visible_ms));
+                duplicate[i] = !seen.admit((), start, end, rule);
+            }
+        }
+    }
+    duplicate
 }
 
 /// The exposures seen so far, to find duplicates under a re-entry rule in O(log n) each:
