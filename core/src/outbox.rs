@@ -11,10 +11,10 @@
 //!   reorders them, and the logger decides each one knowing how the previous ones went.
 //! - **Coalesced journal.** Journal records appended while an append is still planned join
 //!   it: one operation carries every event since the host last drained.
-//! - **Conditional operations.** An operation may require that everything planned from
-//!   some earlier operation on succeeded (the journal is cleared only after the state that
-//!   replaces it is written; a batch's old copy is removed only after its halves are).
-//!   When one of them failed, the operation is cancelled instead of handed out.
+//! - **Conditional operations.** An operation may require that one earlier operation
+//!   succeeded (the journal is cleared only after the state that replaces it is written; a
+//!   settled batch's copy is removed only after the `acks` that lists it is). When that one
+//!   failed or was itself cancelled, the operation is cancelled instead of handed out.
 //! - **Tickets.** Every planned operation has a ticket, increasing; it is also the id the
 //!   host acknowledges. [`Outbox::settled_through`] tells which tickets are finished, so
 //!   the logger offers an upload only after the writes it depends on.
@@ -26,13 +26,15 @@ use alloc::vec::Vec;
 
 use crate::store::{StoreOp, StoreRequest};
 
-/// What an operation was for, so its failure or cancellation can be undone in the logger.
+/// What an operation was for, so the logger can react to its result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Purpose {
-    /// The stored copy of a batch, or a record whose failure needs no repair.
+    /// A record or journal append whose result needs no reaction.
     Plain,
-    /// The `state` record.
-    State,
+    /// The `state` record; once written, seqs up to `covers` can never be issued again.
+    State { covers: u64 },
+    /// The stored copy of batch `id`: once written, its seqs are durable.
+    Batch(u64),
     /// Removal of a settled batch's stored copy: on failure it stays listed in `acks`.
     RemoveSettled(u64),
 }
@@ -42,8 +44,9 @@ struct Planned {
     ticket: u64,
     op: StoreOp,
     purpose: Purpose,
-    /// Cancelled if any operation with a ticket at or after this one failed.
-    needs_since: Option<u64>,
+    /// Cancelled if the operation with this ticket failed or was cancelled.
+    needs: Option<u64>,
+    cancelled: bool,
 }
 
 #[derive(Debug)]
@@ -70,8 +73,6 @@ pub(crate) struct Outbox {
     handed: Option<Handed>,
     /// The ticket the next planned operation gets; tickets start at 1.
     next_ticket: u64,
-    /// The highest ticket that failed or was cancelled (0: none).
-    last_failed: u64,
     spare_bytes: Vec<Vec<u8>>,
     spare_keys: Vec<String>,
 }
@@ -82,7 +83,6 @@ impl Default for Outbox {
             planned: VecDeque::new(),
             handed: None,
             next_ticket: 1,
-            last_failed: 0,
             spare_bytes: Vec::new(),
             spare_keys: Vec::new(),
         }
@@ -95,10 +95,10 @@ impl Outbox {
         self.push(op, purpose, None)
     }
 
-    /// Plans an operation that runs only if every operation from ticket `since` on
-    /// succeeded; returns its ticket.
-    pub fn plan_if_ok_since(&mut self, since: u64, op: StoreOp, purpose: Purpose) -> u64 {
-        self.push(op, purpose, Some(since))
+    /// Plans an operation that runs only if the operation with ticket `needs` succeeded;
+    /// returns its ticket.
+    pub fn plan_if_ok(&mut self, needs: u64, op: StoreOp, purpose: Purpose) -> u64 {
+        self.push(op, purpose, Some(needs))
     }
 
     /// A put of `value` under `key`, in recycled buffers.
@@ -138,16 +138,24 @@ impl Outbox {
         self.push(StoreOp::Append { bytes: buf }, Purpose::Plain, None)
     }
 
-    fn push(&mut self, op: StoreOp, purpose: Purpose, needs_since: Option<u64>) -> u64 {
+    fn push(&mut self, op: StoreOp, purpose: Purpose, needs: Option<u64>) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.planned.push_back(Planned {
             ticket,
             op,
             purpose,
-            needs_since,
+            needs,
+            cancelled: false,
         });
         ticket
+    }
+
+    /// Operation `ticket` failed or was cancelled: cancel what needs it.
+    fn cancel_dependents(&mut self, ticket: u64) {
+        for p in self.planned.iter_mut().filter(|p| p.needs == Some(ticket)) {
+            p.cancelled = true;
+        }
     }
 
     /// The ticket of the last planned operation (0 before any).
@@ -190,11 +198,8 @@ impl Outbox {
             return None;
         }
         while let Some(next) = self.planned.pop_front() {
-            if next
-                .needs_since
-                .is_some_and(|since| self.last_failed >= since)
-            {
-                self.last_failed = next.ticket;
+            if next.cancelled {
+                self.cancel_dependents(next.ticket);
                 self.recycle(next.op);
                 cancelled(Finished {
                     purpose: next.purpose,
@@ -219,7 +224,7 @@ impl Outbox {
     pub fn acknowledge(&mut self, id: u64, ok: bool) -> Option<Finished> {
         let handed = self.handed.take_if(|h| h.request.id == id)?;
         if !ok {
-            self.last_failed = id;
+            self.cancel_dependents(id);
         }
         self.recycle(handed.request.op);
         Some(Finished {
@@ -318,8 +323,8 @@ mod tests {
     #[test]
     fn a_failed_write_cancels_what_depends_on_it_and_nothing_else() {
         let mut out = Outbox::default();
-        let state = out.plan(put("state"), Purpose::State);
-        out.plan_if_ok_since(state, StoreOp::ClearJournal, Purpose::Plain);
+        let state = out.plan(put("state"), Purpose::State { covers: 0 });
+        out.plan_if_ok(state, StoreOp::ClearJournal, Purpose::Plain);
         let after = out.append(b"later");
         let r = out.poll(&mut no_cancel).unwrap().id;
         assert_eq!(out.acknowledge(r, false).map(|f| f.ok), Some(false));
@@ -330,11 +335,38 @@ mod tests {
     }
 
     #[test]
+    fn a_dependent_of_a_dependent_is_cancelled_too_and_independent_failures_cancel_nothing() {
+        let mut out = Outbox::default();
+        let a = out.plan(put("a"), Purpose::Plain);
+        let b = out.plan_if_ok(a, put("b"), Purpose::Plain);
+        let c = out.plan_if_ok(b, put("c"), Purpose::Plain);
+        let other = out.plan(put("other"), Purpose::Plain);
+        let d = out.plan_if_ok(a, put("d"), Purpose::Plain);
+        let mut handed = Vec::new();
+        while let Some(op) = out.poll(&mut no_cancel).cloned() {
+            handed.push(op.id);
+            // `other` fails: `d` needs only `a`, which succeeded.
+            out.acknowledge(op.id, op.id != other);
+        }
+        assert_eq!(handed, [a, b, c, other, d]);
+
+        let mut out = Outbox::default();
+        let a = out.plan(put("a"), Purpose::Plain);
+        let b = out.plan_if_ok(a, put("b"), Purpose::Plain);
+        let c = out.plan_if_ok(b, put("c"), Purpose::Plain);
+        let r = out.poll(&mut no_cancel).unwrap().id;
+        out.acknowledge(r, false);
+        let mut cancelled = 0;
+        assert!(out.poll(&mut |_| cancelled += 1).is_none());
+        assert_eq!((cancelled, out.settled_through()), (2, c));
+    }
+
+    #[test]
     fn settled_through_follows_acknowledgements_and_cancellations() {
         let mut out = Outbox::default();
         assert_eq!(out.settled_through(), 0);
         let a = out.plan(put("a"), Purpose::Plain);
-        let b = out.plan_if_ok_since(a, put("b"), Purpose::Plain);
+        let b = out.plan_if_ok(a, put("b"), Purpose::Plain);
         assert_eq!(out.settled_through(), 0);
         let r = out.poll(&mut no_cancel).unwrap().id;
         assert_eq!(out.settled_through(), 0, "handed out is not settled");

@@ -112,6 +112,11 @@ pub struct Acks {
     pub attempts: u32,
     #[prost(uint64, tag = "18")]
     pub dropped_journal_lost: u64,
+    /// The highest seq of a batch counted as delivered or dropped. Batches hold contiguous
+    /// seqs and settle in seq order, so a replay skips journaled seqs up to it (they are
+    /// counted even when their batch's copy is gone and the journal was kept).
+    #[prost(uint64, tag = "19")]
+    pub settled_through_seq: u64,
 }
 
 impl Acks {
@@ -143,6 +148,7 @@ impl Acks {
             attempts_batch,
             attempts,
             dropped_journal_lost: d.journal_lost,
+            settled_through_seq: 0,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct ClosedBatch {
     /// Store ticket that must be settled before the batch is offered for upload (its
     /// stored copy; 0 for a batch read back from the store). Not stored.
     pub ready_after: u64,
+    /// Its stored copy was written (true for a batch read back). Not stored.
+    pub stored: bool,
 }
 
 impl ClosedBatch {
@@ -76,6 +78,7 @@ impl ClosedBatch {
             attempts: u32_at(28)?,
             body: bytes.get(RECORD_HEADER..)?.to_vec(),
             ready_after: 0,
+            stored: true,
         })
     }
 }
@@ -204,6 +207,7 @@ mod tests {
             attempts: 0,
             body: vec![0; bytes],
             ready_after: 0,
+            stored: false,
         }
     }
 
@@ -242,6 +246,8 @@ mod tests {
     fn a_record_round_trips_and_a_short_one_is_refused() {
         let mut b = batch(7, 5);
         b.attempts = 3;
+        // What is read back was stored.
+        b.stored = true;
         assert_eq!(ClosedBatch::from_record(&b.to_record()), Some(b.clone()));
         assert_eq!(ClosedBatch::from_record(&b.to_record()[..20]), None);
     }

@@ -133,7 +133,14 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
     let h: u64 = hms.next()?.parse().ok()?;
     let m: u64 = hms.next()?.parse().ok()?;
     let sec: u64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    // IMF-fixdate years have four digits; a bigger one (server text) must not overflow.
+    if parts.next()? != "GMT"
+        || !(0..=9999).contains(&year)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || m > 59
+        || sec > 60
+    {
         return None;
     }
     let days = crate::civil::days_from_civil(year, month, day as i64);
@@ -215,5 +222,23 @@ mod tests {
     #[test]
     fn retry_after_is_capped() {
         assert_eq!(parse_retry_after("999999999", 0), Some(MAX_RETRY_AFTER_MS));
+    }
+
+    #[test]
+    fn a_retry_after_date_with_an_absurd_year_is_refused_not_a_panic() {
+        use alloc::format;
+        // The text comes from the server: a year no IMF-fixdate has must not overflow.
+        for year in [
+            "99999999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            let text = format!("Sun, 06 Nov {year} 08:49:37 GMT");
+            assert_eq!(parse_retry_after(&text, 0), None, "{text}");
+        }
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0),
+            Some(MAX_RETRY_AFTER_MS)
+        );
     }
 }

@@ -346,6 +346,7 @@ fn a_stored_batch_record_with_impossible_numbers_is_corrupt_not_a_panic() {
         attempts: 0,
         body: vec![],
         ready_after: 0,
+        stored: false,
     }
     .to_record();
     let mut framed = Vec::new();

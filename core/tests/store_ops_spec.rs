@@ -274,3 +274,157 @@ fn the_batch_that_causes_an_overflow_drop_reports_it_in_its_counters() {
         "the collector must see every drop the device counted"
     );
 }
+
+/// Performs every planned store operation on `store`, failing those `fail` picks.
+fn perform_failing(
+    logger: &mut Logger,
+    store: &mut MemoryStore,
+    mut fail: impl FnMut(&StoreOp) -> bool,
+) {
+    while let Some(op) = logger.poll_store_op().cloned() {
+        let result = if fail(&op.op) {
+            Err(sightline_core::StoreError::Io("injected".into()))
+        } else {
+            store.apply(&op.op)
+        };
+        logger.handle_store_result(op.id, result).unwrap();
+    }
+}
+
+#[test]
+fn a_split_batch_whose_removal_failed_is_not_delivered_and_counted_again_after_a_restart() {
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config(), &mut store, at(0)).unwrap();
+    record_n(&mut logger, 4, 0);
+    logger.flush(at(2000));
+    logger.perform_store_ops(&mut store);
+    let original = store.keys("batch/").unwrap();
+    assert_eq!(original.len(), 1);
+    let u = logger.poll_upload(at(2000)).unwrap();
+    logger
+        .handle_upload_result(u.id, status(413, None), at(2000))
+        .unwrap();
+    // Removing the original once its halves are stored fails (an I/O error, once).
+    let mut failed = false;
+    perform_failing(&mut logger, &mut store, |op| {
+        let hit = !failed && matches!(op, StoreOp::Remove { key } if *key == original[0]);
+        failed |= hit;
+        hit
+    });
+    assert!(failed);
+    let mut t = 2000;
+    while let Some(u) = logger.poll_upload(at(t)) {
+        logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
+        logger.perform_store_ops(&mut store);
+        t += 1000;
+    }
+    assert_eq!(logger.stats().delivered, 4);
+    drop(logger);
+    let mut logger = Logger::start(config(), &mut store, at(t)).unwrap();
+    while let Some(u) = logger.poll_upload(at(t)) {
+        logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
+        logger.perform_store_ops(&mut store);
+    }
+    let s = logger.stats();
+    assert_eq!(s.delivered, 4, "{s:?}");
+    assert!(s.balanced(), "{s:?}");
+}
+
+/// Performs store operations and delivers every due upload with 200; the delivered seqs.
+fn deliver_everything(logger: &mut Logger, store: &mut MemoryStore, t: u64) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    logger.perform_store_ops(store);
+    while let Some(u) = logger.poll_upload(at(t)) {
+        seqs.extend(decode(&u).1.iter().map(|r| r.seq));
+        logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
+        logger.perform_store_ops(store);
+    }
+    seqs
+}
+
+#[test]
+fn seqs_sent_while_the_store_failed_are_never_issued_again_after_a_restart() {
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config(), &mut store, at(0)).unwrap();
+    record_n(&mut logger, 4, 0);
+    logger.flush(at(2000));
+    // The store is full: every write fails (QuotaExceeded in IndexedDB).
+    perform_failing(&mut logger, &mut store, |_| true);
+    assert!(
+        logger.poll_upload(at(2000)).is_none(),
+        "seqs that no write made durable are not sent"
+    );
+    // The store recovers; the state is written again at the retry deadline.
+    let retry = 2000 + 5_000;
+    assert!(logger.poll_timeout().is_some_and(|t| t <= retry));
+    logger.handle_timeout(at(retry));
+    logger.perform_store_ops(&mut store);
+    let first = deliver_everything(&mut logger, &mut store, retry);
+    assert_eq!(first, [1, 2, 3, 4]);
+    let session = logger.session_id().to_string();
+    drop(logger);
+    let mut logger = Logger::start(config(), &mut store, at(retry + 5000)).unwrap();
+    assert_eq!(logger.session_id(), session);
+    record_n(&mut logger, 4, retry + 5000);
+    logger.flush(at(retry + 7000));
+    let again = deliver_everything(&mut logger, &mut store, retry + 7000);
+    assert!(
+        again.iter().all(|s| !first.contains(s)),
+        "first {first:?}, again {again:?}"
+    );
+}
+
+#[test]
+fn a_delivered_batch_is_not_replayed_from_a_journal_kept_after_a_failed_state_write() {
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config(), &mut store, at(0)).unwrap();
+    record_n(&mut logger, 4, 0);
+    logger.flush(at(2000));
+    // The close's checkpoint cannot write `state` (the second state put: the first reserved seqs).
+    let mut states = 0;
+    perform_failing(&mut logger, &mut store, |op| {
+        let is_state = matches!(op, StoreOp::Put { key, .. } if key == "state");
+        states += usize::from(is_state);
+        is_state && states == 2
+    });
+    assert_eq!(logger.stats().store_errors, 1);
+    assert_eq!(
+        deliver_everything(&mut logger, &mut store, 2000),
+        [1, 2, 3, 4]
+    );
+    assert!(
+        store.keys("batch/").unwrap().is_empty(),
+        "settled and removed"
+    );
+    drop(logger);
+    let mut logger = Logger::start(config(), &mut store, at(5000)).unwrap();
+    let again = deliver_everything(&mut logger, &mut store, 5000);
+    let s = logger.stats();
+    assert!(again.is_empty(), "resent {again:?}: {s:?}");
+    assert_eq!(s.delivered, 4);
+    assert!(s.balanced(), "{s:?}");
+}
+
+#[test]
+fn a_settled_batch_whose_removal_keeps_failing_does_not_keep_the_journal_forever() {
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config(), &mut store, at(0)).unwrap();
+    record_n(&mut logger, 3, 0);
+    logger.flush(at(2000));
+    logger.perform_store_ops(&mut store);
+    let u = logger.poll_upload(at(2000)).unwrap();
+    logger.handle_upload_result(u.id, ok(), at(2000)).unwrap();
+    // Removing the delivered batch's copy fails every time; the next checkpoint's journal
+    // clear needs only its state write.
+    let mut cleared = false;
+    record_n(&mut logger, 3, 3000);
+    logger.flush(at(5000));
+    perform_failing(&mut logger, &mut store, |op| {
+        cleared |= *op == StoreOp::ClearJournal;
+        matches!(op, StoreOp::Remove { .. })
+    });
+    assert!(
+        cleared,
+        "the journal was cleared after its state was written"
+    );
+}

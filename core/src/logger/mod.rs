@@ -72,6 +72,10 @@ const CLOCK_RESET_MS: u64 = 60_000;
 /// possibly issued, so a journal that lost its tail is counted, never reused. Bigger means
 /// fewer state writes and more seqs counted as lost after an unclean stop.
 pub const SEQ_RESERVE: u64 = 32;
+/// After store writes failed, the state is written again this long later before a batch
+/// whose seqs are not durable is uploaded: often enough to resume soon, rarely enough not
+/// to hammer a full store.
+const STORE_RETRY_MS: u64 = 5_000;
 
 /// The current time, in both kinds. They are never mixed: monotonic milliseconds measure
 /// durations and deadlines; wall-clock milliseconds (Unix epoch) only stamp.
@@ -210,6 +214,14 @@ pub struct Logger {
     checkpointed: State,
     /// Seqs up to this one may have been issued (durably reserved once written).
     reserved: u64,
+    /// Seqs up to this one are known issued to whatever a restart reads back (an
+    /// acknowledged state write, or what was read at start): they are never issued again.
+    durable_reserved: u64,
+    /// The highest seq of a batch counted as delivered or dropped (listed in `acks`).
+    settled_seq: u64,
+    /// When to write the state again, after writes failed and the front batch's seqs are
+    /// not durable: uploads of it wait until then.
+    store_retry_at: Option<u64>,
     rng: Rng,
     session_id: String,
     sampled_in: bool,
@@ -260,6 +272,9 @@ impl Logger {
             outbox: Outbox::default(),
             checkpointed: State::default(),
             reserved: 0,
+            durable_reserved: 0,
+            settled_seq: 0,
+            store_retry_at: None,
             session_id: String::new(),
             sampled_in: true,
             generation: 0,
@@ -629,7 +644,7 @@ impl Logger {
             self.stats
                 .dropped
                 .add(DropReason::Purged, u64::from(b.count));
-            self.settle_stored(b.id);
+            self.count_settled(&b);
         }
         self.in_flight = None;
         let spare = &mut self.spare;
@@ -906,6 +921,7 @@ impl Logger {
             attempts: 0,
             body,
             ready_after: 0,
+            stored: false,
         };
         self.encode_buf = raw;
         self.next_batch_id += 1;
@@ -918,7 +934,14 @@ impl Logger {
         self.stats
             .dropped
             .add(DropReason::Overflow, u64::from(old.count));
-        self.settle_stored(old.id);
+        self.count_settled(old);
+    }
+
+    /// A batch was counted as delivered or dropped: its stored copy is to go, and replay
+    /// never rebuilds its seqs from a journal that was kept.
+    fn count_settled(&mut self, b: &ClosedBatch) {
+        self.settled_seq = self.settled_seq.max(b.last_seq_bound().unwrap_or(0));
+        self.settle_stored(b.id);
     }
 
     fn enqueue_closed(&mut self, mut closed: ClosedBatch) {

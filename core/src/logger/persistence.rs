@@ -29,7 +29,17 @@ impl Logger {
         if !finished.ok {
             self.stats.store_errors += 1;
         }
-        Self::undo_settled(&mut self.settled, finished);
+        match finished.purpose {
+            Purpose::State { covers } if finished.ok => {
+                self.durable_reserved = self.durable_reserved.max(covers);
+            }
+            Purpose::Batch(batch) if finished.ok => {
+                if let Some(b) = self.queue.get_mut(batch) {
+                    b.stored = true;
+                }
+            }
+            _ => Self::undo_settled(&mut self.settled, finished),
+        }
         Ok(())
     }
 
@@ -91,9 +101,16 @@ impl Logger {
     /// first of them is journaled: the state of the last checkpoint, with the new bound.
     pub(super) fn reserve_seqs(&mut self, seq: u64) {
         self.reserved = seq.saturating_add(SEQ_RESERVE - 1);
+        self.rewrite_state();
+    }
+
+    /// Writes the state of the last checkpoint again with the current reservation: a seq
+    /// reservation, or a retry after a state write failed.
+    pub(super) fn rewrite_state(&mut self) {
         self.checkpointed.reserved_through = self.reserved;
+        let covers = self.reserved;
         let state = core::mem::take(&mut self.checkpointed);
-        self.put_record(STATE_KEY, &state, Purpose::State);
+        self.put_record(STATE_KEY, &state, Purpose::State { covers });
         self.checkpointed = state;
     }
 
@@ -110,7 +127,7 @@ impl Logger {
         let op = self.outbox.put_op(&batch.key(), |buf| {
             frame_with(buf, |payload| batch.write_record(payload))
         });
-        self.outbox.plan(op, Purpose::Plain)
+        self.outbox.plan(op, Purpose::Batch(batch.id))
     }
 
     pub(super) fn unstore(&mut self, key: &str) {
@@ -143,13 +160,14 @@ impl Logger {
             invalid_by_rule: s.invalid_by_rule.to_stored(),
             reserved_through: self.reserved,
         };
-        let saved = self.put_record(STATE_KEY, &state, Purpose::State);
+        let covers = self.reserved;
+        let saved = self.put_record(STATE_KEY, &state, Purpose::State { covers });
         self.checkpointed = state;
         self.write_acks();
         // Only once the new state is acknowledged; if it fails, the journal stays (replay
         // takes records of the stored generation and later ones).
         self.outbox
-            .plan_if_ok_since(saved, StoreOp::ClearJournal, Purpose::Plain);
+            .plan_if_ok(saved, StoreOp::ClearJournal, Purpose::Plain);
         self.journal_bytes = 0;
         self.journal(&Entry::Epoch {
             mono_epoch: self.starts,
@@ -182,13 +200,14 @@ impl Logger {
     pub(super) fn write_acks(&mut self) {
         let front = self.queue.front().map_or((0, 0), |b| (b.id, b.attempts));
         let ids: Vec<u64> = self.settled.iter().map(|s| s.id).collect();
-        let acks = Acks::from_stats(
+        let mut acks = Acks::from_stats(
             &self.stats,
             self.blocked_until_wall,
             self.blocked_for,
             &ids,
             front,
         );
+        acks.settled_through_seq = self.settled_seq;
         let written = self.put_record(ACKS_KEY, &acks, Purpose::Plain);
         for i in 0..self.settled.len() {
             let s = self.settled[i];
@@ -198,7 +217,7 @@ impl Logger {
             self.settled[i].removing = true;
             let op = self.outbox.remove_op(&crate::queue::batch_key(s.id));
             self.outbox
-                .plan_if_ok_since(written, op, Purpose::RemoveSettled(s.id));
+                .plan_if_ok(written, op, Purpose::RemoveSettled(s.id));
         }
     }
 }

@@ -59,6 +59,7 @@ impl Logger {
             self.blocked_until_wall = a.blocked_until_wall_ms;
             self.blocked_for = a.blocked_for_ms;
             front_attempts = (a.attempts_batch, a.attempts);
+            self.settled_seq = a.settled_through_seq;
             settled = a.settled;
         }
         // Jitter must differ between restarts even with the same configured seed.
@@ -80,11 +81,15 @@ impl Logger {
             id,
             removing: false,
         }));
-        let journaled_through = self.replay_journal(stored, stored_through);
+        // Seqs of settled batches are counted even if their copies are gone.
+        let known_through = stored_through.max(self.settled_seq);
+        let journaled_through = self.replay_journal(stored, known_through);
         if prefs.purge_pending {
             self.purge();
         }
-        self.account_for_losses(stored_through.max(journaled_through), prefs.purge_pending);
+        self.account_for_losses(known_through.max(journaled_through), prefs.purge_pending);
+        // Everything issued so far is known from what was read back.
+        self.durable_reserved = self.stats.issued;
         let blocked = self.blocked_until_wall.saturating_sub(self.wall);
         self.next_send_at = self
             .now

@@ -8,6 +8,11 @@ impl Logger {
     /// Call when the deadline from [`Logger::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Now) {
         self.tick(now);
+        if self.store_retry_at.is_some_and(|t| self.now >= t) {
+            self.store_retry_at = None;
+            self.reserved = self.reserved.max(self.stats.issued);
+            self.rewrite_state();
+        }
         if let Some(f) = &self.in_flight {
             if self.now >= f.since.saturating_add(UPLOAD_TIMEOUT_MS) {
                 let upload = f.upload;
@@ -29,6 +34,9 @@ impl Logger {
                     .saturating_add(self.config.max_batch_age_ms),
             );
         }
+        if let Some(t) = self.store_retry_at {
+            consider(t);
+        }
         match &self.in_flight {
             Some(f) => consider(f.since.saturating_add(UPLOAD_TIMEOUT_MS)),
             None if !self.queue.is_empty() => consider(self.next_send_at),
@@ -48,6 +56,18 @@ impl Logger {
         // Durability first: what the batch depends on (its stored copy, the state naming its
         // seqs) must be acknowledged, so no seq it carries can be issued again after a crash.
         if batch.ready_after > self.outbox.settled_through() {
+            return None;
+        }
+        // A write it depended on failed: its seqs are durable only if its copy or a state
+        // reserving them was written. Otherwise a restart could issue them again, so it
+        // waits, and the state is written again a little later.
+        let covered = batch
+            .last_seq_bound()
+            .is_some_and(|last| last <= self.durable_reserved);
+        if !batch.stored && !covered {
+            if self.store_retry_at.is_none() && !self.outbox.busy() {
+                self.store_retry_at = Some(self.now.saturating_add(STORE_RETRY_MS));
+            }
             return None;
         }
         let (id, batch_no) = (batch.id, batch.batch_no);
@@ -127,11 +147,13 @@ impl Logger {
         };
         let (count, attempts, body_len) =
             (u64::from(batch.count), batch.attempts, batch.body.len());
+        let last_seq = batch.last_seq_bound().unwrap_or(0);
         match upload::classify(&outcome) {
             Disposition::Delivered => {
                 self.queue.remove(id);
                 self.stats.delivered += count;
                 self.stats.bytes_delivered += body_len as u64;
+                self.settled_seq = self.settled_seq.max(last_seq);
                 self.settle_stored(id);
                 self.next_send_at = self.now;
             }
@@ -167,7 +189,7 @@ impl Logger {
     pub(super) fn drop_batch(&mut self, id: u64, reason: DropReason) {
         if let Some(b) = self.queue.remove(id) {
             self.stats.dropped.add(reason, u64::from(b.count));
-            self.settle_stored(b.id);
+            self.count_settled(&b);
         }
         self.next_send_at = self.now;
     }
@@ -186,7 +208,6 @@ impl Logger {
             return;
         };
         let (left, right) = rows.split_at(rows.len() / 2);
-        let mut first_half = None;
         // Push the right half first so the left half ends up in front.
         for half in [right, left] {
             let part = crate::batch::subset(&proto_batch, half);
@@ -204,20 +225,20 @@ impl Logger {
                     .encode_to_vec(),
                 ),
                 ready_after: 0,
+                stored: false,
             };
             self.next_batch_id += 1;
             self.next_batch_no += 1;
             closed.ready_after = self.store_batch(&closed);
-            first_half.get_or_insert(closed.ready_after);
             self.queue.push_front(closed);
         }
-        // Only once both halves are stored: a crash in between leaves the original and
-        // the halves, and recovery keeps the original.
+        // The original goes the way of a settled batch: listed in the `acks` written after
+        // the halves are stored, its copy removed once that `acks` is acknowledged (a
+        // failed removal is retried, and a restart never loads it next to halves that were
+        // already counted). A crash before that `acks` leaves the original and the halves,
+        // and recovery keeps the original.
         self.queue.remove(id);
-        let op = self.outbox.remove_op(&batch.key());
-        if let Some(since) = first_half {
-            self.outbox.plan_if_ok_since(since, op, Purpose::Plain);
-        }
+        self.settle_stored(batch.id);
         self.next_send_at = self.now;
     }
 }
