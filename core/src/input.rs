@@ -144,19 +144,53 @@ pub enum Handled {
     Done,
 }
 
-/// Why an input was not taken.
+/// The host used the API wrongly; counted like a contract refusal under the rule's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misuse {
+    /// The page view was never started, or already ended.
+    UnknownPageView,
+    /// The page view already tracks as many exposures as one may have.
+    PageViewFull,
+}
+
+impl Misuse {
+    /// The rule it is counted under.
+    pub fn rule(self) -> Rule {
+        match self {
+            Misuse::UnknownPageView => Rule::UnknownPageView,
+            Misuse::PageViewFull => Rule::PageViewFull,
+        }
+    }
+}
+
+/// Why an input was not taken, by surface: what the data breaks, how the API was misused,
+/// or a result for an upload that is not in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputError {
     /// The data breaks a rule of the contract (counted in `Stats::invalid_by_rule`).
-    Refused(Rule),
+    Contract(Rule),
+    /// The host used the API wrongly (counted too).
+    Misuse(Misuse),
     /// The upload named is not in flight.
     UnknownUpload(UnknownUpload),
+}
+
+impl InputError {
+    /// The counted rule, if the error is a refusal.
+    pub fn rule(self) -> Option<Rule> {
+        match self {
+            InputError::Contract(rule) => Some(rule),
+            InputError::Misuse(m) => Some(m.rule()),
+            InputError::UnknownUpload(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InputError::Refused(rule) => write!(f, "refused: {rule}"),
+            InputError::Contract(rule) => write!(f, "refused by the contract: {rule}"),
+            InputError::Misuse(m) => write!(f, "misuse of the API: {}", m.rule()),
             InputError::UnknownUpload(e) => e.fmt(f),
         }
     }
@@ -166,7 +200,11 @@ impl core::error::Error for InputError {}
 
 impl From<Rule> for InputError {
     fn from(rule: Rule) -> Self {
-        InputError::Refused(rule)
+        match rule {
+            Rule::UnknownPageView => InputError::Misuse(Misuse::UnknownPageView),
+            Rule::PageViewFull => InputError::Misuse(Misuse::PageViewFull),
+            rule => InputError::Contract(rule),
+        }
     }
 }
 
@@ -250,6 +288,20 @@ mod tests {
     }
 
     #[test]
+    fn every_misuse_rule_maps_to_a_misuse_and_back_and_contract_rules_stay_contract() {
+        for rule in Rule::ALL {
+            let e = InputError::from(rule);
+            assert_eq!(e.rule(), Some(rule));
+            let misuse = matches!(e, InputError::Misuse(_));
+            assert_eq!(
+                misuse,
+                rule.kind() == crate::contract::RuleKind::Misuse,
+                "{rule:?}"
+            );
+        }
+    }
+
+    #[test]
     fn owned_inputs_do_what_the_borrowed_calls_do() {
         let mut l = logger();
         let at = |ms| Now::new(ms, ms);
@@ -287,7 +339,7 @@ mod tests {
         );
         assert_eq!(
             l.handle_input(Input::EndPageView { page_view: 99 }, at(2000)),
-            Err(InputError::Refused(Rule::UnknownPageView))
+            Err(InputError::Misuse(Misuse::UnknownPageView))
         );
         let stale = Input::UploadResult {
             id: 7,

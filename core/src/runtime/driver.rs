@@ -394,11 +394,8 @@ impl Driver {
             now,
             reply: Some(reply),
         })?
-        .map_err(|e| match e {
-            InputError::Refused(rule) => DriverError::Rule(rule),
-            // Only upload results name uploads, and hosts do not send those.
-            InputError::UnknownUpload(_) => DriverError::Stopped,
-        })
+        // Only upload results name uploads, and hosts do not send those.
+        .map_err(|e| e.rule().map_or(DriverError::Stopped, DriverError::Rule))
     }
 
     fn send(&self, command: Command) -> Result<(), DriverError> {
