@@ -41,16 +41,18 @@ use crate::store::{
     Store, StoreError, StoreOp, StoreRequest, Stored, frame_into, read_frames, read_single_frame,
 };
 use crate::upload::{
-    self, APP_KEY_HEADER, BATCH_HEADER, CONTENT_TYPE, Disposition, Header, MAX_RETRY_AFTER_MS,
-    UPLOAD_PATH, UPLOAD_TIMEOUT_MS, Upload, UploadOutcome,
+    self, APP_KEY_HEADER, BATCH_HEADER, CONTENT_TYPE, Disposition, Header, UPLOAD_PATH, Upload,
+    UploadOutcome,
 };
 use crate::viewability::{Place, Qualified, Tracker};
 use crate::wire;
 use page_view::PageView;
+use schedule::Schedule;
 
 mod page_view;
 mod persistence;
 mod recovery;
+mod schedule;
 mod uploader;
 
 /// Name of this SDK on the wire.
@@ -181,14 +183,6 @@ impl From<ConfigError> for StartError {
     }
 }
 
-struct InFlight {
-    /// Unique per attempt, so a late answer to an attempt that timed out is not taken for
-    /// the answer to its retry.
-    upload: u64,
-    batch: u64,
-    since: u64,
-}
-
 /// A batch counted as delivered or dropped whose stored copy may still exist: listed in
 /// `acks` until its removal is acknowledged, so a restart never counts or sends it twice.
 #[derive(Clone, Copy, Debug)]
@@ -240,11 +234,7 @@ pub struct Logger {
     next_page_view: u64,
     open: OpenBatch,
     queue: Queue,
-    in_flight: Option<InFlight>,
-    next_upload: u64,
-    next_send_at: u64,
-    blocked_until_wall: u64,
-    blocked_for: u64,
+    schedule: Schedule,
     next_batch_id: u64,
     next_batch_no: u64,
     record_buf: Vec<u8>,
@@ -290,11 +280,7 @@ impl Logger {
             next_page_view: 1,
             open: OpenBatch::default(),
             queue: Queue::default(),
-            in_flight: None,
-            next_upload: 1,
-            next_send_at: now.mono_ms,
-            blocked_until_wall: 0,
-            blocked_for: 0,
+            schedule: Schedule::new(now.mono_ms),
             next_batch_id: 1,
             next_batch_no: 1,
             record_buf: Vec::new(),
@@ -646,7 +632,7 @@ impl Logger {
                 .add(DropReason::Purged, u64::from(b.count));
             self.count_settled(&b);
         }
-        self.in_flight = None;
+        self.schedule.abandon();
         let spare = &mut self.spare;
         spare.extend(self.page_views.drain(..).take(SPARE_PAGE_VIEWS));
     }
@@ -897,7 +883,7 @@ impl Logger {
         }
         let batch_no = self.next_batch_no;
         let mut raw = core::mem::take(&mut self.encode_buf);
-        let in_flight = self.in_flight.as_ref().map(|f| f.batch);
+        let in_flight = self.schedule.in_flight_batch();
         let max = self.config.max_queue_bytes as usize;
         let body = loop {
             raw.clear();
@@ -946,7 +932,7 @@ impl Logger {
 
     fn enqueue_closed(&mut self, mut closed: ClosedBatch) {
         closed.ready_after = self.store_batch(&closed);
-        let in_flight = self.in_flight.as_ref().map(|f| f.batch);
+        let in_flight = self.schedule.in_flight_batch();
         let max = self.config.max_queue_bytes as usize;
         for old in self.queue.push(closed, max, in_flight) {
             self.count_overflow(&old);

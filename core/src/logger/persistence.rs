@@ -202,8 +202,8 @@ impl Logger {
         let ids: Vec<u64> = self.settled.iter().map(|s| s.id).collect();
         let mut acks = Acks::from_stats(
             &self.stats,
-            self.blocked_until_wall,
-            self.blocked_for,
+            self.schedule.blocked().0,
+            self.schedule.blocked().1,
             &ids,
             front,
         );

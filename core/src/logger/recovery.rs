@@ -47,6 +47,7 @@ impl Logger {
         // session that is gone.
         let mut settled = Vec::new();
         let mut front_attempts = (0, 0);
+        let mut blocked = (0, 0);
         if let Some(a) = acks.filter(|_| resumed) {
             let st = &mut self.stats;
             st.delivered = a.delivered;
@@ -56,8 +57,7 @@ impl Logger {
             st.bytes_delivered = a.bytes_delivered;
             st.store_errors += a.store_errors;
             st.corrupt_records += a.corrupt_records;
-            self.blocked_until_wall = a.blocked_until_wall_ms;
-            self.blocked_for = a.blocked_for_ms;
+            blocked = (a.blocked_until_wall_ms, a.blocked_for_ms);
             front_attempts = (a.attempts_batch, a.attempts);
             self.settled_seq = a.settled_through_seq;
             settled = a.settled;
@@ -90,22 +90,10 @@ impl Logger {
         self.account_for_losses(known_through.max(journaled_through), prefs.purge_pending);
         // Everything issued so far is known from what was read back.
         self.durable_reserved = self.stats.issued;
-        let blocked = self.blocked_until_wall.saturating_sub(self.wall);
-        self.next_send_at = self
-            .now
-            .saturating_add(blocked.min(self.blocked_for).min(MAX_RETRY_AFTER_MS));
-        if let Some(front) = self.queue.front() {
-            if front.attempts > 0 {
-                let c = &self.config;
-                let wait = upload::backoff_ms(
-                    front.attempts,
-                    c.retry_base_ms,
-                    c.retry_max_ms,
-                    &mut self.rng,
-                );
-                self.next_send_at = self.next_send_at.max(self.now.saturating_add(wait));
-            }
-        }
+        let tried = self.queue.front().map_or(0, |b| b.attempts);
+        let (now, wall) = (self.now, self.wall);
+        self.schedule
+            .restore(blocked, tried, now, wall, &self.config, &mut self.rng);
         self.checkpoint();
         if prefs.purge_pending {
             self.put_record(

@@ -13,12 +13,9 @@ impl Logger {
             self.reserved = self.reserved.max(self.stats.issued);
             self.rewrite_state();
         }
-        if let Some(f) = &self.in_flight {
-            if self.now >= f.since.saturating_add(UPLOAD_TIMEOUT_MS) {
-                let upload = f.upload;
-                // The id is the one in flight, so this cannot be unknown.
-                let _ = self.settle(upload, UploadOutcome::NetworkError);
-            }
+        if let Some(upload) = self.schedule.timed_out(self.now) {
+            // The id is the one in flight, so this cannot be unknown.
+            let _ = self.settle(upload, UploadOutcome::NetworkError);
         }
         self.drive();
     }
@@ -37,10 +34,8 @@ impl Logger {
         if let Some(t) = self.store_retry_at {
             consider(t);
         }
-        match &self.in_flight {
-            Some(f) => consider(f.since.saturating_add(UPLOAD_TIMEOUT_MS)),
-            None if !self.queue.is_empty() => consider(self.next_send_at),
-            None => {}
+        if let Some(t) = self.schedule.deadline(!self.queue.is_empty()) {
+            consider(t);
         }
         // Back on the host's clock.
         deadline.map(|d| d.saturating_sub(self.mono_offset))
@@ -49,7 +44,7 @@ impl Logger {
     /// The next upload to perform, if one is due. At most one is in flight at a time.
     pub fn poll_upload(&mut self, now: Now) -> Option<Upload> {
         self.tick(now);
-        if self.in_flight.is_some() || self.now < self.next_send_at {
+        if !self.schedule.due(self.now) {
             return None;
         }
         let batch = self.queue.front()?;
@@ -91,13 +86,7 @@ impl Logger {
         if attempt > 1 {
             self.stats.retries += 1;
         }
-        let upload = self.next_upload;
-        self.next_upload += 1;
-        self.in_flight = Some(InFlight {
-            upload,
-            batch: id,
-            since: self.now,
-        });
+        let upload = self.schedule.begin(id, self.now);
         Some(Upload {
             id: upload,
             path: UPLOAD_PATH.to_string(),
@@ -137,11 +126,7 @@ impl Logger {
         upload: u64,
         outcome: UploadOutcome,
     ) -> Result<(), UnknownUpload> {
-        let id = match &self.in_flight {
-            Some(f) if f.upload == upload => f.batch,
-            _ => return Err(UnknownUpload(upload)),
-        };
-        self.in_flight = None;
+        let id = self.schedule.finish(upload).ok_or(UnknownUpload(upload))?;
         let Some(batch) = self.queue.get_mut(id) else {
             return Err(UnknownUpload(upload));
         };
@@ -155,7 +140,7 @@ impl Logger {
                 self.stats.bytes_delivered += body_len as u64;
                 self.settled_seq = self.settled_seq.max(last_seq);
                 self.settle_stored(id);
-                self.next_send_at = self.now;
+                self.schedule.now_ready(self.now);
             }
             Disposition::Reject => self.drop_batch(id, DropReason::Rejected),
             Disposition::Split => self.split(id),
@@ -163,9 +148,6 @@ impl Logger {
                 self.drop_batch(id, DropReason::RetriesExhausted);
             }
             Disposition::Retry => {
-                let c = &self.config;
-                let backoff =
-                    upload::backoff_ms(attempts, c.retry_base_ms, c.retry_max_ms, &mut self.rng);
                 let asked = match &outcome {
                     UploadOutcome::Status {
                         retry_after: Some(text),
@@ -173,11 +155,9 @@ impl Logger {
                     } => upload::parse_retry_after(text, self.wall).unwrap_or(0),
                     _ => 0,
                 };
-                if asked > 0 {
-                    self.blocked_until_wall = self.wall.saturating_add(asked);
-                    self.blocked_for = asked;
-                }
-                self.next_send_at = self.now.saturating_add(backoff.max(asked));
+                let (now, wall) = (self.now, self.wall);
+                self.schedule
+                    .retry(attempts, asked, now, wall, &self.config, &mut self.rng);
             }
         }
         // Also persists the front batch's attempt count, so backoff survives a restart
@@ -191,7 +171,7 @@ impl Logger {
             self.stats.dropped.add(reason, u64::from(b.count));
             self.count_settled(&b);
         }
-        self.next_send_at = self.now;
+        self.schedule.now_ready(self.now);
     }
 
     /// 413: re-encode the batch as two halves, each with its own string table, and send
@@ -239,6 +219,6 @@ impl Logger {
         // and recovery keeps the original.
         self.queue.remove(id);
         self.settle_stored(batch.id);
-        self.next_send_at = self.now;
+        self.schedule.now_ready(self.now);
     }
 }
