@@ -33,6 +33,20 @@ pub struct ClosedBatch {
 }
 
 impl ClosedBatch {
+    /// A batch just closed: never tried, not yet stored.
+    pub fn new(id: u64, batch_no: u64, first_seq: u64, count: u32, body: Vec<u8>) -> Self {
+        ClosedBatch {
+            id,
+            batch_no,
+            first_seq,
+            count,
+            attempts: 0,
+            body,
+            ready_after: 0,
+            stored: false,
+        }
+    }
+
     /// The store key.
     pub fn key(&self) -> String {
         batch_key(self.id)

@@ -410,13 +410,10 @@ impl Logger {
         });
         pv.tracker.reset(self.hidden);
         pv.seen.clear();
-        self.journal(&Entry::PageViewStart {
-            ordinal,
-            start_mono: pv.start_mono,
-            start_wall: pv.start_wall,
-            page,
-            request_id,
-        });
+        self.record_buf.clear();
+        pv.start_entry()
+            .encode(self.generation, &mut self.record_buf);
+        self.append_record();
         self.page_views.push(pv);
         Ok(ordinal)
     }
@@ -899,16 +896,13 @@ impl Logger {
                 self.count_overflow(&old);
             }
         };
-        let closed = ClosedBatch {
-            id: self.next_batch_id,
+        let closed = ClosedBatch::new(
+            self.next_batch_id,
             batch_no,
-            first_seq: self.open.first_seq,
-            count: self.open.len() as u32,
-            attempts: 0,
+            self.open.first_seq,
+            self.open.len() as u32,
             body,
-            ready_after: 0,
-            stored: false,
-        };
+        );
         self.encode_buf = raw;
         self.next_batch_id += 1;
         self.next_batch_no += 1;

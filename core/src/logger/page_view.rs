@@ -22,6 +22,17 @@ pub(super) struct PageView {
 }
 
 impl PageView {
+    /// Its journal record: written when it starts and again after every checkpoint.
+    pub(super) fn start_entry(&self) -> Entry<'_> {
+        Entry::PageViewStart {
+            ordinal: self.ordinal,
+            start_mono: self.start_mono,
+            start_wall: self.start_wall,
+            page: &self.page,
+            request_id: self.request_id.as_deref(),
+        }
+    }
+
     /// Whether the page view can learn these ids: every id it knows is kept until it ends,
     /// so they are bounded like its exposures.
     pub(super) fn room_for(&self, item: &str, artwork: Option<&str>) -> bool {

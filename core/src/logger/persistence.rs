@@ -173,16 +173,10 @@ impl Logger {
             mono_epoch: self.starts,
         });
         for i in 0..self.page_views.len() {
-            let pv = &self.page_views[i];
-            let entry = Entry::PageViewStart {
-                ordinal: pv.ordinal,
-                start_mono: pv.start_mono,
-                start_wall: pv.start_wall,
-                page: &pv.page,
-                request_id: pv.request_id.as_deref(),
-            };
             self.record_buf.clear();
-            entry.encode(self.generation, &mut self.record_buf);
+            self.page_views[i]
+                .start_entry()
+                .encode(self.generation, &mut self.record_buf);
             self.append_record();
         }
     }

@@ -191,22 +191,15 @@ impl Logger {
         // Push the right half first so the left half ends up in front.
         for half in [right, left] {
             let part = crate::batch::subset(&proto_batch, half);
-            let mut closed = ClosedBatch {
-                id: self.next_batch_id,
-                batch_no: self.next_batch_no,
-                first_seq: half[0].seq,
-                count: half.len() as u32,
-                attempts: 0,
-                body: self.compress(
-                    &proto::Batch {
-                        batch_no: self.next_batch_no,
-                        ..part
-                    }
-                    .encode_to_vec(),
-                ),
-                ready_after: 0,
-                stored: false,
-            };
+            let body = self.compress(
+                &proto::Batch {
+                    batch_no: self.next_batch_no,
+                    ..part
+                }
+                .encode_to_vec(),
+            );
+            let (id, no) = (self.next_batch_id, self.next_batch_no);
+            let mut closed = ClosedBatch::new(id, no, half[0].seq, half.len() as u32, body);
             self.next_batch_id += 1;
             self.next_batch_no += 1;
             closed.ready_after = self.store_batch(&closed);

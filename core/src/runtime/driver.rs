@@ -253,6 +253,16 @@ impl Driver {
         &self.session_id
     }
 
+    /// Any logger input, owned (see [`Input`]). Inputs with an answer (a page view start, a
+    /// pre-qualified impression) wait for it; the rest return [`Handled::Done`] at once and
+    /// the logger counts any refusal.
+    pub fn input(&self, input: Input) -> Result<Handled, DriverError> {
+        match input {
+            Input::StartPageView { .. } | Input::Impression { .. } => self.ask_input(input),
+            input => self.tell(input).map(|()| Handled::Done),
+        }
+    }
+
     /// Starts a page view and returns its id; see [`Logger::start_page_view`].
     pub fn start_page_view(
         &self,

@@ -1,7 +1,7 @@
 //! Replays a workload page into a logger: page start, visibility and focus changes,
 //! app hidden/visible intervals, page end, in time order.
 
-use sightline_core::{ItemRef, Logger, Now, Rule};
+use sightline_core::{Handled, Input, InputError, Item, Logger, Now};
 
 use crate::workload::{Page, Platform};
 
@@ -62,17 +62,11 @@ pub fn platform(p: Platform) -> sightline_core::Platform {
     }
 }
 
-/// What replaying a page needs from a host: the sans-IO logger on virtual time ([`At`]),
-/// or the std runtime's driver (the demo).
+/// What replaying a page needs from a host: the logger's owned inputs, taken by the sans-IO
+/// logger on virtual time ([`At`]) or by the std runtime's driver (the demo).
 pub trait Host {
     type Error;
-    fn start_page_view(&mut self, page: &str, request_id: &str) -> Result<u64, Self::Error>;
-    fn visibility(&mut self, pv: u64, item: &ItemRef<'_>, fraction: f32)
-    -> Result<(), Self::Error>;
-    fn focus(&mut self, pv: u64, item: &ItemRef<'_>, focused: bool) -> Result<(), Self::Error>;
-    fn app_hidden(&mut self) -> Result<(), Self::Error>;
-    fn app_visible(&mut self) -> Result<(), Self::Error>;
-    fn end_page_view(&mut self, pv: u64) -> Result<(), Self::Error>;
+    fn handle(&mut self, input: Input) -> Result<Handled, Self::Error>;
 }
 
 /// A logger at one instant.
@@ -83,27 +77,9 @@ pub struct At<'a> {
 }
 
 impl Host for At<'_> {
-    type Error = Rule;
-    fn start_page_view(&mut self, page: &str, request_id: &str) -> Result<u64, Rule> {
-        self.logger
-            .start_page_view(page, Some(request_id), None, self.now)
-    }
-    fn visibility(&mut self, pv: u64, item: &ItemRef<'_>, fraction: f32) -> Result<(), Rule> {
-        self.logger.handle_visibility(pv, item, fraction, self.now)
-    }
-    fn focus(&mut self, pv: u64, item: &ItemRef<'_>, focused: bool) -> Result<(), Rule> {
-        self.logger.handle_focus(pv, item, focused, self.now)
-    }
-    fn app_hidden(&mut self) -> Result<(), Rule> {
-        self.logger.handle_app_hidden(self.now);
-        Ok(())
-    }
-    fn app_visible(&mut self) -> Result<(), Rule> {
-        self.logger.handle_app_visible(self.now);
-        Ok(())
-    }
-    fn end_page_view(&mut self, pv: u64) -> Result<(), Rule> {
-        self.logger.end_page_view(pv, self.now)
+    type Error = InputError;
+    fn handle(&mut self, input: Input) -> Result<Handled, InputError> {
+        self.logger.handle_input(input, self.now)
     }
 }
 
@@ -117,17 +93,19 @@ pub fn apply<H: Host>(
 ) -> Result<(), H::Error> {
     let item = |row: u32, column: u32| {
         let it = &page.rows[row as usize][column as usize];
-        ItemRef {
-            item_id: &it.id,
-            artwork_id: Some(&it.artwork_id),
+        Item {
+            item_id: it.id.clone(),
+            artwork_id: Some(it.artwork_id.clone()),
             row,
             column,
         }
     };
-    match (step, *page_view) {
-        (Step::Start, _) => {
-            *page_view = Some(host.start_page_view(page.page_name, &page.request_id)?);
-        }
+    let input = match (step, *page_view) {
+        (Step::Start, _) => Input::StartPageView {
+            page: page.page_name.into(),
+            request_id: Some(page.request_id.clone()),
+            layout: None,
+        },
         (
             Step::Visibility {
                 row,
@@ -135,7 +113,11 @@ pub fn apply<H: Host>(
                 fraction,
             },
             Some(pv),
-        ) => host.visibility(pv, &item(row, column), fraction)?,
+        ) => Input::Visibility {
+            page_view: pv,
+            item: item(row, column),
+            fraction,
+        },
         (
             Step::Focus {
                 row,
@@ -143,14 +125,21 @@ pub fn apply<H: Host>(
                 focused,
             },
             Some(pv),
-        ) => host.focus(pv, &item(row, column), focused)?,
-        (Step::Hidden, _) => host.app_hidden()?,
-        (Step::Visible, _) => host.app_visible()?,
+        ) => Input::Focus {
+            page_view: pv,
+            item: item(row, column),
+            focused,
+        },
+        (Step::Hidden, _) => Input::AppHidden,
+        (Step::Visible, _) => Input::AppVisible,
         (Step::End, Some(pv)) => {
-            host.end_page_view(pv)?;
             *page_view = None;
+            Input::EndPageView { page_view: pv }
         }
-        (_, None) => {}
+        (_, None) => return Ok(()),
+    };
+    if let Handled::PageView(pv) = host.handle(input)? {
+        *page_view = Some(pv);
     }
     Ok(())
 }

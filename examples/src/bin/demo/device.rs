@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sightline_core::runtime::{Clock, Driver, DriverError, FileStore, HttpTransport, Transport};
 use sightline_core::upload::{Upload, UploadOutcome};
-use sightline_core::{Config, ItemRef, Now, Stats};
+use sightline_core::{Config, Handled, Input, Now, Stats};
 use sightline_sim::feed;
 use sightline_sim::workload::{Page, Platform};
 
@@ -235,27 +235,7 @@ struct DriverHost<'a>(&'a Driver);
 
 impl feed::Host for DriverHost<'_> {
     type Error = DriverError;
-    fn start_page_view(&mut self, page: &str, request_id: &str) -> Result<u64, DriverError> {
-        self.0.start_page_view(page, Some(request_id), None)
-    }
-    fn visibility(
-        &mut self,
-        pv: u64,
-        item: &ItemRef<'_>,
-        fraction: f32,
-    ) -> Result<(), DriverError> {
-        self.0.visibility(pv, item, fraction)
-    }
-    fn focus(&mut self, pv: u64, item: &ItemRef<'_>, focused: bool) -> Result<(), DriverError> {
-        self.0.focus(pv, item, focused)
-    }
-    fn app_hidden(&mut self) -> Result<(), DriverError> {
-        self.0.app_hidden()
-    }
-    fn app_visible(&mut self) -> Result<(), DriverError> {
-        self.0.app_visible()
-    }
-    fn end_page_view(&mut self, pv: u64) -> Result<(), DriverError> {
-        self.0.end_page_view(pv)
+    fn handle(&mut self, input: Input) -> Result<Handled, DriverError> {
+        self.0.input(input)
     }
 }
