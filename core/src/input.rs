@@ -88,6 +88,25 @@ impl From<&Impression<'_>> for QualifiedImpression {
     }
 }
 
+/// A layout as flat arrays, the cheap form to pass from C or JavaScript: every item id in
+/// row order, and how many of them each row holds. `None` when the lengths do not add up
+/// to the ids given.
+pub fn layout_from_flat(ids: Vec<String>, row_lengths: &[u32]) -> Option<Vec<Vec<String>>> {
+    let total = row_lengths
+        .iter()
+        .try_fold(0usize, |sum, &n| sum.checked_add(n as usize))?;
+    if total != ids.len() {
+        return None;
+    }
+    let mut ids = ids.into_iter();
+    Some(
+        row_lengths
+            .iter()
+            .map(|&n| ids.by_ref().take(n as usize).collect())
+            .collect(),
+    )
+}
+
 /// Everything a host tells the logger, except store results (they carry no time).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
@@ -299,6 +318,17 @@ mod tests {
                 "{rule:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_flat_layout_becomes_rows_and_lengths_that_do_not_add_up_are_refused() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            layout_from_flat(ids(&["a", "b", "c"]), &[2, 0, 1]),
+            Some(alloc::vec![ids(&["a", "b"]), ids(&[]), ids(&["c"])])
+        );
+        assert_eq!(layout_from_flat(ids(&["a", "b"]), &[3]), None);
+        assert_eq!(layout_from_flat(ids(&["a"]), &[u32::MAX, 2]), None);
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub mod proto {
 
 pub use config::{Config, ConfigError, Platform, Reentry};
 pub use contract::{Contract, Rule, RuleKind};
-pub use input::{Handled, Input, InputError, Item, Misuse, QualifiedImpression};
+pub use input::{Handled, Input, InputError, Item, Misuse, QualifiedImpression, layout_from_flat};
 pub use logger::{
     Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownStoreOp, UnknownUpload,
 };

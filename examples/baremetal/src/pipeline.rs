@@ -1,7 +1,6 @@
 //! The whole pipeline once: configure, page view with a layout, viewability-qualified and
 //! pre-qualified impressions, flush, upload body, decode it back, acknowledge.
 
-use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
