@@ -8,7 +8,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::contract::Rule;
-use crate::logger::{Impression, ItemRef, Logger, Now, Recorded, UnknownUpload};
+use crate::logger::{Impression, ItemRef, Logger, Now, Recorded, UnknownStoreOp, UnknownUpload};
+use crate::store::StoreError;
 use crate::upload::UploadOutcome;
 
 /// An item as reported by the host, owned.
@@ -107,7 +108,7 @@ pub fn layout_from_flat(ids: Vec<String>, row_lengths: &[u32]) -> Option<Vec<Vec
     )
 }
 
-/// Everything a host tells the logger, except store results (they carry no time).
+/// Everything a host tells the logger.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// A page view starts; `layout` is the rows of item ids as the server sent them.
@@ -149,6 +150,11 @@ pub enum Input {
     UploadResult {
         id: u64,
         outcome: UploadOutcome,
+    },
+    /// The result of a store operation from `poll_store_op` (the time is not needed).
+    StoreResult {
+        id: u64,
+        result: Result<(), StoreError>,
     },
 }
 
@@ -192,6 +198,8 @@ pub enum InputError {
     Misuse(Misuse),
     /// The upload named is not in flight.
     UnknownUpload(UnknownUpload),
+    /// The store operation named is not the one handed out.
+    UnknownStoreOp(UnknownStoreOp),
 }
 
 impl InputError {
@@ -200,7 +208,7 @@ impl InputError {
         match self {
             InputError::Contract(rule) => Some(rule),
             InputError::Misuse(m) => Some(m.rule()),
-            InputError::UnknownUpload(_) => None,
+            InputError::UnknownUpload(_) | InputError::UnknownStoreOp(_) => None,
         }
     }
 }
@@ -211,6 +219,7 @@ impl fmt::Display for InputError {
             InputError::Contract(rule) => write!(f, "refused by the contract: {rule}"),
             InputError::Misuse(m) => write!(f, "misuse of the API: {}", m.rule()),
             InputError::UnknownUpload(e) => e.fmt(f),
+            InputError::UnknownStoreOp(e) => e.fmt(f),
         }
     }
 }
@@ -285,6 +294,10 @@ impl Logger {
                 .handle_upload_result(id, outcome, now)
                 .map(|()| Handled::Done)
                 .map_err(InputError::UnknownUpload),
+            Input::StoreResult { id, result } => self
+                .handle_store_result(id, result)
+                .map(|()| Handled::Done)
+                .map_err(InputError::UnknownStoreOp),
         }
     }
 }
@@ -378,6 +391,16 @@ mod tests {
         assert_eq!(
             l.handle_input(stale, at(2000)),
             Err(InputError::UnknownUpload(UnknownUpload(7)))
+        );
+        let op = l.poll_store_op().expect("the first planned write").id;
+        let done = Input::StoreResult {
+            id: op,
+            result: Ok(()),
+        };
+        assert_eq!(l.handle_input(done.clone(), at(2000)), Ok(Handled::Done));
+        assert_eq!(
+            l.handle_input(done, at(2000)),
+            Err(InputError::UnknownStoreOp(UnknownStoreOp(op)))
         );
     }
 }
