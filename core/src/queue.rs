@@ -164,6 +164,11 @@ impl Queue {
     }
 
     /// The batch with store id `id`.
+    pub fn get(&self, id: u64) -> Option<&ClosedBatch> {
+        self.batches.iter().find(|b| b.id == id)
+    }
+
+    /// The batch with store id `id`, to change.
     pub fn get_mut(&mut self, id: u64) -> Option<&mut ClosedBatch> {
         self.batches.iter_mut().find(|b| b.id == id)
     }

@@ -428,3 +428,66 @@ fn a_settled_batch_whose_removal_keeps_failing_does_not_keep_the_journal_forever
         "the journal was cleared after its state was written"
     );
 }
+
+#[test]
+fn a_seq_sent_while_the_store_failed_after_a_checkpoint_is_never_issued_again() {
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config(), &mut store, at(0)).unwrap();
+    // Seq 1 reserves 1..=32; the close's checkpoint then stores `reserved_through` 1.
+    record_n(&mut logger, 1, 0);
+    logger.flush(at(2000));
+    let mut sent = deliver_everything(&mut logger, &mut store, 2000);
+    assert_eq!(sent, [1]);
+    // The store is full from now on: seq 2's reservation, its batch and the checkpoint fail.
+    record_n(&mut logger, 1, 3000);
+    logger.flush(at(5000));
+    perform_failing(&mut logger, &mut store, |_| true);
+    while let Some(u) = logger.poll_upload(at(5000)) {
+        sent.extend(decode(&u).1.iter().map(|r| r.seq));
+        logger.handle_upload_result(u.id, ok(), at(5000)).unwrap();
+        perform_failing(&mut logger, &mut store, |_| true);
+    }
+    drop(logger);
+    // The store works again after a restart.
+    let mut logger = Logger::start(config(), &mut store, at(10_000)).unwrap();
+    record_n(&mut logger, 1, 10_000);
+    logger.flush(at(12_000));
+    let again = deliver_everything(&mut logger, &mut store, 12_000);
+    assert!(
+        again.iter().all(|s| !sent.contains(s)),
+        "sent {sent:?} before the restart, {again:?} after"
+    );
+}
+
+#[test]
+fn a_split_batch_keeps_its_stored_copy_until_both_halves_are_stored() {
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config(), &mut store, at(0)).unwrap();
+    record_n(&mut logger, 4, 0);
+    logger.flush(at(2000));
+    logger.perform_store_ops(&mut store);
+    let original = store.keys("batch/").unwrap();
+    let u = logger.poll_upload(at(2000)).unwrap();
+    logger
+        .handle_upload_result(u.id, status(413, None), at(2000))
+        .unwrap();
+    // Storing the first half fails; everything else (the `acks` naming the original) works.
+    let mut failed = false;
+    perform_failing(&mut logger, &mut store, |op| {
+        let hit = !failed
+            && matches!(op, StoreOp::Put { key, .. } if key.starts_with("batch/") && *key != original[0]);
+        failed |= hit;
+        hit
+    });
+    assert!(failed);
+    // The process dies before the halves are sent.
+    drop(logger);
+    let mut logger = Logger::start(config(), &mut store, at(5000)).unwrap();
+    let delivered = deliver_everything(&mut logger, &mut store, 5000);
+    let s = logger.stats();
+    assert_eq!(
+        (delivered.len(), s.dropped.store_corrupt),
+        (4, 0),
+        "the original was the only durable copy of a half: {s:?}"
+    );
+}

@@ -245,6 +245,10 @@ pub struct Logger {
     /// The encoded batch before compression, reused across closes.
     encode_buf: Vec<u8>,
     settled: Vec<Settled>,
+    /// Batches split by a 413 whose halves are not yet durable: (original, halves). The
+    /// original's copy stays until both halves are stored, or until a half is settled
+    /// (then a restart must not send the original again).
+    splits: Vec<(u64, [u64; 2])>,
     /// Journal bytes appended since the last checkpoint.
     journal_bytes: usize,
 }
@@ -289,6 +293,7 @@ impl Logger {
             gzipper: gzip::Gzipper::new(),
             encode_buf: Vec::new(),
             settled: Vec::new(),
+            splits: Vec::new(),
             journal_bytes: 0,
         };
         logger.recover(&stored);

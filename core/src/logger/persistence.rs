@@ -30,12 +30,17 @@ impl Logger {
             self.stats.store_errors += 1;
         }
         match finished.purpose {
-            Purpose::State { covers } if finished.ok => {
-                self.durable_reserved = self.durable_reserved.max(covers);
-            }
+            // What a restart reads back is the last state written, not the highest
+            // reservation ever written: a checkpoint stores `reserved_through` = issued,
+            // lower than an earlier reservation. Every state write covers every seq
+            // issued when it was planned, so no batch already counted covered loses it.
+            Purpose::State { covers } if finished.ok => self.durable_reserved = covers,
             Purpose::Batch(batch) if finished.ok => {
                 if let Some(b) = self.queue.get_mut(batch) {
                     b.stored = true;
+                }
+                if self.settle_splits() {
+                    self.write_acks();
                 }
             }
             _ => Self::undo_settled(&mut self.settled, finished),
@@ -122,6 +127,28 @@ impl Logger {
         });
     }
 
+    /// Settles the originals of split batches whose halves are both stored, or one of
+    /// whose halves was settled (delivered, dropped). True if any was.
+    pub(super) fn settle_splits(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            let (queue, splits) = (&self.queue, &self.splits);
+            let gone = |h: u64| queue.get(h).is_none() && !splits.iter().any(|s| s.0 == h);
+            let done = splits.iter().position(|&(_, halves)| {
+                halves
+                    .iter()
+                    .all(|&h| queue.get(h).is_some_and(|b| b.stored))
+                    || halves.iter().any(|&h| gone(h))
+            });
+            let Some(i) = done else {
+                return any;
+            };
+            let (original, _) = self.splits.swap_remove(i);
+            self.settle_stored(original);
+            any = true;
+        }
+    }
+
     /// Plans the batch's stored copy; returns its ticket.
     pub(super) fn store_batch(&mut self, batch: &ClosedBatch) -> u64 {
         let op = self.outbox.put_op(&batch.key(), |buf| {
@@ -192,6 +219,7 @@ impl Logger {
     /// Writes `acks`, then removes the stored copies of the batches it lists as settled,
     /// once it is acknowledged.
     pub(super) fn write_acks(&mut self) {
+        self.settle_splits();
         let front = self.queue.front().map_or((0, 0), |b| (b.id, b.attempts));
         let ids: Vec<u64> = self.settled.iter().map(|s| s.id).collect();
         let mut acks = Acks::from_stats(

@@ -188,8 +188,9 @@ impl Logger {
             return;
         };
         let (left, right) = rows.split_at(rows.len() / 2);
+        let mut halves = [0; 2];
         // Push the right half first so the left half ends up in front.
-        for half in [right, left] {
+        for (slot, half) in [right, left].into_iter().enumerate() {
             let part = crate::batch::subset(&proto_batch, half);
             let body = self.compress(
                 &proto::Batch {
@@ -203,15 +204,16 @@ impl Logger {
             self.next_batch_id += 1;
             self.next_batch_no += 1;
             closed.ready_after = self.store_batch(&closed);
+            halves[slot] = id;
             self.queue.push_front(closed);
         }
-        // The original goes the way of a settled batch: listed in the `acks` written after
-        // the halves are stored, its copy removed once that `acks` is acknowledged (a
-        // failed removal is retried, and a restart never loads it next to halves that were
-        // already counted). A crash before that `acks` leaves the original and the halves,
-        // and recovery keeps the original.
+        // The original goes the way of a settled batch once both halves are stored (or a
+        // half is settled): listed in the next `acks`, its copy removed once that `acks`
+        // is acknowledged (a failed removal is retried, and a restart never loads it next
+        // to halves that were already counted). Until then a restart finds the original,
+        // keeps it and drops the halves: a half whose put failed is never lost with it.
         self.queue.remove(id);
-        self.settle_stored(batch.id);
+        self.splits.push((batch.id, halves));
         self.schedule.now_ready(self.now);
     }
 }
