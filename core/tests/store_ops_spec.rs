@@ -368,6 +368,11 @@ fn seqs_sent_while_the_store_failed_are_never_issued_again_after_a_restart() {
     record_n(&mut logger, 4, retry + 5000);
     logger.flush(at(retry + 7000));
     let again = deliver_everything(&mut logger, &mut store, retry + 7000);
+    assert_eq!(
+        again.len(),
+        4,
+        "the new impressions are delivered: {again:?}"
+    );
     assert!(
         again.iter().all(|s| !first.contains(s)),
         "first {first:?}, again {again:?}"
@@ -453,6 +458,7 @@ fn a_seq_sent_while_the_store_failed_after_a_checkpoint_is_never_issued_again() 
     record_n(&mut logger, 1, 10_000);
     logger.flush(at(12_000));
     let again = deliver_everything(&mut logger, &mut store, 12_000);
+    assert!(!again.is_empty(), "the new impression is delivered");
     assert!(
         again.iter().all(|s| !sent.contains(s)),
         "sent {sent:?} before the restart, {again:?} after"

@@ -35,11 +35,10 @@ pub fn config() -> Config {
 
 /// A logger and the store its host performs its store operations on, synchronously, the
 /// way the std runtime does: before every upload is polled and when the process ends
-/// (drop). [`Dev::crash`] ends it without performing what is still planned.
+/// (drop).
 pub struct Dev<S: Store> {
     logger: Logger,
     store: Rc<RefCell<S>>,
-    crashed: bool,
 }
 
 impl<S: Store> Dev<S> {
@@ -53,11 +52,6 @@ impl<S: Store> Dev<S> {
     pub fn poll_upload(&mut self, now: Now) -> Option<sightline_core::Upload> {
         self.sync();
         self.logger.poll_upload(now)
-    }
-
-    /// The process dies: store operations not performed yet are lost.
-    pub fn crash(mut self) {
-        self.crashed = true;
     }
 }
 
@@ -76,9 +70,7 @@ impl<S: Store> DerefMut for Dev<S> {
 
 impl<S: Store> Drop for Dev<S> {
     fn drop(&mut self) {
-        if !self.crashed {
-            self.sync();
-        }
+        self.sync();
     }
 }
 
@@ -105,7 +97,6 @@ pub fn logger_at<S: Store>(store: &Rc<RefCell<S>>, cfg: Config, now: Now) -> Dev
     Dev {
         logger,
         store: Rc::clone(store),
-        crashed: false,
     }
 }
 
