@@ -230,9 +230,18 @@ pub const MAX_FRAME_PAYLOAD: usize = 1 << 20;
 
 /// Appends `payload` to `out` as one checksummed frame.
 pub fn frame_into(out: &mut Vec<u8>, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crate::gzip::crc32(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    frame_with(out, |b| b.extend_from_slice(payload));
+}
+
+/// Appends one checksummed frame of what `payload` writes, without a second buffer.
+pub fn frame_with(out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_OVERHEAD]);
+    payload(out);
+    let body = &out[start + FRAME_OVERHEAD..];
+    let (len, crc) = (body.len() as u32, crate::gzip::crc32(body));
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + FRAME_OVERHEAD].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Result of reading a sequence of frames: the intact payloads and whether a torn or

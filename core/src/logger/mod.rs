@@ -38,7 +38,8 @@ use crate::rng::Rng;
 use crate::sampling::{self, SampleKey};
 use crate::stats::{DropReason, Stats};
 use crate::store::{
-    Store, StoreError, StoreOp, StoreRequest, Stored, frame_into, read_frames, read_single_frame,
+    Store, StoreError, StoreOp, StoreRequest, Stored, frame_into, frame_with, read_frames,
+    read_single_frame,
 };
 use crate::upload::{
     self, APP_KEY_HEADER, BATCH_HEADER, CONTENT_TYPE, Disposition, Header, UPLOAD_PATH, Upload,
@@ -943,16 +944,6 @@ impl Logger {
         self.gzipper.gzip_into(raw, gzip::GZIP_LEVEL, &mut body);
         body
     }
-}
-
-/// Frames what `payload` writes into `buf` (length, CRC32, payload) without a second buffer.
-fn frame_with(buf: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
-    buf.extend_from_slice(&[0; crate::store::FRAME_OVERHEAD]);
-    payload(buf);
-    let body = &buf[crate::store::FRAME_OVERHEAD..];
-    let (len, crc) = (body.len() as u32, crate::gzip::crc32(body));
-    buf[..4].copy_from_slice(&len.to_le_bytes());
-    buf[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
 impl fmt::Debug for Logger {
