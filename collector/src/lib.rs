@@ -4,12 +4,12 @@
 //!
 //! Decoding, limits and contract rules are the core's (`sightline_core::wire`,
 //! `sightline_core::contract`): the collector adds dedup by (session, seq) with bounded
-//! memory ([`session`]), loss reconciliation, clock-skew correction ([`ingest`]) and the
+//! memory ([`session`], the core's, shared with the producer test kit), loss reconciliation, clock-skew correction ([`ingest`]) and the
 //! output ([`sink`], [`row`]).
 
 pub mod check;
 pub mod ingest;
 pub mod row;
 pub mod server;
-pub mod session;
+pub use sightline_core::kit::session;
 pub mod sink;

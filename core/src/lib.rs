@@ -98,6 +98,7 @@ pub mod input;
 pub mod intern;
 #[cfg(feature = "std")]
 pub mod json;
+pub mod kit;
 pub mod logger;
 mod outbox;
 #[doc(hidden)] // internal; public for the project's benches and specs

@@ -4,10 +4,10 @@
 //! conflict (two devices or boots sharing a session id) rather than a retry, and loss
 //! reconciliation from the cumulative counters that ride in every batch.
 
-use std::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 
-use sightline_core::proto::Counters;
-use sightline_core::stats::Drops;
+use crate::proto::Counters;
+use crate::stats::Drops;
 
 /// Seqs remembered above the high-water mark. A session whose gap stays open while this
 /// many later seqs arrive has its oldest gap declared missing, so memory stays bounded.
@@ -63,7 +63,7 @@ pub enum Arrival {
 
 impl SessionState {
     /// Records the arrival of `seq` whose content digests to `digest` (see
-    /// [`crate::row::Row::digest`]) and says whether it is new, a retry or a conflict.
+    /// the collector's row digest) and says whether it is new, a retry or a conflict.
     pub fn arrive(&mut self, seq: u64, digest: u64) -> Arrival {
         let known = if seq <= self.high_water {
             Some(self.recent_digest(seq))
