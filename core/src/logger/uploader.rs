@@ -34,7 +34,10 @@ impl Logger {
         if let Some(t) = self.store_retry_at {
             consider(t);
         }
-        if let Some(t) = self.schedule.deadline(!self.queue.is_empty()) {
+        // A front batch held back for durability is sent after a store result or the store
+        // retry, never at a send deadline: that one may have passed long ago.
+        let sendable = self.queue.front().is_some_and(|b| self.durable(b));
+        if let Some(t) = self.schedule.deadline(sendable) {
             consider(t);
         }
         // Back on the host's clock.
@@ -48,19 +51,11 @@ impl Logger {
             return None;
         }
         let batch = self.queue.front()?;
-        // Durability first: what the batch depends on (its stored copy, the state naming its
-        // seqs) must be acknowledged, so no seq it carries can be issued again after a crash.
-        if batch.ready_after > self.outbox.settled_through() {
-            return None;
-        }
-        // A write it depended on failed: its seqs are durable only if its copy or a state
-        // reserving them was written. Otherwise a restart could issue them again, so it
-        // waits, and the state is written again a little later.
-        let covered = batch
-            .last_seq_bound()
-            .is_some_and(|last| last <= self.durable_reserved);
-        if !batch.stored && !covered {
-            if self.store_retry_at.is_none() && !self.outbox.busy() {
+        if !self.durable(batch) {
+            // A write it depended on failed (rather than not being acknowledged yet): the
+            // state is written again a little later.
+            let acknowledged = batch.ready_after <= self.outbox.settled_through();
+            if acknowledged && self.store_retry_at.is_none() && !self.outbox.busy() {
                 self.store_retry_at = Some(self.now.saturating_add(STORE_RETRY_MS));
             }
             return None;
@@ -106,6 +101,16 @@ impl Logger {
             ],
             body,
         })
+    }
+
+    /// Durability first: a batch may be sent once what it depends on (its stored copy, the
+    /// state naming its seqs) is acknowledged, and its seqs are durable: its copy or a state
+    /// reserving them was written. Otherwise a restart could issue them again.
+    fn durable(&self, batch: &ClosedBatch) -> bool {
+        let covered = batch
+            .last_seq_bound()
+            .is_some_and(|last| last <= self.durable_reserved);
+        batch.ready_after <= self.outbox.settled_through() && (batch.stored || covered)
     }
 
     /// The outcome of an upload returned by [`Logger::poll_upload`].

@@ -545,8 +545,10 @@ impl Worker {
         let due = |logger: &Logger| logger.poll_timeout().is_some_and(|d| d <= now.mono_ms);
         if due(&self.logger) {
             self.logger.handle_timeout(now);
-            self.logger.perform_store_ops(&mut *self.store);
         }
+        // An upload waits for the writes it depends on: perform them first, whatever asked
+        // for them (a command, the timeout, the shutdown's flush).
+        self.logger.perform_store_ops(&mut *self.store);
         let sent = match self.logger.poll_upload(now) {
             Some(upload) => {
                 let id = upload.id;
