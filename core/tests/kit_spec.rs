@@ -172,3 +172,32 @@ fn an_item_logged_twice_at_one_place_fails_assert_impression_with_both_found() {
         .expect_err("two impressions, not one");
     assert!(failure.message.contains("found 2"), "{failure}");
 }
+
+#[test]
+fn an_input_the_logger_refused_fails_assert_no_violations_through_the_batch_counters() {
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut dev = logger_on(&store, config(), 0);
+    let layout = vec![vec!["title:1".to_string()]];
+    let pv = dev
+        .start_page_view("home", None, Some(&layout), at(0))
+        .expect("page view");
+    assert_eq!(
+        dev.handle_visibility(pv, &item("title:2", 0, 0), 1.0, at(10)),
+        Err(Rule::NotOnPage)
+    );
+    dev.handle_visibility(pv, &item("title:1", 0, 0), 1.0, at(10))
+        .expect("on the page");
+    dev.handle_app_hidden(at(2_000));
+    let upload = dev.poll_upload(at(2_000)).expect("a batch");
+    let mut capture = Capture::new(config().contract);
+    capture.receive(&upload.body).expect("decodes");
+    capture
+        .assert_impression("title:1", 0, 0)
+        .expect("the good one");
+    let failure = capture
+        .assert_no_violations()
+        .expect_err("the device refused one input");
+    assert!(failure.message.contains("refused 1 input(s)"), "{failure}");
+    let (_, accounting) = capture.sessions().next().expect("one session");
+    assert_eq!(accounting.invalid, 1);
+}

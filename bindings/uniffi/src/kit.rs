@@ -46,6 +46,8 @@ pub struct Violation {
 pub struct Accounting {
     pub session_id: String,
     pub recorded: u64,
+    /// Inputs the device refused by the contract.
+    pub invalid: u64,
     pub sampled_out: u64,
     pub deduped: u64,
     pub issued: u64,
@@ -144,6 +146,7 @@ fn accounting(session_id: &str, r: &Reconciliation) -> Accounting {
     Accounting {
         session_id: session_id.into(),
         recorded: r.recorded,
+        invalid: r.invalid,
         sampled_out: r.sampled_out,
         deduped: r.deduped,
         issued: r.issued,

@@ -98,7 +98,6 @@ impl Logger {
     }
 
     /// Starts a page view; `layout` is the rows of item ids as the server sent them.
-    #[uniffi::method(default(request_id = None, layout = None))]
     pub fn start_page_view(
         &self,
         page: String,

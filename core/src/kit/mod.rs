@@ -226,15 +226,25 @@ impl Capture {
         *self = Capture::new(core::mem::take(&mut self.contract));
     }
 
-    /// No rule broken in anything received.
+    /// No rule broken in anything received, and no input refused on the device (the
+    /// counters every batch carries say how many the logger refused).
     pub fn assert_no_violations(&self) -> Result<(), KitFailure> {
-        match self.findings.as_slice() {
-            [] => Ok(()),
-            [first, ..] => fail(format!(
+        if let [first, ..] = self.findings.as_slice() {
+            return fail(format!(
                 "expected no violations, found {}; the first: {first}",
                 self.findings.len()
-            )),
+            ));
         }
+        for (id, r) in self.sessions() {
+            if r.invalid > 0 {
+                return fail(format!(
+                    "expected no violations; the device refused {} input(s) by the contract \
+                     in session {id} (the logger's stats name the rules: invalid_by_rule)",
+                    r.invalid
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `rule` was broken, by an impression of `item_id` when one is given.

@@ -180,6 +180,7 @@ impl SessionState {
             .max(self.above.last_key_value().map_or(0, |(&seq, _)| seq));
         Reconciliation {
             recorded: c.recorded,
+            invalid: c.invalid,
             sampled_out: c.sampled_out,
             deduped: c.deduped,
             issued,
@@ -200,6 +201,9 @@ impl SessionState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reconciliation {
     pub recorded: u64,
+    /// Inputs the device refused by the contract (never issued a seq).
+    #[serde(default)]
+    pub invalid: u64,
     pub sampled_out: u64,
     pub deduped: u64,
     /// Highest seq the session reported or sent.
