@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Python: builds the wheel with maturin, installs it in a fresh virtualenv (never the build
 # tree), lints and type-checks the package, tests and examples, then runs pytest (the
-# binding's specs, the producer kit, the conformance suite), the README quickstart, the
-# example app against a real collector, and the benchmark. Runnable alone.
+# binding's specs, the producer kit, the conformance suite, the README quickstart and the
+# example app against a real collector), then the benchmark. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -45,8 +45,6 @@ step "pytest against the installed wheel"
 # Run from outside the source tree so `import sightline` can only find the installed wheel.
 (cd "$target" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/bindings/python/tests")
 
-step "example app against a real collector"
-"$venv/bin/python" examples/python/app.py
-
-step "benchmark (figures printed, not asserted)"
-"$venv/bin/python" bindings/python/bench.py
+step "benchmark beside native Rust, same run (figures printed, not asserted)"
+baseline=$(cargo run -q --release -p sightline-uniffi --example bench_record | tee /dev/stderr | grep '^BASELINE')
+"$venv/bin/python" bindings/python/bench.py "$baseline"

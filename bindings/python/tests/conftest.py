@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,12 @@ def collector_binary() -> str:
     return path
 
 
-@pytest.fixture
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MicroCollector]:
-    """A real `sightline-collector serve --micro` on a free loopback port, checking the
-    tests' contract."""
-    contract = tmp_path_factory.mktemp("contract") / "contract.json"
-    contract.write_text(json.dumps({"min_visible_ms": MIN_VISIBLE_MS}))
+@contextmanager
+def running_collector(*extra: str) -> Iterator[MicroCollector]:
+    """A real `sightline-collector serve --micro` on a free loopback port."""
     command = [collector_binary(), "serve", "--listen", "127.0.0.1:0", "--micro"]
-    command += ["--app-key", APP_KEY, "--contract", str(contract)]
     process = subprocess.Popen(
-        command,
+        [*command, "--app-key", APP_KEY, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -50,6 +47,22 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MicroCollect
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MicroCollector]:
+    """A collector checking the tests' contract (short exposures)."""
+    contract = tmp_path_factory.mktemp("contract") / "contract.json"
+    contract.write_text(json.dumps({"min_visible_ms": MIN_VISIBLE_MS}))
+    with running_collector("--contract", str(contract)) as micro:
+        yield micro
+
+
+@pytest.fixture
+def default_collector() -> Iterator[MicroCollector]:
+    """A collector checking the default contract, as apps are configured by default."""
+    with running_collector() as micro:
+        yield micro
 
 
 def quick_contract() -> sightline.Contract:

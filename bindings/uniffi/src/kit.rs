@@ -104,7 +104,7 @@ impl From<kit::KitFailure> for KitError {
 /// session: see the core's `kit` module. Thread-safe.
 #[derive(uniffi::Object)]
 pub struct Capture {
-    inner: Mutex<kit::Capture>,
+    inner: Arc<Mutex<kit::Capture>>,
 }
 
 impl Capture {
@@ -172,7 +172,7 @@ impl Capture {
     pub fn new(contract: Option<Contract>) -> Arc<Capture> {
         let contract = contract.map_or_else(CoreContract::default, Into::into);
         Arc::new(Capture {
-            inner: Mutex::new(kit::Capture::new(contract)),
+            inner: Arc::new(Mutex::new(kit::Capture::new(contract))),
         })
     }
 
@@ -268,8 +268,8 @@ impl Capture {
 }
 
 impl Capture {
-    /// For the runtime's capture transport.
-    pub(crate) fn receive_body(&self, body: &[u8]) -> bool {
-        self.lock().is_ok_and(|mut c| c.receive(body).is_ok())
+    /// The runtime's transport into this capture (the core's).
+    pub(crate) fn transport(&self) -> kit::CaptureTransport {
+        kit::CaptureTransport::new(Arc::clone(&self.inner))
     }
 }

@@ -47,21 +47,6 @@ impl runtime::Transport for Foreign {
     }
 }
 
-/// Uploads go to a capture and are answered as a collector would: 200 once received, 400
-/// for a body that does not decode.
-struct Captured(Arc<Capture>);
-
-impl runtime::Transport for Captured {
-    fn send(&mut self, upload: &core::Upload) -> core::UploadOutcome {
-        let code = if self.0.receive_body(&upload.body) {
-            200
-        } else {
-            400
-        };
-        core::UploadOutcome::status(code)
-    }
-}
-
 /// The logger running on its own thread: see the module documentation. Thread-safe; calls
 /// stamp the time on the caller's thread and return without waiting for I/O.
 #[derive(uniffi::Object)]
@@ -168,7 +153,7 @@ impl Runtime {
         Runtime::run(
             config,
             Box::new(MemoryStore::new()),
-            Box::new(Captured(capture)),
+            Box::new(capture.transport()),
         )
     }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sightline_collector::row::{BadRow, Row};
 pub use sightline_collector::session::Reconciliation;
 use sightline_collector::sink::BatchRecord;
+use sightline_core::kit::MicroCollector;
 use sightline_core::runtime::HttpTransport;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH};
 use sightline_core::{
@@ -315,19 +316,20 @@ impl Collector {
         Metrics(series)
     }
 
-    /// `GET /micro/<what>` as JSON.
-    pub fn micro(&self, what: &str) -> serde_json::Value {
-        let r = self.get(&format!("/micro/{what}"));
-        assert_eq!(r.status, 200, "/micro/{what}: {}", r.body);
-        serde_json::from_str(&r.body).expect("micro API answers JSON")
+    /// The producer kit's micro-mode client (`sightline_core::kit::MicroCollector`): the
+    /// e2e tests read the micro API through it, so it is tested against the real binary.
+    pub fn micro_client(&self) -> MicroCollector {
+        MicroCollector::new(&self.url, HTTP_TIMEOUT)
     }
 
     pub fn micro_good(&self) -> Vec<Row> {
-        serde_json::from_value(self.micro("good")).expect("good rows")
+        let rows = self.micro_client().good().expect("/micro/good");
+        serde_json::from_value(rows.into()).expect("good rows")
     }
 
     pub fn micro_bad(&self) -> Vec<BadRow> {
-        serde_json::from_value(self.micro("bad")).expect("bad rows")
+        let rows = self.micro_client().bad().expect("/micro/bad");
+        serde_json::from_value(rows.into()).expect("bad rows")
     }
 
     /// Per-session reconciliation from `/sessions` (either mode).
@@ -339,7 +341,8 @@ impl Collector {
 
     /// Per-session reconciliation from `/micro/sessions`.
     pub fn micro_sessions(&self) -> BTreeMap<String, Reconciliation> {
-        serde_json::from_value(self.micro("sessions")).expect("sessions")
+        let sessions = self.micro_client().sessions().expect("/micro/sessions");
+        serde_json::from_value(sessions.into()).expect("sessions")
     }
 }
 

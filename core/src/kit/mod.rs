@@ -2,10 +2,51 @@
 //! the wrong thing. A [`Capture`] receives upload bodies in memory (as the collector would),
 //! decodes them with the core's decoder, runs the contract's batch checks and the collector's
 //! per-session accounting ([`session`]), and answers questions about the result with
-//! failure messages that name the rule, the item and the position. The bindings expose this
-//! module as it is; none has logic of its own.
+//! failure messages that name the rule, the item and the position. With `std`,
+//! [`CaptureTransport`] plugs a shared capture into the runtime (the capture mode) and
+//! [`MicroCollector`] queries a collector in micro mode. The bindings expose this module as
+//! it is; none has logic of its own.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! use sightline_core::kit::{Capture, CaptureTransport};
+//! use sightline_core::runtime::{Driver, SystemClock};
+//! use sightline_core::{Config, Impression, MemoryStore, Platform};
+//!
+//! let config = Config {
+//!     app_id: "com.example.app".into(),
+//!     app_version: "1.0.0".into(),
+//!     platform: Platform::Android,
+//!     app_key: "key-1".into(),
+//!     seed: 7,
+//!     ..Config::default()
+//! };
+//! let capture = Arc::new(Mutex::new(Capture::new(config.contract.clone())));
+//! let transport = Box::new(CaptureTransport::new(Arc::clone(&capture)));
+//! let store = Box::new(MemoryStore::new());
+//! let driver = Driver::start(config, store, transport, Box::new(SystemClock::new())).unwrap();
+//! let pv = driver.start_page_view("home", None, None).unwrap();
+//! std::thread::sleep(Duration::from_millis(1_100));
+//! let seen = Impression {
+//!     item_id: "title:1", artwork_id: None, row: 0, column: 3,
+//!     first_visible_mono_ms: 0, visible_ms: 1_050, max_visible_fraction: 1.0, focused_ms: 0,
+//! };
+//! driver.record_impression(pv, &seen).unwrap();
+//! driver.shutdown(Duration::from_secs(5)); // flushes and delivers to the capture
+//!
+//! let capture = capture.lock().unwrap();
+//! capture.assert_impression("title:1", 0, 3).unwrap();
+//! capture.assert_no_violations().unwrap();
+//! capture.assert_accounted().unwrap();
+//! ```
 
 pub mod session;
+#[cfg(feature = "std")]
+mod std_host;
+
+#[cfg(feature = "std")]
+pub use std_host::{CaptureTransport, MicroCollector, MicroError};
 
 use alloc::collections::BTreeMap;
 use alloc::format;
