@@ -34,8 +34,9 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install -q pytest "$wheel"
 
 step "lint and types"
-"$tools/bin/ruff" check bindings/python examples/python
-"$tools/bin/ruff" format --check bindings/python examples/python
+ruff_config=bindings/python/pyproject.toml
+"$tools/bin/ruff" check --config "$ruff_config" bindings/python examples/python
+"$tools/bin/ruff" format --check --config "$ruff_config" bindings/python examples/python
 # The tests are left out: mypy cannot see the error and enum variants uniffi generates.
 "$tools/bin/mypy" --python-executable "$venv/bin/python" --strict \
   bindings/python/python/sightline/__init__.py bindings/python/python/sightline/testing.py \
@@ -46,5 +47,5 @@ step "pytest against the installed wheel"
 (cd "$target" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/bindings/python/tests")
 
 step "benchmark beside native Rust, same run (figures printed, not asserted)"
-baseline=$(cargo run -q --release -p sightline-uniffi --example bench_record | tee /dev/stderr | grep '^BASELINE')
+baseline=$(cargo run -q --release -p sightline-uniffi --example bench_record | grep "^BASELINE")
 "$venv/bin/python" bindings/python/bench.py "$baseline"

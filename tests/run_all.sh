@@ -1,39 +1,12 @@
 #!/usr/bin/env bash
-# Runs every check and test of the repository. Installs what a fresh machine lacks
-# (rustup targets, protoc) and skips nothing. Used by .ci/run and by developers alike.
+# Runs every check and test of the repository, one script per platform (each runnable
+# alone), and skips nothing. Each installs what a fresh machine lacks. Used by .ci/run and
+# by developers alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
-
-step "toolchain"
-installed_targets=$(rustup target list --installed)
-for t in wasm32-unknown-unknown thumbv7em-none-eabihf; do
-  grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
+for platform in rust python kotlin swift; do
+  started=$SECONDS
+  bash "tests/$platform.sh"
+  printf '\n==> %s: passed in %d s\n' "$platform" $((SECONDS - started))
 done
-rustup component list --installed | grep -q '^clippy' || rustup component add clippy
-rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
-if ! command -v protoc >/dev/null; then
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq protobuf-compiler
-fi
-
-step "format and lints"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
-
-step "wire contract: generated code matches core/proto"
-cargo run -q -p sightline-protogen -- --check
-
-step "no_std: the core builds without std for a microcontroller and for wasm"
-cargo build -q -p sightline-core --no-default-features --target thumbv7em-none-eabihf
-cargo build -q -p sightline-core --no-default-features --target wasm32-unknown-unknown
-(cd examples/baremetal && ./size.sh)
-
-step "tests"
-cargo test --workspace
-
-step "benchmarks (figures printed, not asserted)"
-cargo run -q --release -p sightline-examples --bin bench
-cargo bench -q -p sightline-collector --bench ingest

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 import sightline
 from sightline.testing import MicroCollector
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import sightline
 from sightline import Item, Logger, Now, QualifiedImpression, SightlineError, Stored, StoreOp
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from conftest import REPO
-
 from sightline.testing import MicroCollector
 
 

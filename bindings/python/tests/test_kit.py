@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 import sightline
 from conftest import config, exposure
 from sightline.testing import CaptureKit, captured

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 import sightline
 from conftest import config
 from sightline import Item, Logger, Now, QualifiedImpression, SightlineError, Stored, StoreOp

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 import sightline
 from conftest import config, exposure, quick_contract
 from sightline import Item, SightlineError, Upload, UploadOutcome

@@ -40,12 +40,15 @@ __all__ = ["CaptureKit", "MicroCollector", "captured"]
 
 T = TypeVar("T")
 
+# uniffi nests error variants in their class at run time, where mypy cannot see them.
+_FAILED: type[Exception] = KitError.Failed  # type: ignore[attr-defined]
+
 
 def _asserting(call: Callable[[], T]) -> T:
     try:
         return call()
-    except KitError.Failed as failure:
-        raise AssertionError(failure.message) from None
+    except _FAILED as failure:
+        raise AssertionError(getattr(failure, "message", str(failure))) from None
 
 
 class CaptureKit:
