@@ -634,9 +634,12 @@ impl Device {
     }
 
     /// Closes the open batch so it can be sent.
+    /// Closes the open batch and performs the store operations it planned, as the host
+    /// loop does after every input: only then is the batch durable and its send due.
     pub fn flush(&mut self) {
         let now = self.now();
         self.logger.flush(now);
+        self.logger.perform_store_ops(&mut MemoryStore::new());
     }
 
     /// The next upload, if one is due now.
