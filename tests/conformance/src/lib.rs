@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
+use sightline_core::contract::Contract;
+use sightline_core::kit::Capture;
 use sightline_core::{
     Config, DropReason, Impression, ItemRef, Logger, MemoryStore, Now, Rule, Stats, Store,
-    StoreError, Stored, UploadOutcome, wire,
+    StoreError, Stored, UploadOutcome,
 };
 
 /// Wall-clock milliseconds at monotonic 0: every call gets `wall = WALL0 + mono`, so an
@@ -622,30 +624,27 @@ impl Host<'_> {
         }
     }
 
+    /// Decodes a delivered upload with the producer kit, as every runner does.
     fn record_delivered(&mut self, upload: usize, body: &[u8]) -> Result<(), Error> {
-        let batch = wire::decode_gzip_batch(body).map_err(|e| error(format!("upload: {e}")))?;
-        let rows = wire::impressions(&batch).map_err(|e| error(format!("upload: {e}")))?;
-        let ids = wire::Ids::of(&batch);
-        for r in &rows {
-            let pv = batch
-                .page_views
-                .get(r.page_view)
-                .ok_or_else(|| error("upload: impression without its page view"))?;
-            let string = |i: u32| wire::string(&batch, i).map(str::to_string);
+        let mut capture = Capture::new(Contract::default());
+        capture
+            .receive(body)
+            .map_err(|e| error(format!("upload: {e}")))?;
+        for i in capture.impressions() {
             self.outcome.delivered.push(Delivered {
                 upload,
-                seq: r.seq,
-                page: string(pv.page).unwrap_or_default(),
-                page_view: pv.ordinal,
-                request_id: pv.request_id.checked_sub(1).and_then(string),
-                item_id: ids.item(r).to_string(),
-                artwork_id: ids.artwork(r).map(str::to_string),
-                row: r.row,
-                column: r.column,
-                first_visible_ms: r.first_visible_ms,
-                visible_ms: r.visible_ms,
-                max_visible_pct: r.max_visible_pct,
-                focused_ms: r.focused_ms,
+                seq: i.seq,
+                page: i.page.clone(),
+                page_view: i.page_view,
+                request_id: i.request_id.clone(),
+                item_id: i.item_id.clone(),
+                artwork_id: i.artwork_id.clone(),
+                row: i.row,
+                column: i.column,
+                first_visible_ms: i.first_visible_ms,
+                visible_ms: i.visible_ms,
+                max_visible_pct: i.max_visible_pct,
+                focused_ms: i.focused_ms,
             });
         }
         Ok(())
