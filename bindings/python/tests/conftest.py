@@ -99,3 +99,25 @@ def config(**overrides: object) -> sightline.Config:
     }
     settings.update(overrides)
     return sightline.Config(**settings)  # type: ignore[arg-type]
+
+
+class MemoryStore:
+    """The app's store in the sans-IO tests: values by key and the journal's bytes."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.journal = bytearray()
+
+    def apply(self, op: sightline.StoreOp) -> None:
+        if isinstance(op, sightline.StoreOp.PUT):
+            self.values[op.key] = bytes(op.value)
+        elif isinstance(op, sightline.StoreOp.REMOVE):
+            self.values.pop(op.key, None)
+        elif isinstance(op, sightline.StoreOp.APPEND):
+            self.journal += op.bytes
+        else:
+            self.journal.clear()
+
+    def stored(self) -> sightline.Stored:
+        """What a restarted app reads back."""
+        return sightline.Stored(values=dict(self.values), journal=bytes(self.journal))

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import sightline
-from sightline import Item, Logger, Now, QualifiedImpression, SightlineError, Stored, StoreOp
+from conftest import MemoryStore
+from sightline import Item, Logger, Now, QualifiedImpression, SightlineError
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "tests" / "conformance" / "scenarios"
 WALL0 = 1_700_000_000_000
@@ -46,8 +47,7 @@ class Host:
     def __init__(self, scenario: dict[str, Any]) -> None:
         self.config_json = json.dumps(scenario["config"])
         self.responses = list(scenario.get("responses", []))
-        self.values: dict[str, bytes] = {}
-        self.journal = bytearray()
+        self.store = MemoryStore()
         self.failures = 0
         self.page_views: list[int] = []
         self.out: dict[str, Any] = {"refused": [], "uploads": [], "delivered": []}
@@ -57,18 +57,7 @@ class Host:
         config = sightline.config_from_json(self.config_json)
         if seed is not None:
             config.seed = seed
-        stored = Stored(values=dict(self.values), journal=bytes(self.journal))
-        return Logger.resume(config, stored, at(t))
-
-    def apply(self, op: StoreOp) -> None:
-        if isinstance(op, StoreOp.PUT):
-            self.values[op.key] = bytes(op.value)
-        elif isinstance(op, StoreOp.REMOVE):
-            self.values.pop(op.key, None)
-        elif isinstance(op, StoreOp.APPEND):
-            self.journal += op.bytes
-        else:
-            self.journal.clear()
+        return Logger.resume(config, self.store.stored(), at(t))
 
     def drain(self, t: int) -> None:
         while True:
@@ -78,7 +67,7 @@ class Host:
                     failure = sightline.StoreFailure.IO(message="scripted failure")
                     self.logger.handle_store_result(request.id, failure)
                 else:
-                    self.apply(request.op)
+                    self.store.apply(request.op)
                     self.logger.handle_store_result(request.id, None)
             upload = self.logger.poll_upload(at(t))
             if upload is None:

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 import sightline
-from conftest import config
-from sightline import Item, Logger, Now, QualifiedImpression, SightlineError, Stored, StoreOp
+from conftest import MemoryStore, config
+from sightline import Item, Logger, Now, QualifiedImpression, SightlineError, Stored
 
 
 def at(mono: int) -> Now:
@@ -29,22 +29,13 @@ class MemoryHost:
 
     def __init__(self, logger: Logger) -> None:
         self.logger = logger
-        self.values: dict[str, bytes] = {}
-        self.journal = bytearray()
+        self.store = MemoryStore()
         self.sent: list[bytes] = []
 
     def drain(self, t: int, status: int = 200) -> None:
         while True:
             while (request := self.logger.poll_store_op()) is not None:
-                op = request.op
-                if isinstance(op, StoreOp.PUT):
-                    self.values[op.key] = bytes(op.value)
-                elif isinstance(op, StoreOp.REMOVE):
-                    self.values.pop(op.key, None)
-                elif isinstance(op, StoreOp.APPEND):
-                    self.journal += op.bytes
-                else:
-                    self.journal.clear()
+                self.store.apply(request.op)
                 self.logger.handle_store_result(request.id)
             upload = self.logger.poll_upload(at(t))
             if upload is None:
@@ -82,8 +73,7 @@ def test_a_restart_over_the_stored_state_keeps_the_session_and_sends_what_was_qu
     host.logger.record_impression(pv, qualified("title:1", 0), at(2_000))
     host.logger.flush(at(2_000))
     host.drain(2_000, status=503)
-    stored = Stored(values=dict(host.values), journal=bytes(host.journal))
-    again = MemoryHost(Logger.resume(config(seed=8), stored, at(0)))
+    again = MemoryHost(Logger.resume(config(seed=8), host.store.stored(), at(0)))
     assert again.logger.session_id() == session
     deadline = again.logger.poll_timeout()
     assert deadline is not None
