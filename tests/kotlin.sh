@@ -39,6 +39,21 @@ native="$module/target/generated-resources/native/linux-x86-64"
 rm -rf "$native" && mkdir -p "$native"
 cp "$lib" "$native/"
 
+step "the README's Kotlin quickstart, as a function the tests call"
+quickstart="$module/target/generated-test-sources/quickstart"
+rm -rf "$quickstart" && mkdir -p "$quickstart"
+{
+  echo "package dev.sightline"
+  echo
+  echo "/** README.md's Kotlin quickstart, with the collector and directory of a test. */"
+  echo "fun readmeQuickstart(endpoint: String, dataDir: String) {"
+  sed -n '/<!-- quickstart:kotlin -->/,/^```$/p' README.md | sed '1,2d;$d' |
+    sed -e 's|"https://collector.example.com"|endpoint|' -e 's|"/var/lib/myapp/sightline"|dataDir|' \
+      -e 's|"your-collector-key"|"key-1"|' -e 's/^/    /'
+  echo "}"
+} >"$quickstart/Quickstart.kt"
+grep -q 'Sightline.start' "$quickstart/Quickstart.kt" || { echo "README.md has no Kotlin quickstart" >&2; exit 1; }
+
 step "mvn verify"
 start=$(date +%s)
 (cd "$module" && mvn -q -B verify -Dsightline.collector="$collector")
@@ -65,4 +80,6 @@ kill "$collector_pid"
 wait "$collector_pid" 2>/dev/null || true
 
 step "benchmark (figures printed, not asserted)"
-(cd examples/kotlin && mvn -q -B exec:exec -Dexec.mainClass=dev.sightline.examples.BenchKt)
+baseline=$(cargo run -q --release -p sightline-uniffi --example bench_record | grep "^BASELINE")
+(cd examples/kotlin && mvn -q -B exec:exec -Dexec.mainClass=dev.sightline.examples.BenchKt \
+  -Dexec.args="$baseline")

@@ -109,15 +109,23 @@ private class Run(val many: Boolean) {
     }
 }
 
-fun main() {
+/**
+ * Pass the Rust baseline's `BASELINE rust_binding_ns=...` line (bindings/uniffi/examples/
+ * bench_record.rs, same run) as arguments to print ratios.
+ */
+fun main(args: Array<String>) {
+    val rust =
+        args.firstNotNullOfOrNull { it.removePrefix("rust_binding_ns=").takeIf { v -> v != it } }
+            ?.toDoubleOrNull() ?: Double.NaN
     println("Kotlin sans-IO Logger, $MEASURED impressions after $WARMUP of warm-up (JNA, uniffi)")
     for (many in listOf(false, true)) {
         val run = Run(many)
         run.record(WARMUP)
-        val ns = run.record(MEASURED)
+        val ns = run.record(MEASURED).toDouble() / MEASURED
         val label = if (many) "recordMany (100 per call)" else "recordImpression"
-        println("  %-26s %8.0f ns/impression".format(label, ns.toDouble() / MEASURED))
+        println("  %-26s %8.0f ns/impression  %6.1f x Rust".format(label, ns, ns / rust))
         check(run.delivered() == (WARMUP + MEASURED).toULong()) { "delivered ${run.delivered()}" }
         if (many) println("  %-26s %8.0f ns/call".format("empty call (pollTimeout)", run.emptyCall(20_000)))
     }
+    println("  (Rust, same binding object, one per call: %.0f ns)".format(rust))
 }
