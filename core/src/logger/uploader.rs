@@ -47,10 +47,9 @@ impl Logger {
     /// The next upload to perform, if one is due. At most one is in flight at a time.
     pub fn poll_upload(&mut self, now: Now) -> Option<Upload> {
         self.tick(now);
-        if !self.schedule.due(self.now) {
-            return None;
-        }
         let batch = self.queue.front()?;
+        // Before the schedule: a store retry is needed even while an upload backoff runs
+        // (poll_timeout offers no send deadline for a batch that is not durable).
         if !self.durable(batch) {
             // A write it depended on failed (rather than not being acknowledged yet): the
             // state is written again a little later.
@@ -58,6 +57,9 @@ impl Logger {
             if acknowledged && self.store_retry_at.is_none() && !self.outbox.busy() {
                 self.store_retry_at = Some(self.now.saturating_add(STORE_RETRY_MS));
             }
+            return None;
+        }
+        if !self.schedule.due(self.now) {
             return None;
         }
         let (id, batch_no) = (batch.id, batch.batch_no);
