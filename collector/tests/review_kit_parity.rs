@@ -110,3 +110,24 @@ fn a_seq_conflict_fails_assert_no_violations() {
         "the kit reports no violation for a seq_conflict the collector rejects"
     );
 }
+
+/// The same (session, seq) and impression from another install (two devices restored from
+/// one backup share a session id): the collector's digest covers who sent it, so it is a
+/// conflict; the kit's digest leaves the header out and absorbs it as a retry.
+#[test]
+fn the_same_seq_from_another_install_is_a_conflict_in_the_kit_too() {
+    let bodies = two_uploads();
+    let mut other = wire::decode_gzip_batch(&bodies[0]).unwrap();
+    other.install_id = "install-2".into();
+    let other = gzip::gzip(&other.encode_to_vec());
+    let mut ingestor = Ingestor::new(config().contract);
+    let mut capture = Capture::new(config().contract);
+    let mut collector_conflicts = 0;
+    let mut kit_conflicts = 0;
+    for body in [&bodies[0], &other] {
+        collector_conflicts += ingestor.ingest(body, 1_700_000_100_000).unwrap().conflicts;
+        kit_conflicts += capture.receive(body).unwrap().conflicts;
+    }
+    assert_eq!(collector_conflicts, 2, "the collector sees two conflicts");
+    assert_eq!(kit_conflicts, collector_conflicts, "the kit dedups them as retries");
+}
