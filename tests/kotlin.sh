@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-target="${CARGO_TARGET_DIR:-$PWD/target}"
+target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
 module="$root/bindings/kotlin"
 

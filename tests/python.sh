@@ -5,16 +5,22 @@
 # example app against a real collector), then the benchmark. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-$PWD/target}"
+target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
 
 step() { printf '\n==> python: %s\n' "$*"; }
 
 step "build tools (maturin, ruff, mypy) in $target/pytools"
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq python3-venv
+fi
 tools="$target/pytools"
-[ -x "$tools/bin/maturin" ] || python3 -m venv "$tools"
-for tool in maturin ruff mypy; do
-  [ -x "$tools/bin/$tool" ] || "$tools/bin/pip" install -q "$tool"
+[ -x "$tools/bin/pip" ] || python3 -m venv "$tools"
+# Pinned, so a new release cannot change the lint verdict or the wheel under us.
+for tool in maturin==1.16.0 ruff==0.17.6 mypy==2.4.1; do
+  [ -x "$tools/bin/${tool%%=*}" ] || "$tools/bin/pip" install -q "$tool"
 done
 
 step "the collector the tests start on loopback"
@@ -31,7 +37,7 @@ step "fresh virtualenv with the wheel installed"
 venv="$target/py-test-venv"
 rm -rf "$venv"
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q pytest "$wheel"
+"$venv/bin/pip" install -q pytest==9.2.0 "$wheel"
 
 step "lint and types"
 ruff_config=bindings/python/pyproject.toml

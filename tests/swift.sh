@@ -5,14 +5,16 @@
 # never compiled or tested here. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-$PWD/target}"
+target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
 
 printf '\n==> swift: generate from the library and compare with bindings/swift\n'
 cargo build -q --release -p sightline-uniffi
 generated=$(mktemp -d)
 trap 'rm -rf "$generated"' EXIT
-cargo run -q -p uniffi-bindgen -- generate --library "$target/release/libsightline_uniffi.so" \
+# libsightline_uniffi.so on Linux, .dylib on a Mac.
+lib=$(ls "$target"/release/libsightline_uniffi.{so,dylib} 2>/dev/null | head -n 1)
+cargo run -q -p uniffi-bindgen -- generate --library "$lib" \
   --language swift --out-dir "$generated/raw" --no-format
 # The SwiftPM layout: the Swift target, and the C module the Swift code imports.
 mkdir -p "$generated/Sources/Sightline" "$generated/Sources/sightline_uniffiFFI/include"

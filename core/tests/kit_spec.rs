@@ -201,3 +201,14 @@ fn an_input_the_logger_refused_fails_assert_no_violations_through_the_batch_coun
     let (_, accounting) = capture.sessions().next().expect("one session");
     assert_eq!(accounting.invalid, 1);
 }
+
+#[test]
+fn a_retried_bad_upload_reports_its_violations_once() {
+    let bodies = uploads_of_a_correct_app();
+    let bad = with_short_exposure(&bodies[0]);
+    let mut capture = Capture::new(config().contract);
+    let first = capture.receive(&bad).expect("decodes");
+    let again = capture.receive(&bad).expect("decodes");
+    assert_eq!((first.violations, again.violations), (1, 0));
+    assert_eq!(capture.violations().len(), 1);
+}

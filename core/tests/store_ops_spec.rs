@@ -497,3 +497,56 @@ fn a_split_batch_keeps_its_stored_copy_until_both_halves_are_stored() {
         "the original was the only durable copy of a half: {s:?}"
     );
 }
+
+/// A batch queued behind an upload backoff whose store write failed: the host is woken (a
+/// store retry) and the batch is sent, though no input arrives; an idle host that polled
+/// no deadline would leave it queued forever.
+#[test]
+fn a_batch_whose_store_failed_during_a_backoff_still_has_a_deadline() {
+    let mut store = MemoryStore::new();
+    let mut logger = Logger::start(config(), &mut store, at(0)).unwrap();
+    record_n(&mut logger, 2, 0);
+    logger.flush(at(2000));
+    logger.perform_store_ops(&mut store);
+    let u = logger.poll_upload(at(2000)).unwrap();
+    // 503 with Retry-After: the schedule waits 60 s.
+    logger
+        .handle_upload_result(u.id, status(503, Some("60")), at(2000))
+        .unwrap();
+    logger.perform_store_ops(&mut store);
+    // Opt-out with purge, then back in: the queue is empty, the wait remains.
+    logger.set_enabled(false, true, at(3000));
+    logger.perform_store_ops(&mut store);
+    logger.set_enabled(true, false, at(3000));
+    logger.perform_store_ops(&mut store);
+    record_n(&mut logger, 2, 3000);
+    logger.flush(at(5000));
+    // Every write fails (the store is full).
+    perform_failing(&mut logger, &mut store, |_| true);
+    assert!(
+        logger.poll_upload(at(5000)).is_none(),
+        "backoff, and not durable"
+    );
+    // The host now sleeps until poll_timeout; there must be one.
+    let mut t = 5000;
+    let mut woke = 0;
+    while let Some(d) = logger.poll_timeout() {
+        if woke > 50 || d > 10 * 60_000 {
+            break;
+        }
+        t = t.max(d);
+        logger.handle_timeout(at(t));
+        logger.perform_store_ops(&mut store); // the store recovered
+        while let Some(u) = logger.poll_upload(at(t)) {
+            logger.handle_upload_result(u.id, ok(), at(t)).unwrap();
+            logger.perform_store_ops(&mut store);
+        }
+        woke += 1;
+    }
+    assert_eq!(
+        logger.stats().delivered,
+        2,
+        "the host was never woken to retry the store and send (woke {woke} times, last deadline {:?})",
+        logger.poll_timeout()
+    );
+}

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,35 @@ def test_a_data_dir_that_cannot_be_created_is_a_store_error(tmp_path: Path) -> N
     blocker.write_text("not a directory")
     with pytest.raises(SightlineError.Store):
         sightline.start(config(), str(blocker / "store"), "http://127.0.0.1:9")
+
+
+class SlowTransport(sightline.Transport):
+    """Answers 200 after a while, so a shutdown takes that long."""
+
+    def send(self, upload: Upload) -> UploadOutcome:
+        time.sleep(0.5)
+        return UploadOutcome.STATUS(code=200, retry_after=None)
+
+
+def test_two_threads_closing_at_once_both_get_the_final_counters(tmp_path: Path) -> None:
+    """A with-block exit racing the atexit hook, or two owners: the second close waits for
+    the first, still delivering, and returns the same counters."""
+    log = sightline.start(config(), str(tmp_path), transport=SlowTransport())
+    pv = log.start_page_view("home")
+    log.record_impression(pv, exposure(log, "title:1"))
+    results: list[object] = []
+
+    def close() -> None:
+        try:
+            results.append(log.close(wait_ms=5_000))
+        except Exception as e:  # noqa: BLE001
+            results.append(e)
+
+    first = threading.Thread(target=close)
+    first.start()
+    time.sleep(0.1)  # the first close is inside runtime.shutdown, waiting on the upload
+    close()
+    first.join()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, f"a concurrent close raised: {errors!r}"
+    assert results[0] == results[1]

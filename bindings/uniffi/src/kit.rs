@@ -80,6 +80,8 @@ pub enum KitError {
     Undecodable { message: String },
     /// A rule name that is not one of the contract's.
     UnknownRule { name: String },
+    /// A bug inside Sightline (a panic poisoned the capture); not a failed assertion.
+    Internal { message: String },
 }
 
 impl std::fmt::Display for KitError {
@@ -88,6 +90,7 @@ impl std::fmt::Display for KitError {
             KitError::Failed { message } => f.write_str(message),
             KitError::Undecodable { message } => write!(f, "not a Sightline upload: {message}"),
             KitError::UnknownRule { name } => write!(f, "no rule is named {name:?}"),
+            KitError::Internal { message } => write!(f, "internal error: {message}"),
         }
     }
 }
@@ -109,7 +112,7 @@ pub struct Capture {
 
 impl Capture {
     fn lock(&self) -> Result<MutexGuard<'_, kit::Capture>, KitError> {
-        self.inner.lock().map_err(|_| KitError::Failed {
+        self.inner.lock().map_err(|_| KitError::Internal {
             message: poisoned().to_string(),
         })
     }

@@ -23,18 +23,6 @@ pub use types::*;
 
 uniffi::setup_scaffolding!();
 
-/// The name apps match a refusal by: the rule's stable name, or what was misused.
-fn error_name(e: &SightlineError) -> String {
-    match e {
-        SightlineError::Contract { rule, .. } => rule.clone(),
-        SightlineError::Misuse { what, .. } => what.clone(),
-        SightlineError::Config { .. } => "config".into(),
-        SightlineError::Store { .. } => "store".into(),
-        SightlineError::Stopped { .. } => "stopped".into(),
-        SightlineError::Internal { .. } => "internal".into(),
-    }
-}
-
 /// The stable names of every rule, in code order (for apps that map them to their own).
 #[uniffi::export]
 pub fn rule_names() -> Vec<String> {

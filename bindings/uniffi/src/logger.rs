@@ -41,17 +41,27 @@ pub struct RecordedMany {
 }
 
 impl RecordedMany {
-    pub(crate) fn count(&mut self, index: usize, result: Result<Recorded, SightlineError>) {
+    /// Counts one result. A refusal (contract or misuse) is reported by index; any other
+    /// error (a stopped runtime, an internal error) ends the call and is raised.
+    pub(crate) fn count(
+        &mut self,
+        index: usize,
+        result: Result<Recorded, SightlineError>,
+    ) -> Result<(), SightlineError> {
         match result {
             Ok(Recorded::Logged { .. }) => self.logged += 1,
             Ok(Recorded::SampledOut) => self.sampled_out += 1,
             Ok(Recorded::Deduped) => self.deduped += 1,
             Ok(Recorded::Disabled) => self.disabled += 1,
-            Err(e) => self.refused.push(Refusal {
+            Err(
+                SightlineError::Contract { rule, .. } | SightlineError::Misuse { what: rule, .. },
+            ) => self.refused.push(Refusal {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
-                rule: crate::error_name(&e),
+                rule,
             }),
+            Err(other) => return Err(other),
         }
+        Ok(())
     }
 }
 
@@ -204,7 +214,7 @@ impl Logger {
                 Ok(other) => Err(unexpected(other)),
                 Err(e) => Err(e.into()),
             };
-            out.count(i, result);
+            out.count(i, result)?;
         }
         Ok(out)
     }

@@ -230,7 +230,7 @@ impl Runtime {
         self.with(|d| {
             let mut out = RecordedMany::default();
             for (i, imp) in impressions.into_iter().enumerate() {
-                out.count(i, Runtime::record(d, page_view, imp));
+                out.count(i, Runtime::record(d, page_view, imp))?;
             }
             Ok(out)
         })

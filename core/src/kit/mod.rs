@@ -130,7 +130,7 @@ pub struct Receipt {
     pub duplicates: u64,
     /// Impressions whose (session, seq) arrived before with other content.
     pub conflicts: u64,
-    /// Rules broken in this upload.
+    /// Rules broken by what this upload brought that was new (a retry adds none).
     pub violations: u64,
 }
 
@@ -186,14 +186,17 @@ impl Capture {
     fn accept(&mut self, batch: &proto::Batch, decoded: &[DecodedImpression]) -> Receipt {
         let ids = Ids::of(batch);
         let violations = self.contract.check_decoded(batch, decoded, &ids);
-        let mut receipt = Receipt {
-            violations: violations.len() as u64,
-            ..Receipt::default()
-        };
+        let mut receipt = Receipt::default();
+        let findings_before = self.findings.len();
         let session = self.sessions.entry(batch.session_id.clone()).or_default();
-        if let Some(counters) = &batch.counters {
+        // As the collector does: counters the contract flags never drive reconciliation.
+        let inconsistent = violations
+            .iter()
+            .any(|v| v.seq.is_none() && v.rule == Rule::CountersInconsistent);
+        if let (Some(counters), false) = (&batch.counters, inconsistent) {
             session.observe_counters(counters);
         }
+        let sender = sender_digest(batch);
         session.batches += 1;
         for imp in decoded {
             let rules: Vec<Rule> = violations
@@ -202,7 +205,7 @@ impl Capture {
                 .map(|v| v.rule)
                 .collect();
             let captured = captured(batch, &ids, imp, rules);
-            match session.arrive(imp.seq, digest(&captured)) {
+            match session.arrive(imp.seq, digest(sender, &captured)) {
                 Arrival::New => {
                     receipt.accepted += 1;
                     if !captured.rules.is_empty() {
@@ -221,17 +224,22 @@ impl Capture {
                 Arrival::Conflict => receipt.conflicts += 1,
             }
         }
-        self.findings.extend(
-            violations
-                .iter()
-                .filter(|v| v.seq.is_none())
-                .map(|v| Finding {
-                    rule: v.rule,
-                    session_id: batch.session_id.clone(),
-                    seq: None,
-                    impression: None,
-                }),
-        );
+        // A retry (nothing new in it) repeats what its first attempt was found to break.
+        let retry = receipt.accepted == 0 && receipt.duplicates > 0;
+        if !retry {
+            self.findings.extend(
+                violations
+                    .iter()
+                    .filter(|v| v.seq.is_none())
+                    .map(|v| Finding {
+                        rule: v.rule,
+                        session_id: batch.session_id.clone(),
+                        seq: None,
+                        impression: None,
+                    }),
+            );
+        }
+        receipt.violations = (self.findings.len() - findings_before) as u64;
         receipt
     }
 
@@ -267,8 +275,9 @@ impl Capture {
         *self = Capture::new(core::mem::take(&mut self.contract));
     }
 
-    /// No rule broken in anything received, and no input refused on the device (the
-    /// counters every batch carries say how many the logger refused).
+    /// No rule broken in anything received, no seq reused with other content
+    /// (`seq_conflict`), and no input refused on the device (the counters every batch
+    /// carries say how many the logger refused).
     pub fn assert_no_violations(&self) -> Result<(), KitFailure> {
         if let [first, ..] = self.findings.as_slice() {
             return fail(format!(
@@ -277,6 +286,14 @@ impl Capture {
             ));
         }
         for (id, r) in self.sessions() {
+            if r.conflicts > 0 {
+                return fail(format!(
+                    "expected no violations; {} impression(s) of session {id} arrived again \
+                     with other content under a seq already used (seq_conflict: two loggers \
+                     or boots share the session id)",
+                    r.conflicts
+                ));
+            }
             if r.invalid > 0 {
                 return fail(format!(
                     "expected no violations; the device refused {} input(s) by the contract \
@@ -408,10 +425,29 @@ fn captured(
     }
 }
 
-/// Content identity of an impression, without what differs between attempts of the same
-/// data; never 0 (0 marks "unknown" in [`SessionState`]).
-fn digest(i: &CapturedImpression) -> u64 {
+/// Who sent a batch, as the collector's row digest covers it: the same seq and impression
+/// from another install or app is a conflict, not a retry.
+fn sender_digest(batch: &proto::Batch) -> u64 {
     let mut bytes = Vec::new();
+    for text in [
+        &batch.app_id,
+        &batch.app_version,
+        &batch.device,
+        &batch.install_id,
+        &batch.sdk_name,
+        &batch.sdk_version,
+    ] {
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(0xff);
+    }
+    bytes.extend_from_slice(&batch.platform.to_le_bytes());
+    hash_bytes(DIGEST_SEED, &bytes)
+}
+
+/// Content identity of an impression from `sender`, without what differs between attempts
+/// of the same data; never 0 (0 marks "unknown" in [`SessionState`]).
+fn digest(sender: u64, i: &CapturedImpression) -> u64 {
+    let mut bytes = sender.to_le_bytes().to_vec();
     for text in [&i.page, &i.item_id] {
         bytes.extend_from_slice(text.as_bytes());
         bytes.push(0xff);

@@ -129,6 +129,9 @@ class Sightline:
         self.runtime = runtime
         self.shutdown_wait_ms = shutdown_wait_ms
         self._closed = threading.Event()
+        # Held for a whole close, so a close racing another (a with-block exit and the
+        # atexit hook, two owners) waits for the first and returns its counters.
+        self._closing = threading.Lock()
         self._final: Stats | None = None
         _open.add(self)
 
@@ -200,12 +203,13 @@ class Sightline:
     def close(self, wait_ms: int | None = None) -> Stats:
         """Flushes, delivers for at most ``wait_ms`` (default ``shutdown_wait_ms``), stops
         the runtime and returns the final counters. Closing twice returns the same ones."""
-        if self._final is None:
-            wait = self.shutdown_wait_ms if wait_ms is None else wait_ms
-            self._final = self.runtime.shutdown(wait)
-            self._closed.set()
-            _open.discard(self)
-        return self._final
+        with self._closing:
+            if self._final is None:
+                wait = self.shutdown_wait_ms if wait_ms is None else wait_ms
+                self._final = self.runtime.shutdown(wait)
+                self._closed.set()
+                _open.discard(self)
+            return self._final
 
 
 _open: weakref.WeakSet[Sightline] = weakref.WeakSet()

@@ -1,5 +1,5 @@
-//! Review: the producer kit's `Capture` claims the collector's accounting ("as the collector
-//! computes it"); fed the same bodies as the collector's `Ingestor`, it must agree.
+//! The producer kit's `Capture` accounts as the collector does: fed the same bodies as the
+//! collector's `Ingestor`, it agrees on reconciliation, conflicts and what they mean.
 
 use prost::Message;
 use sightline_collector::ingest::Ingestor;
@@ -129,5 +129,8 @@ fn the_same_seq_from_another_install_is_a_conflict_in_the_kit_too() {
         kit_conflicts += capture.receive(body).unwrap().conflicts;
     }
     assert_eq!(collector_conflicts, 2, "the collector sees two conflicts");
-    assert_eq!(kit_conflicts, collector_conflicts, "the kit dedups them as retries");
+    assert_eq!(
+        kit_conflicts, collector_conflicts,
+        "the kit dedups them as retries"
+    );
 }
