@@ -13,7 +13,7 @@ cargo build -q --release -p sightline-uniffi
 generated=$(mktemp -d)
 trap 'rm -rf "$generated"' EXIT
 # libsightline_uniffi.so on Linux, .dylib on a Mac.
-lib=$(ls "$target"/release/libsightline_uniffi.{so,dylib} 2>/dev/null | head -n 1)
+for lib in "$target"/release/libsightline_uniffi.{so,dylib}; do [ -f "$lib" ] && break; done
 cargo run -q -p uniffi-bindgen -- generate --library "$lib" \
   --language swift --out-dir "$generated/raw" --no-format
 # The SwiftPM layout: the Swift target, and the C module the Swift code imports.

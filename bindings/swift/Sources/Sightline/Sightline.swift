@@ -3293,6 +3293,11 @@ enum KitError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case UnknownRule(name: String
     )
+    /**
+     * A bug inside Sightline (a panic poisoned the capture); not a failed assertion.
+     */
+    case Internal(message: String
+    )
 
     
 
@@ -3331,6 +3336,9 @@ public struct FfiConverterTypeKitError: FfiConverterRustBuffer {
         case 3: return .UnknownRule(
             name: try FfiConverterString.read(from: &buf)
             )
+        case 4: return .Internal(
+            message: try FfiConverterString.read(from: &buf)
+            )
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3356,6 +3364,11 @@ public struct FfiConverterTypeKitError: FfiConverterRustBuffer {
         case let .UnknownRule(name):
             writeInt(&buf, Int32(3))
             FfiConverterString.write(name, into: &buf)
+            
+        
+        case let .Internal(message):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(message, into: &buf)
             
         }
     }
