@@ -211,6 +211,11 @@ impl Rule {
         }
     }
 
+    /// The rule with this stable [`Rule::name`], if any (what foreign callers pass).
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.iter().copied().find(|r| r.name() == name)
+    }
+
     /// The pinned [`Rule::code`] as an index (into [`Rule::ALL`] and stored counter lists).
     /// Transitional: stored data should use `code`/`from_code`.
     pub fn index(self) -> usize {
@@ -827,5 +832,14 @@ mod tests {
                 rule: Rule::DuplicateExposure
             }]
         );
+    }
+
+    #[test]
+    fn every_rule_is_found_by_its_name_and_no_other_name_finds_one() {
+        for rule in Rule::ALL {
+            assert_eq!(Rule::from_name(rule.name()), Some(rule));
+        }
+        assert_eq!(Rule::from_name("seq_conflict"), None);
+        assert_eq!(Rule::from_name(""), None);
     }
 }

@@ -118,14 +118,6 @@ impl Capture {
     }
 }
 
-fn rule_named(name: &str) -> Result<Rule, KitError> {
-    Rule::ALL
-        .iter()
-        .copied()
-        .find(|r| r.name() == name)
-        .ok_or_else(|| KitError::UnknownRule { name: name.into() })
-}
-
 fn impression(i: &kit::CapturedImpression) -> CapturedImpression {
     CapturedImpression {
         session_id: i.session_id.clone(),
@@ -244,7 +236,7 @@ impl Capture {
     /// `rule` (a stable name such as `too_short`) was broken, by `item_id` if given.
     #[uniffi::method(default(item_id = None))]
     pub fn assert_violation(&self, rule: String, item_id: Option<String>) -> Result<(), KitError> {
-        let rule = rule_named(&rule)?;
+        let rule = Rule::from_name(&rule).ok_or(KitError::UnknownRule { name: rule })?;
         Ok(self.lock()?.assert_violation(rule, item_id.as_deref())?)
     }
 

@@ -16,15 +16,6 @@ use crate::kit::Capture;
 use crate::logger::{RecordedMany, unexpected};
 use crate::types::{Config, Item, QualifiedImpression, Recorded, Stats, Upload, UploadOutcome};
 
-/// Bound on one upload by the built-in transport, from DNS lookup to the last response
-/// byte: the driver thread waits for it, and a phone on a bad network must not hold a
-/// batch for longer than a user would wait for a page.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Room in the store beside the upload queue (whose bound is the configuration's
-/// `max_queue_bytes`): the journal of the open batch and the logger's state.
-const STORE_ALLOWANCE_BYTES: u64 = 1024 * 1024;
-
 /// The app's HTTP stack, called on the runtime's upload thread, one upload at a time.
 /// POST `upload.body` to `<collector><upload.path>` with `upload.headers` and say how it
 /// ended; a request must time out rather than hang. An exception thrown here counts as a
@@ -57,31 +48,19 @@ pub struct Runtime {
 
 impl Runtime {
     fn run(
-        config: Config,
+        config: core::Config,
         store: Box<dyn core::Store + Send>,
         transport: Box<dyn runtime::Transport>,
     ) -> Result<Arc<Runtime>, SightlineError> {
-        let driver = Driver::start(
-            config.into_core(),
-            store,
-            transport,
-            Box::new(SystemClock::new()),
-        )?;
+        let driver = Driver::start(config, store, transport, Box::new(SystemClock::new()))?;
         Ok(Arc::new(Runtime {
             driver: RwLock::new(Some(driver)),
         }))
     }
 
-    fn file_store(config: &Config, data_dir: &str) -> Result<FileStore, SightlineError> {
-        let queue = u64::from(
-            config
-                .max_queue_bytes
-                .unwrap_or(core::config::DEFAULT_MAX_QUEUE_BYTES),
-        );
-        FileStore::open(data_dir, queue.saturating_add(STORE_ALLOWANCE_BYTES)).map_err(|e| {
-            SightlineError::Store {
-                message: format!("{data_dir}: {e}"),
-            }
+    fn file_store(config: &core::Config, data_dir: &str) -> Result<FileStore, SightlineError> {
+        FileStore::open(data_dir, runtime::store_quota(config)).map_err(|e| SightlineError::Store {
+            message: format!("{data_dir}: {e}"),
         })
     }
 
@@ -128,8 +107,9 @@ impl Runtime {
         data_dir: String,
         endpoint: String,
     ) -> Result<Arc<Runtime>, SightlineError> {
+        let config = config.into_core();
         let store = Runtime::file_store(&config, &data_dir)?;
-        let transport = HttpTransport::new(&endpoint, HTTP_TIMEOUT);
+        let transport = HttpTransport::new(&endpoint, runtime::DEFAULT_HTTP_TIMEOUT);
         Runtime::run(config, Box::new(store), Box::new(transport))
     }
 
@@ -140,6 +120,7 @@ impl Runtime {
         data_dir: String,
         transport: Arc<dyn Transport>,
     ) -> Result<Arc<Runtime>, SightlineError> {
+        let config = config.into_core();
         let store = Runtime::file_store(&config, &data_dir)?;
         Runtime::run(config, Box::new(store), Box::new(Foreign(transport)))
     }
@@ -151,7 +132,7 @@ impl Runtime {
         capture: Arc<Capture>,
     ) -> Result<Arc<Runtime>, SightlineError> {
         Runtime::run(
-            config,
+            config.into_core(),
             Box::new(MemoryStore::new()),
             Box::new(capture.transport()),
         )

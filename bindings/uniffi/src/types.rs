@@ -321,7 +321,9 @@ impl Config {
             device: self.device,
             install_id: self.install_id,
             app_key: self.app_key,
-            seed: self.seed.unwrap_or_else(entropy),
+            seed: self
+                .seed
+                .unwrap_or_else(sightline_core::runtime::entropy_seed),
             sample_rate_ppm: self.sample_rate_ppm.unwrap_or(d.sample_rate_ppm),
             sample_key: self.sample_key.map_or(d.sample_key, Into::into),
             contract: self.contract.map_or(d.contract, Into::into),
@@ -357,15 +359,6 @@ impl Config {
             max_attempts: Some(c.max_attempts),
         }
     }
-}
-
-/// 64 bits from the platform's entropy: std's hasher keys come from the OS's random source
-/// (getrandom, SecRandomCopyBytes, BCryptGenRandom). Never 0, which the core refuses.
-fn entropy() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(u64::from(std::process::id()));
-    h.finish().max(1)
 }
 
 /// A configuration from JSON, the core's serde form (a remote config, or the conformance
