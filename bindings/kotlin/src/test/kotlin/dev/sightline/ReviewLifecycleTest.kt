@@ -1,0 +1,84 @@
+package dev.sightline
+
+import dev.sightline.testing.captured
+import org.junit.jupiter.api.Test
+import java.io.File
+import java.nio.file.Files
+import java.util.concurrent.TimeUnit
+import kotlin.test.assertContains
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+
+/** Review: the Closeable / shutdown-hook semantics of [Sightline]. */
+class ReviewLifecycleTest {
+    /** Whether [log]'s shutdown hook is still registered (removes it if it is). */
+    private fun hookStillRegistered(log: Sightline): Boolean {
+        val field = Sightline::class.java.getDeclaredField("hook").apply { isAccessible = true }
+        return java.lang.Runtime.getRuntime().removeShutdownHook(field.get(log) as Thread)
+    }
+
+    @Test
+    fun `close after the runtime was shut down through log_runtime is harmless and removes the hook`() {
+        val log = Sightline(Runtime.startCaptured(config(), Capture(quickContract())), 0)
+        log.runtime.shutdown(0u) // `runtime` is public "for what this class does not wrap"
+        // README: "Closing twice is harmless"; the hook's own path already treats this as done.
+        val closing = runCatching { log.close() }
+        val leaked = hookStillRegistered(log)
+        assertTrue(closing.isSuccess, "close() threw ${closing.exceptionOrNull()}")
+        assertTrue(log.isClosed, "the logger reports closed")
+        assertFalse(leaked, "the shutdown hook (and with it the logger) stays registered until exit")
+    }
+
+    @Test
+    fun `a block that throws still closes the captured runtime`() {
+        var seen: Sightline? = null
+        assertFailsWith<IllegalStateException> { captured(config(), 0) { seen = it; error("the app's bug") } }
+        assertTrue(seen!!.isClosed)
+        assertFalse(hookStillRegistered(seen))
+    }
+
+    @Test
+    fun `a logger started while the JVM exits (in another shutdown hook) is not leaked`() {
+        val classpath =
+            listOf(Sightline::class.java, StartDuringShutdown::class.java, KotlinVersion::class.java,
+                com.sun.jna.Native::class.java, org.json.JSONObject::class.java)
+                .map { File(it.protectionDomain.codeSource.location.toURI()).path }
+                .distinct()
+                .joinToString(File.pathSeparator)
+        val java = File(System.getProperty("java.home"), "bin/java").path
+        val output = Files.createTempFile("child", ".log").toFile()
+        val child =
+            ProcessBuilder(java, "-cp", classpath, StartDuringShutdown::class.java.name)
+                .redirectErrorStream(true)
+                .redirectOutput(output)
+                .start()
+        assertTrue(child.waitFor(60, TimeUnit.SECONDS), "the child JVM exits")
+        val text = output.readText()
+        assertEquals(0, child.exitValue(), text)
+        // captured() closes its runtime itself; it needs no hook, yet registering one throws.
+        assertContains(text, "captured during shutdown: 1 impression", message = text)
+    }
+}
+
+/** Child JVM: the app's own shutdown hook runs a captured logger (as a test harness might). */
+object StartDuringShutdown {
+    @JvmStatic
+    fun main(args: Array<String>) {
+        java.lang.Runtime.getRuntime().addShutdownHook(
+            Thread {
+                try {
+                    val kit =
+                        captured(config(), 2_000) { log ->
+                            val pv = log.startPageView("home")
+                            log.recordImpression(pv, exposure(log, "title:1"))
+                        }
+                    println("captured during shutdown: ${kit.impressions().size} impression")
+                } catch (e: Throwable) {
+                    println("captured during shutdown failed: $e")
+                }
+            },
+        )
+    }
+}
