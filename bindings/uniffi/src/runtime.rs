@@ -42,8 +42,13 @@ impl runtime::Transport for Foreign {
 /// stamp the time on the caller's thread and return without waiting for I/O.
 #[derive(uniffi::Object)]
 pub struct Runtime {
-    /// `None` once shut down.
-    driver: RwLock<Option<Driver>>,
+    state: RwLock<State>,
+}
+
+/// The driver while running; its final counters once shut down.
+enum State {
+    Running(Driver),
+    Stopped(core::Stats),
 }
 
 impl Runtime {
@@ -54,7 +59,7 @@ impl Runtime {
     ) -> Result<Arc<Runtime>, SightlineError> {
         let driver = Driver::start(config, store, transport, Box::new(SystemClock::new()))?;
         Ok(Arc::new(Runtime {
-            driver: RwLock::new(Some(driver)),
+            state: RwLock::new(State::Running(driver)),
         }))
     }
 
@@ -68,10 +73,9 @@ impl Runtime {
         &self,
         call: impl FnOnce(&Driver) -> Result<T, SightlineError>,
     ) -> Result<T, SightlineError> {
-        let guard = self.driver.read().map_err(|_| poisoned())?;
-        match guard.as_ref() {
-            Some(driver) => call(driver),
-            None => Err(SightlineError::Stopped {
+        match &*self.state.read().map_err(|_| poisoned())? {
+            State::Running(driver) => call(driver),
+            State::Stopped(_) => Err(SightlineError::Stopped {
                 message: "the runtime was shut down".into(),
             }),
         }
@@ -232,21 +236,25 @@ impl Runtime {
         self.tell(Input::SetEnabled { enabled, purge })
     }
 
-    /// The counters after every call made before this one.
+    /// The counters after every call made before this one; once shut down, the final ones.
     pub fn stats(&self) -> Result<Stats, SightlineError> {
-        self.with(|d| Ok(d.stats().into()))
+        match &*self.state.read().map_err(|_| poisoned())? {
+            State::Running(driver) => Ok(driver.stats().into()),
+            State::Stopped(last) => Ok(last.clone().into()),
+        }
     }
 
     /// Closes the open batch, keeps delivering for at most `max_wait_ms`, stops the threads
     /// and returns the final counters. What is not delivered stays stored for the next
-    /// start. Every later call, a second shutdown too, raises `Stopped`.
+    /// start. Every later call raises `Stopped`, but `stats` and `shutdown` itself, which
+    /// return the final counters again.
     pub fn shutdown(&self, max_wait_ms: u64) -> Result<Stats, SightlineError> {
-        let driver = self.driver.write().map_err(|_| poisoned())?.take();
-        match driver {
-            Some(driver) => Ok(driver.shutdown(Duration::from_millis(max_wait_ms)).into()),
-            None => Err(SightlineError::Stopped {
-                message: "the runtime was already shut down".into(),
-            }),
-        }
+        let mut state = self.state.write().map_err(|_| poisoned())?;
+        let last = match std::mem::replace(&mut *state, State::Stopped(core::Stats::default())) {
+            State::Running(driver) => driver.shutdown(Duration::from_millis(max_wait_ms)),
+            State::Stopped(last) => last,
+        };
+        *state = State::Stopped(last.clone());
+        Ok(last.into())
     }
 }

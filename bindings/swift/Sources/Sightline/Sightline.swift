@@ -1441,7 +1441,8 @@ public protocol RuntimeProtocol: AnyObject, Sendable {
     /**
      * Closes the open batch, keeps delivering for at most `max_wait_ms`, stops the threads
      * and returns the final counters. What is not delivered stays stored for the next
-     * start. Every later call, a second shutdown too, raises `Stopped`.
+     * start. Every later call raises `Stopped`, but `stats` and `shutdown` itself, which
+     * return the final counters again.
      */
     func shutdown(maxWaitMs: UInt64) throws  -> Stats
     
@@ -1451,7 +1452,7 @@ public protocol RuntimeProtocol: AnyObject, Sendable {
     func startPageView(page: String, requestId: String?, layout: [[String]]?) throws  -> UInt64
     
     /**
-     * The counters after every call made before this one.
+     * The counters after every call made before this one; once shut down, the final ones.
      */
     func stats() throws  -> Stats
     
@@ -1680,7 +1681,8 @@ open func setEnabled(enabled: Bool, purge: Bool)throws   {try rustCallWithError(
     /**
      * Closes the open batch, keeps delivering for at most `max_wait_ms`, stops the threads
      * and returns the final counters. What is not delivered stays stored for the next
-     * start. Every later call, a second shutdown too, raises `Stopped`.
+     * start. Every later call raises `Stopped`, but `stats` and `shutdown` itself, which
+     * return the final counters again.
      */
 open func shutdown(maxWaitMs: UInt64)throws  -> Stats  {
     return try  FfiConverterTypeStats_lift(try rustCallWithError(FfiConverterTypeSightlineError_lift) {
@@ -1708,7 +1710,7 @@ open func startPageView(page: String, requestId: String? = nil, layout: [[String
 }
     
     /**
-     * The counters after every call made before this one.
+     * The counters after every call made before this one; once shut down, the final ones.
      */
 open func stats()throws  -> Stats  {
     return try  FfiConverterTypeStats_lift(try rustCallWithError(FfiConverterTypeSightlineError_lift) {
@@ -4805,13 +4807,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sightline_uniffi_checksum_method_runtime_set_enabled() != 33326) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sightline_uniffi_checksum_method_runtime_shutdown() != 5202) {
+    if (uniffi_sightline_uniffi_checksum_method_runtime_shutdown() != 53700) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sightline_uniffi_checksum_method_runtime_start_page_view() != 59823) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sightline_uniffi_checksum_method_runtime_stats() != 23858) {
+    if (uniffi_sightline_uniffi_checksum_method_runtime_stats() != 4024) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sightline_uniffi_checksum_method_runtime_visibility() != 1743) {

@@ -55,7 +55,13 @@ class Sightline(
     private val hook = Thread({ closeAtExit() }, "sightline-shutdown")
 
     init {
-        java.lang.Runtime.getRuntime().addShutdownHook(hook)
+        try {
+            java.lang.Runtime.getRuntime().addShutdownHook(hook)
+        } catch (_: IllegalStateException) {
+            // Started while the JVM exits (from another shutdown hook): there is no later
+            // exit to hook; the logger works until closed, and what is not delivered stays
+            // stored for the next start.
+        }
     }
 
     companion object {

@@ -132,7 +132,7 @@ class LoggerTest {
         log.recordImpression(pv, qualified("title:1", 0), at(2_000))
         log.flush(at(2_000))
         host.drain(2_000)
-        assertEquals(1uL, log.stats().delivered, "the logger still works after the panic")
+        assertEquals(1uL, log.stats().delivered, "the library still works after the panic")
     }
 
     @Test

@@ -22,7 +22,7 @@ constructor(
 
     private val http: HttpClient = HttpClient.newBuilder().connectTimeout(timeout).build()
 
-    private fun call(method: String, path: String): String {
+    private fun call(method: String, path: String, timeout: Duration = this.timeout): String {
         val request =
             HttpRequest.newBuilder(URI.create(url + path))
                 .timeout(timeout)
@@ -35,8 +35,8 @@ constructor(
         return response.body()
     }
 
-    private fun rows(path: String): List<JSONObject> {
-        val array = JSONArray(call("GET", path))
+    private fun rows(path: String, timeout: Duration = this.timeout): List<JSONObject> {
+        val array = JSONArray(call("GET", path, timeout))
         return List(array.length()) { array.getJSONObject(it) }
     }
 
@@ -57,20 +57,32 @@ constructor(
     }
 
     /**
-     * Polls until at least [count] good rows arrived; throws [AssertionError] with what did
-     * arrive otherwise.
+     * Polls until at least [count] good rows arrived, within [timeout] in all (each request
+     * gets what is left of it); a collector that fails or does not answer is polled again.
+     * Throws [AssertionError] with what did arrive, and the last failure, otherwise.
      */
     @JvmOverloads
     fun waitForGood(count: Int, timeout: Duration = Duration.ofSeconds(10)): List<JSONObject> {
         val deadline = System.nanoTime() + timeout.toNanos()
-        var rows = good()
-        while (rows.size < count && System.nanoTime() < deadline) {
+        var rows = emptyList<JSONObject>()
+        var lastFailure: Exception? = null
+        while (true) {
+            val left = Duration.ofNanos(deadline - System.nanoTime())
+            if (left.isNegative || left.isZero) break
+            try {
+                rows = rows("/micro/good", left)
+                lastFailure = null
+                if (rows.size >= count) return rows
+            } catch (e: java.io.IOException) {
+                lastFailure = e
+            } catch (e: IllegalStateException) {
+                lastFailure = e
+            }
             Thread.sleep(50)
-            rows = good()
         }
-        if (rows.size < count) {
-            throw AssertionError("expected $count good rows, ${rows.size} arrived: $rows")
-        }
-        return rows
+        throw AssertionError(
+            "expected $count good rows, ${rows.size} arrived: $rows" +
+                (lastFailure?.let { "; the last request failed: $it" } ?: ""),
+        )
     }
 }

@@ -11,8 +11,8 @@ import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
 import kotlin.test.assertTrue
 
-/** Review: the Closeable / shutdown-hook semantics of [Sightline]. */
-class ReviewLifecycleTest {
+/** The Closeable and shutdown-hook semantics of [Sightline]. */
+class LifecycleTest {
     /** Whether [log]'s shutdown hook is still registered (removes it if it is). */
     private fun hookStillRegistered(log: Sightline): Boolean {
         val field = Sightline::class.java.getDeclaredField("hook").apply { isAccessible = true }
@@ -22,12 +22,12 @@ class ReviewLifecycleTest {
     @Test
     fun `close after the runtime was shut down through log_runtime is harmless and removes the hook`() {
         val log = Sightline(Runtime.startCaptured(config(), Capture(quickContract())), 0)
-        log.runtime.shutdown(0u) // `runtime` is public "for what this class does not wrap"
-        // README: "Closing twice is harmless"; the hook's own path already treats this as done.
+        val final = log.runtime.shutdown(0u) // `runtime` is public, for what the class does not wrap
         val closing = runCatching { log.close() }
         val leaked = hookStillRegistered(log)
         assertTrue(closing.isSuccess, "close() threw ${closing.exceptionOrNull()}")
         assertTrue(log.isClosed, "the logger reports closed")
+        assertEquals(final, log.stats(), "the runtime's final counters")
         assertFalse(leaked, "the shutdown hook (and with it the logger) stays registered until exit")
     }
 
