@@ -14,10 +14,12 @@ module="$root/bindings/kotlin"
 step() { printf '\n==> kotlin: %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "JDK and Maven"
-if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
+java_major() { javac -version 2>&1 | sed -E 's/^javac ([0-9]+).*/\1/'; }
+if ! command -v mvn >/dev/null || ! command -v javac >/dev/null || ! command -v unzip >/dev/null \
+  || [ "$(java_major)" -lt 17 ]; then
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq openjdk-17-jdk-headless maven
+  $sudo_cmd apt-get install -y -qq openjdk-17-jdk-headless maven unzip
 fi
 java -version 2>&1 | sed -n 1p
 mvn -v 2>/dev/null | sed -n 1p
