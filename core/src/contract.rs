@@ -363,7 +363,8 @@ impl Contract {
         Ok(())
     }
 
-    /// Every rule a decoded batch breaks, per impression and for the batch as a whole.
+    /// Every rule a decoded batch breaks, per impression (in impression order) and then for
+    /// the batch as a whole.
     /// Used by the collector and by producers' contract tests; the device applies the same
     /// rules at record time.
     pub fn check_batch(&self, batch: &proto::Batch) -> Vec<Violation> {

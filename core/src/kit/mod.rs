@@ -58,7 +58,7 @@ use crate::contract::{Contract, Rule};
 use crate::proto;
 use crate::rng::hash_bytes;
 use crate::wire::{self, DecodeError, DecodedImpression, Ids};
-use session::{Arrival, Reconciliation, SessionState};
+use session::{Arrival, Reconciliation, SEQ_CONFLICT, SessionState};
 
 /// Seed of the content digest given to [`SessionState::arrive`]; any constant works, as
 /// digests are compared only within one capture.
@@ -198,12 +198,13 @@ impl Capture {
         }
         let sender = sender_digest(batch);
         session.batches += 1;
+        // Per-impression violations come in impression order: one pass hands each its own.
+        let mut per_impression = violations.iter().filter(|v| v.seq.is_some()).peekable();
         for imp in decoded {
-            let rules: Vec<Rule> = violations
-                .iter()
-                .filter(|v| v.seq == Some(imp.seq))
-                .map(|v| v.rule)
-                .collect();
+            let mut rules = Vec::new();
+            while let Some(v) = per_impression.next_if(|v| v.seq == Some(imp.seq)) {
+                rules.push(v.rule);
+            }
             let captured = captured(batch, &ids, imp, rules);
             match session.arrive(imp.seq, digest(sender, &captured)) {
                 Arrival::New => {
@@ -289,8 +290,8 @@ impl Capture {
             if r.conflicts > 0 {
                 return fail(format!(
                     "expected no violations; {} impression(s) of session {id} arrived again \
-                     with other content under a seq already used (seq_conflict: two loggers \
-                     or boots share the session id)",
+                     with other content under a seq already used ({SEQ_CONFLICT}: two \
+                     loggers or boots share the session id)",
                     r.conflicts
                 ));
             }

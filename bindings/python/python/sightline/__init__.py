@@ -128,7 +128,6 @@ class Sightline:
     def __init__(self, runtime: Runtime, shutdown_wait_ms: int = DEFAULT_SHUTDOWN_WAIT_MS) -> None:
         self.runtime = runtime
         self.shutdown_wait_ms = shutdown_wait_ms
-        self._closed = threading.Event()
         # Held for a whole close, so a close racing another (a with-block exit and the
         # atexit hook, two owners) waits for the first and returns its counters.
         self._closing = threading.Lock()
@@ -198,7 +197,7 @@ class Sightline:
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self._final is not None
 
     def close(self, wait_ms: int | None = None) -> Stats:
         """Flushes, delivers for at most ``wait_ms`` (default ``shutdown_wait_ms``), stops
@@ -207,7 +206,6 @@ class Sightline:
             if self._final is None:
                 wait = self.shutdown_wait_ms if wait_ms is None else wait_ms
                 self._final = self.runtime.shutdown(wait)
-                self._closed.set()
                 _open.discard(self)
             return self._final
 

@@ -2,9 +2,6 @@ package dev.sightline
 
 import dev.sightline.testing.captured
 import org.junit.jupiter.api.Test
-import java.io.File
-import java.nio.file.Files
-import java.util.concurrent.TimeUnit
 import kotlin.test.assertContains
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -41,22 +38,8 @@ class LifecycleTest {
 
     @Test
     fun `a logger started while the JVM exits (in another shutdown hook) is not leaked`() {
-        val classpath =
-            listOf(Sightline::class.java, StartDuringShutdown::class.java, KotlinVersion::class.java,
-                com.sun.jna.Native::class.java, org.json.JSONObject::class.java)
-                .map { File(it.protectionDomain.codeSource.location.toURI()).path }
-                .distinct()
-                .joinToString(File.pathSeparator)
-        val java = File(System.getProperty("java.home"), "bin/java").path
-        val output = Files.createTempFile("child", ".log").toFile()
-        val child =
-            ProcessBuilder(java, "-cp", classpath, StartDuringShutdown::class.java.name)
-                .redirectErrorStream(true)
-                .redirectOutput(output)
-                .start()
-        assertTrue(child.waitFor(60, TimeUnit.SECONDS), "the child JVM exits")
-        val text = output.readText()
-        assertEquals(0, child.exitValue(), text)
+        val (status, text) = runChildJvm(StartDuringShutdown::class.java)
+        assertEquals(0, status, text)
         // captured() closes its runtime itself; it needs no hook, yet registering one throws.
         assertContains(text, "captured during shutdown: 1 impression", message = text)
     }

@@ -5,7 +5,6 @@ import org.junit.jupiter.api.Test
 import java.io.File
 import java.nio.file.Files
 import java.util.Collections
-import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.concurrent.thread
 import kotlin.test.assertContains
@@ -77,23 +76,10 @@ class RuntimeTest {
     @Test
     fun `the JVM exiting without close still delivers through the shutdown hook`() {
         CollectorProcess.start().use { collector ->
-            val classpath =
-                listOf(Sightline::class.java, ExitWithoutClose::class.java, KotlinVersion::class.java,
-                    com.sun.jna.Native::class.java, org.json.JSONObject::class.java)
-                    .map { File(it.protectionDomain.codeSource.location.toURI()).path }
-                    .distinct()
-                    .joinToString(File.pathSeparator)
-            val java = File(System.getProperty("java.home"), "bin/java").path
-            val output = Files.createTempFile("child", ".log").toFile()
-            val child =
-                ProcessBuilder(java, "-cp", classpath, ExitWithoutClose::class.java.name,
-                    dataDir().toString(), collector.client.url)
-                    .redirectErrorStream(true)
-                    .redirectOutput(output)
-                    .start()
-            assertTrue(child.waitFor(60, TimeUnit.SECONDS), "the child JVM exits")
-            assertEquals(0, child.exitValue(), output.readText())
-            assertContains(output.readText(), "exiting without close")
+            val (status, text) =
+                runChildJvm(ExitWithoutClose::class.java, dataDir().toString(), collector.client.url)
+            assertEquals(0, status, text)
+            assertContains(text, "exiting without close")
             val rows = collector.client.good()
             assertEquals(listOf("title:exit"), rows.map { it.getString("item_id") })
             val accounting = collector.client.sessions().values.single()

@@ -3,6 +3,7 @@ package dev.sightline
 import dev.sightline.testing.MicroCollector
 import org.json.JSONObject
 import java.io.BufferedReader
+import java.io.File
 import java.io.InputStreamReader
 import java.nio.file.Files
 import java.nio.file.Path
@@ -113,3 +114,25 @@ class CollectorProcess private constructor(
 
 /** A directory for one test's store. */
 fun dataDir(): Path = Files.createTempDirectory("sightline-kt")
+
+/**
+ * Runs [main]'s `main` in a child JVM on the test classpath (the package, the tests, the
+ * Kotlin stdlib, JNA, org.json) with [args]; returns its exit status and output.
+ */
+fun runChildJvm(main: Class<*>, vararg args: String): Pair<Int, String> {
+    val classpath =
+        listOf(Sightline::class.java, main, KotlinVersion::class.java,
+            com.sun.jna.Native::class.java, org.json.JSONObject::class.java)
+            .map { File(it.protectionDomain.codeSource.location.toURI()).path }
+            .distinct()
+            .joinToString(File.pathSeparator)
+    val java = File(System.getProperty("java.home"), "bin/java").path
+    val output = Files.createTempFile("child", ".log").toFile()
+    val child =
+        ProcessBuilder(java, "-cp", classpath, main.name, *args)
+            .redirectErrorStream(true)
+            .redirectOutput(output)
+            .start()
+    check(child.waitFor(60, TimeUnit.SECONDS)) { "the child JVM did not exit: ${output.readText()}" }
+    return child.exitValue() to output.readText()
+}
