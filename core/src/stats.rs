@@ -28,8 +28,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// Every reason. Not stored by index (stored counters are named fields); if that ever
-    /// changes, pin explicit codes as [`Rule::code`] does.
+    /// Every reason, in order of [`DropReason::code`].
     pub const ALL: [DropReason; 7] = [
         DropReason::Overflow,
         DropReason::Rejected,
@@ -39,6 +38,26 @@ impl DropReason {
         DropReason::StoreCorrupt,
         DropReason::JournalLost,
     ];
+
+    /// The stable numeric code, as foreign callers index counts (the C ABI's
+    /// `dropped_by_reason`). Written out like [`Rule::code`]: a new reason takes the next
+    /// unused code, and a code is never reused.
+    pub const fn code(self) -> u8 {
+        match self {
+            DropReason::Overflow => 0,
+            DropReason::Rejected => 1,
+            DropReason::TooLarge => 2,
+            DropReason::RetriesExhausted => 3,
+            DropReason::Purged => 4,
+            DropReason::StoreCorrupt => 5,
+            DropReason::JournalLost => 6,
+        }
+    }
+
+    /// The reason of `code`; `None` for a code this version does not know.
+    pub fn from_code(code: u8) -> Option<DropReason> {
+        DropReason::ALL.get(usize::from(code)).copied()
+    }
 
     /// The stable snake_case name: the field name in [`Drops`] (JSON, `/sessions`).
     pub fn name(self) -> &'static str {
@@ -53,6 +72,15 @@ impl DropReason {
         }
     }
 }
+
+// `ALL[code]` is the reason of `code`, which `from_code` relies on.
+const _: () = {
+    let mut i = 0;
+    while i < DropReason::ALL.len() {
+        assert!(DropReason::ALL[i].code() as usize == i);
+        i += 1;
+    }
+};
 
 impl core::fmt::Display for DropReason {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
