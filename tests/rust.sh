@@ -35,6 +35,7 @@ cargo build -q -p sightline-core --no-default-features --target wasm32-unknown-u
 
 step "tests"
 cargo test --workspace
+cargo test -p sightline-core --features compact
 
 step "benchmarks (figures printed, not asserted)"
 cargo run -q --release -p sightline-examples --bin bench

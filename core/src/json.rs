@@ -129,5 +129,5 @@ pub fn view(batch: &proto::Batch) -> Result<BatchView, DecodeError> {
 /// Pretty JSON of a decoded batch.
 pub fn to_json(batch: &proto::Batch) -> Result<String, DecodeError> {
     let v = view(batch)?;
-    serde_json::to_string_pretty(&v).map_err(|e| DecodeError::Protobuf(alloc::format!("{e}")))
+    serde_json::to_string_pretty(&v).map_err(|e| DecodeError::Json(alloc::format!("{e}")))
 }

@@ -92,6 +92,7 @@ pub mod config;
 pub mod contract;
 #[doc(hidden)] // internal; public for the project's benches and specs
 pub mod dedup;
+mod digits;
 pub mod gzip;
 pub mod input;
 #[doc(hidden)] // internal; public for the project's benches and specs

@@ -4,7 +4,6 @@
 //! batches are the ones most likely to be poison) and their impressions counted.
 
 use alloc::collections::VecDeque;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -97,9 +96,15 @@ impl ClosedBatch {
     }
 }
 
+/// Decimal digits of the largest `u64`, the width of a batch key's id.
+const BATCH_KEY_DIGITS: usize = 20;
+
 /// The store key of batch `id`; zero-padded so keys sort in id order.
 pub fn batch_key(id: u64) -> String {
-    format!("{BATCH_KEY_PREFIX}{id:020}")
+    let mut key = String::with_capacity(BATCH_KEY_PREFIX.len() + BATCH_KEY_DIGITS);
+    key.push_str(BATCH_KEY_PREFIX);
+    crate::digits::push_digits(&mut key, id, 10, BATCH_KEY_DIGITS);
+    key
 }
 
 /// Closed batches in upload order.

@@ -31,8 +31,11 @@ pub const MAX_IMPRESSIONS: usize = 65_536;
 pub enum DecodeError {
     /// The gzip layer is broken or too large.
     Gzip(GzipError),
-    /// The bytes are not a protobuf `Batch`.
-    Protobuf(String),
+    /// The bytes are not a protobuf `Batch`. prost's error, not its text: formatting it
+    /// only when displayed keeps `core::fmt` out of firmware that never displays it.
+    Protobuf(prost::DecodeError),
+    /// The JSON view of a decoded batch could not be written (`json`, std only).
+    Json(String),
     /// A repeated field has more entries than the limit.
     TooMany { field: &'static str, limit: usize },
     /// A string is longer than [`MAX_STRING_LEN`].
@@ -50,6 +53,7 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Gzip(e) => write!(f, "gzip: {e}"),
             DecodeError::Protobuf(e) => write!(f, "protobuf: {e}"),
+            DecodeError::Json(e) => write!(f, "json: {e}"),
             DecodeError::TooMany { field, limit } => {
                 write!(f, "{field} has more than {limit} entries")
             }
@@ -86,8 +90,7 @@ pub fn decode_batch(raw: &[u8]) -> Result<proto::Batch, DecodeError> {
             limit: MAX_DECODED_BATCH_BYTES,
         }));
     }
-    let batch =
-        proto::Batch::decode(raw).map_err(|e| DecodeError::Protobuf(alloc::format!("{e}")))?;
+    let batch = proto::Batch::decode(raw).map_err(DecodeError::Protobuf)?;
     check_limits(&batch)?;
     impressions(&batch)?;
     Ok(batch)

@@ -15,7 +15,6 @@
 //! on HTTP result:    logger.handle_upload_result(u.id, outcome, now)
 //! ```
 
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;

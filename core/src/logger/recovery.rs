@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Hex digits of a new session id: a random `u64`, zero-padded.
+const SESSION_ID_DIGITS: usize = 16;
+
 impl Logger {
     /// Restores the session, counters, queue and journaled events from the store. A read
     /// error fails the start (absent and unreadable must not be confused).
@@ -40,7 +43,8 @@ impl Logger {
                 let install = crate::rng::hash_bytes(self.wall, self.config.install_id.as_bytes());
                 let clocks = crate::rng::mix64(self.now ^ self.wall.rotate_left(32));
                 let id = self.rng.next_u64() ^ install ^ previous ^ clocks;
-                self.session_id = format!("{id:016x}");
+                self.session_id.clear();
+                crate::digits::push_digits(&mut self.session_id, id, 16, SESSION_ID_DIGITS);
             }
         }
         // Acknowledgements belong to the session in `state`; without it they describe a

@@ -98,7 +98,7 @@ impl Logger {
                 },
                 Header {
                     name: BATCH_HEADER.to_string(),
-                    value: format!("{}/{}", self.session_id, batch_no),
+                    value: batch_header(&self.session_id, batch_no),
                 },
             ],
             body,
@@ -223,4 +223,13 @@ impl Logger {
         self.splits.push((batch.id, halves));
         self.schedule.now_ready(self.now);
     }
+}
+
+/// The batch header's value: `<session id>/<batch number>`, the number in decimal.
+fn batch_header(session_id: &str, batch_no: u64) -> String {
+    let mut value = String::with_capacity(session_id.len() + 1 + 20);
+    value.push_str(session_id);
+    value.push('/');
+    crate::digits::push_digits(&mut value, batch_no, 10, 1);
+    value
 }

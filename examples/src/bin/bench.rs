@@ -24,6 +24,7 @@ use prost::Message;
 use serde_json::json;
 use sightline_core::batch::Pending;
 use sightline_core::civil::Utc;
+use sightline_core::gzip::{CompactGzipper, GZIP_LEVEL as CORE_GZIP_LEVEL};
 use sightline_core::json::platform_name;
 use sightline_core::sampling::PPM;
 use sightline_core::wire::{self, DecodedImpression};
@@ -206,6 +207,9 @@ struct WireFigures {
     item_ids: usize,
     artwork_ids: usize,
     sightline: Size,
+    /// The same bodies with the batch member re-compressed by the core's compact encoder
+    /// (feature `compact`, the firmware and wasm builds); the send-info member as sent.
+    compact: Size,
     json: Size,
     protobuf: Size,
     /// The batches re-compressed whole as one gzip member, and by part (see [`PARTS`]).
@@ -230,6 +234,7 @@ fn wire_section(workload: &Workload) {
         f.item_ids += batch.item_ids.len();
         f.artwork_ids += batch.artwork_ids.len();
         f.sightline += Size::of(body.len(), gunzip(body).len());
+        f.compact += compact_body(body);
         let ndjson = segment_ndjson(&batch, &events);
         f.json += Size::of(gzip(&ndjson).len(), ndjson.len());
         let messages = protobuf_events(&batch, &events);
@@ -485,6 +490,19 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
+/// `body` with its first (batch) member re-compressed by the compact encoder.
+fn compact_body(body: &[u8]) -> Size {
+    let mut first = flate2::bufread::GzDecoder::new(body);
+    let mut batch = Vec::new();
+    first
+        .read_to_end(&mut batch)
+        .expect("the collector decoded this body");
+    let rest = first.into_inner(); // The members after the first, as sent.
+    let mut compact = Vec::new();
+    CompactGzipper::new().gzip_into(&batch, CORE_GZIP_LEVEL, &mut compact);
+    Size::of(compact.len() + rest.len(), batch.len() + gunzip(rest).len())
+}
+
 /// All gzip members of a body, decompressed.
 fn gunzip(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -541,6 +559,7 @@ fn print_wire(f: &WireFigures) {
     );
     let rows = [
         ("Sightline batch (as sent)", f.sightline),
+        ("Sightline, compact encoder", f.compact),
         ("JSON per event (Segment-style)", f.json),
         ("protobuf per event + UUID", f.protobuf),
     ];
@@ -561,6 +580,11 @@ fn print_wire(f: &WireFigures) {
     );
     println!(
         "   gzip: Sightline bodies as the core sent them (batch + send-info member); the others flate2 level {GZIP_LEVEL}, one body per batch"
+    );
+    println!(
+        "   compact encoder (feature `compact`: firmware, wasm) vs miniz_oxide level {CORE_GZIP_LEVEL}: {:.3}x the bytes ({:+.2} B/imp)",
+        f.compact.gz as f64 / f.sightline.gz as f64,
+        per(f.compact.gz - f.sightline.gz)
     );
     println!();
     println!(

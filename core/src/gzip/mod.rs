@@ -3,23 +3,32 @@
 //! This module owns the member layout only: header, trailer and the walk over
 //! concatenated members, plus a table-driven CRC-32 (1 KiB of flash rather
 //! than the 16 KiB tables of a slice-by-16 crate). Raw deflate comes from
-//! `miniz_oxide`. The encoder writes a minimal header (no name, mtime 0, OS
-//! unknown) so identical batches give identical bytes. The decoder treats its
+//! `miniz_oxide` ([`MinizGzipper`]) or from the small encoder in `compact.rs`
+//! ([`CompactGzipper`]); inflate always from `miniz_oxide`. [`Gzipper`] is the
+//! one the logger uses: miniz_oxide's, or the compact one with the `compact`
+//! feature (firmware, wasm), which then leaves miniz_oxide's deflate code out
+//! of the linked image. The encoders write a minimal header (no name, mtime 0,
+//! OS unknown) so identical batches give identical bytes. The decoder treats its
 //! input as untrusted (it comes off the wire or out of a store): it never
 //! panics, checks every bound, verifies CRC-32 and ISIZE of each member, and
 //! never grows its output past the caller's limit, so a gzip bomb costs at
 //! most `max_output` bytes of memory.
 //!
-//! Encoding memory: a deflate compressor is about 320 KB of heap state (on
-//! 32-bit targets), 64 KiB of it an array inline in `CompressorOxide`.
-//! [`Gzipper`] keeps one on the heap and reuses it for every member, so a
-//! device allocates it once and compresses with a small stack frame.
+//! Encoding memory: a miniz_oxide compressor is about 320 KB of heap state
+//! (on 32-bit targets), 64 KiB of it an array inline in `CompressorOxide`;
+//! the compact encoder needs [`COMPACT_STATE_BYTES`] (24 KiB). Either is
+//! allocated once per encoder and reused for every member, so a device
+//! allocates it once and compresses with a small stack frame.
 //! [`gzip_stored_into`] writes uncompressed members with no compressor at
 //! all, for payloads too small to be worth one.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
+
+mod compact;
+
+pub use compact::STATE_BYTES as COMPACT_STATE_BYTES;
 
 use miniz_oxide::DataFormat;
 use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output};
@@ -106,10 +115,20 @@ impl fmt::Display for GzipError {
 
 impl core::error::Error for GzipError {}
 
-/// A reusable gzip encoder: one deflate compressor, kept on the heap.
+/// The gzip encoder the logger compresses batches with: [`MinizGzipper`] by
+/// default, [`CompactGzipper`] with the `compact` feature.
+#[cfg(not(feature = "compact"))]
+pub type Gzipper = MinizGzipper;
+/// The gzip encoder the logger compresses batches with: [`MinizGzipper`] by
+/// default, [`CompactGzipper`] with the `compact` feature.
+#[cfg(feature = "compact")]
+pub type Gzipper = CompactGzipper;
+
+/// A reusable gzip encoder: one miniz_oxide deflate compressor, kept on the
+/// heap.
 ///
-/// The compressor is allocated on the first [`Gzipper::gzip_into`] call (so
-/// [`Gzipper::new`] is free) and reset, not reallocated, for every later
+/// The compressor is allocated on the first [`MinizGzipper::gzip_into`] call
+/// (so [`MinizGzipper::new`] is free) and reset, not reallocated, for every later
 /// member. Each member is byte-for-byte what a fresh compressor would make.
 ///
 /// Stack: that first call needs about 68 KiB of stack once, because
@@ -117,13 +136,13 @@ impl core::error::Error for GzipError {}
 /// (measured on thumbv7em at `opt-level = "z"`); later calls need about
 /// 7 KiB. On a small stack, make the first member early, from a deep stack.
 #[derive(Default)]
-pub struct Gzipper {
+pub struct MinizGzipper {
     /// Boxed because `CompressorOxide` holds a 64 KiB array inline; on the
     /// stack it would overflow a small embedded one.
     compressor: Option<Box<CompressorOxide>>,
 }
 
-impl Gzipper {
+impl MinizGzipper {
     /// An encoder that allocates nothing until its first member.
     pub const fn new() -> Self {
         Self { compressor: None }
@@ -160,12 +179,52 @@ impl Gzipper {
     }
 }
 
-impl fmt::Debug for Gzipper {
+impl fmt::Debug for MinizGzipper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The compressor's state is hundreds of KiB of tables: say only
         // whether it exists.
-        f.debug_struct("Gzipper")
+        f.debug_struct("MinizGzipper")
             .field("allocated", &self.compressor.is_some())
+            .finish()
+    }
+}
+
+/// A reusable gzip encoder over the compact deflate encoder: a few KiB
+/// of code and [`COMPACT_STATE_BYTES`] of heap, at some cost in ratio.
+///
+/// Like [`MinizGzipper`], its state is allocated on the first member and
+/// reused; each member depends on its data alone. Stack: under 8 KiB.
+#[derive(Default)]
+pub struct CompactGzipper {
+    deflater: Option<compact::Deflater>,
+}
+
+impl CompactGzipper {
+    /// An encoder that allocates nothing until its first member.
+    pub const fn new() -> Self {
+        Self { deflater: None }
+    }
+
+    /// Appends one complete gzip member holding `data`: stored at `level` 0,
+    /// compressed by the one compact setting at any other level.
+    pub fn gzip_into(&mut self, data: &[u8], level: u8, out: &mut Vec<u8>) {
+        if level == 0 {
+            return gzip_stored_into(data, out);
+        }
+        let deflater = self.deflater.get_or_insert_with(compact::Deflater::new);
+        out.reserve(HEADER_LEN + data.len() / 2 + TRAILER_LEN);
+        // XFL 0: neither the fastest nor the strongest setting.
+        write_header(out, 0);
+        deflater.deflate_into(data, out);
+        write_trailer(out, data);
+    }
+}
+
+impl fmt::Debug for CompactGzipper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // 24 KiB of match tables: say only whether they exist.
+        f.debug_struct("CompactGzipper")
+            .field("allocated", &self.deflater.is_some())
             .finish()
     }
 }
@@ -573,8 +632,27 @@ mod tests {
         let mut out = b"prefix".to_vec();
         gzip_into(b"hello", 9, &mut out);
         assert_eq!(out[..6], *b"prefix");
-        assert_eq!(out[6 + 8], 2, "XFL marks maximum compression");
         assert_eq!(gunzip(&out[6..], NO_LIMIT).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn xfl_marks_miniz_levels_1_and_9_and_nothing_for_compact() {
+        let xfl = |z: Vec<u8>| z[8];
+        let miniz = |level| {
+            let mut z = Vec::new();
+            MinizGzipper::new().gzip_into(b"hello", level, &mut z);
+            z
+        };
+        let compact = |level| {
+            let mut z = Vec::new();
+            CompactGzipper::new().gzip_into(b"hello", level, &mut z);
+            z
+        };
+        assert_eq!([xfl(miniz(1)), xfl(miniz(6)), xfl(miniz(9))], [4, 0, 2]);
+        assert_eq!(
+            [xfl(compact(1)), xfl(compact(6)), xfl(compact(9))],
+            [0, 0, 0]
+        );
     }
 
     #[test]
@@ -1011,9 +1089,9 @@ mod tests {
     }
 
     #[test]
-    fn gzipper_members_equal_a_fresh_compressors_at_every_level() {
+    fn miniz_gzipper_members_equal_a_fresh_compressors_at_every_level() {
         let data = sample(500);
-        let mut gz = Gzipper::new();
+        let mut gz = MinizGzipper::new();
         for level in (0..=10).chain([200]) {
             let mut z = Vec::new();
             gz.gzip_into(&data, level, &mut z);
@@ -1022,7 +1100,7 @@ mod tests {
     }
 
     #[test]
-    fn reused_gzipper_matches_fresh_output_after_any_previous_member() {
+    fn reused_miniz_gzipper_matches_fresh_output_after_any_previous_member() {
         let mut rng = Rng(0x2e05e);
         let inputs = [
             rng.bytes(1 << 20),
@@ -1035,7 +1113,7 @@ mod tests {
             sample(50),
         ];
         let levels = [9, 6, 1, 0, 6, 10, 3, 6];
-        let mut gz = Gzipper::default();
+        let mut gz = MinizGzipper::default();
         let mut all = Vec::new();
         for (data, &level) in inputs.iter().zip(&levels) {
             let mut z = Vec::new();
@@ -1064,15 +1142,95 @@ mod tests {
     }
 
     #[test]
-    fn gzipper_allocates_lazily_and_debug_says_so() {
-        let mut gz = Gzipper::new();
-        assert_eq!(std::format!("{gz:?}"), "Gzipper { allocated: false }");
+    fn gzippers_allocate_lazily_and_debug_says_so() {
+        let mut miniz = MinizGzipper::new();
         assert_eq!(
-            std::format!("{:?}", Gzipper::default()),
-            "Gzipper { allocated: false }"
+            std::format!("{miniz:?}"),
+            "MinizGzipper { allocated: false }"
         );
-        gz.gzip_into(b"hello", GZIP_LEVEL, &mut Vec::new());
-        assert_eq!(std::format!("{gz:?}"), "Gzipper { allocated: true }");
+        assert_eq!(
+            std::format!("{:?}", MinizGzipper::default()),
+            "MinizGzipper { allocated: false }"
+        );
+        miniz.gzip_into(b"hello", GZIP_LEVEL, &mut Vec::new());
+        assert_eq!(
+            std::format!("{miniz:?}"),
+            "MinizGzipper { allocated: true }"
+        );
+
+        let mut compact = CompactGzipper::default();
+        compact.gzip_into(b"hello", 0, &mut Vec::new());
+        assert_eq!(
+            std::format!("{compact:?}"),
+            "CompactGzipper { allocated: false }",
+            "level 0 stores without tables"
+        );
+        compact.gzip_into(b"hello", GZIP_LEVEL, &mut Vec::new());
+        assert_eq!(
+            std::format!("{compact:?}"),
+            "CompactGzipper { allocated: true }"
+        );
+    }
+
+    #[test]
+    fn compact_members_decode_with_gunzip_and_flate2() {
+        let mut rng = Rng(0xc0de);
+        let inputs = [
+            Vec::new(),
+            b"x".to_vec(),
+            sample(3),
+            sample(5000),
+            rng.bytes(70_000),
+            vec![0; 300_000],
+            [sample(2000), rng.bytes(3000), sample(2000)].concat(),
+            rng.bytes(1 << 20),
+        ];
+        let mut gz = CompactGzipper::new();
+        let mut all = Vec::new();
+        for data in &inputs {
+            let mut z = Vec::new();
+            gz.gzip_into(data, GZIP_LEVEL, &mut z);
+            assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), *data, "{} bytes", data.len());
+            assert_eq!(flate2_gunzip(&z), *data, "{} bytes", data.len());
+            gz.gzip_into(data, GZIP_LEVEL, &mut all);
+        }
+        let expected = inputs.concat();
+        assert_eq!(gunzip(&all, NO_LIMIT).unwrap(), expected);
+        assert_eq!(flate2_multi_gunzip(&all), expected);
+    }
+
+    #[test]
+    fn reused_compact_gzipper_matches_a_fresh_one() {
+        let (a, b) = (sample(5000), sample(70));
+        let mut reused = CompactGzipper::new();
+        reused.gzip_into(&a, GZIP_LEVEL, &mut Vec::new());
+        let (mut again, mut fresh) = (Vec::new(), Vec::new());
+        reused.gzip_into(&b, GZIP_LEVEL, &mut again);
+        CompactGzipper::new().gzip_into(&b, GZIP_LEVEL, &mut fresh);
+        assert_eq!(again, fresh);
+    }
+
+    #[test]
+    fn compact_level_0_is_a_stored_member() {
+        let mut z = Vec::new();
+        CompactGzipper::new().gzip_into(b"hello", 0, &mut z);
+        let mut stored = Vec::new();
+        gzip_stored_into(b"hello", &mut stored);
+        assert_eq!(z, stored);
+    }
+
+    #[test]
+    fn compact_costs_at_most_a_fifth_more_than_miniz_on_batch_like_text() {
+        let data = sample(2000);
+        let (mut compact, mut miniz) = (Vec::new(), Vec::new());
+        CompactGzipper::new().gzip_into(&data, GZIP_LEVEL, &mut compact);
+        MinizGzipper::new().gzip_into(&data, GZIP_LEVEL, &mut miniz);
+        assert!(
+            compact.len() * 5 <= miniz.len() * 6,
+            "compact {} vs miniz {}",
+            compact.len(),
+            miniz.len()
+        );
     }
 
     #[test]
