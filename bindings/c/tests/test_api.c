@@ -3,9 +3,11 @@
  * registers each). Built with ASan and UBSan, so a leak, double free or invalid access
  * fails the test as surely as a wrong value. The store here is a small in-memory one.
  */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sightline.h"
 
@@ -685,6 +687,65 @@ static void capture_assert_reports_violations(void) {
     store_free(&s);
 }
 
+/* Nothing listens on this loopback port: every upload fails to connect. */
+#define UNREACHABLE "http://127.0.0.1:9"
+
+static void runtime_keeps_undelivered_data_across_restart(void) {
+    char dir[] = "/tmp/sightline-c-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    SightlineConfig c;
+    tv_config(&c);
+    c.seed = 0; /* the runtime takes entropy from the OS */
+    SightlineRuntime rt;
+    OK(sightline_runtime_start(&c, dir, UNREACHABLE, &rt));
+    uint64_t pv;
+    OK(sightline_runtime_start_page_view(rt, "home", NULL, NULL, 0, NULL, 0, &pv));
+    SightlineNow t;
+    OK(sightline_runtime_now(rt, &t));
+    /* The tile stays on screen 1.5 s before the app reports it. */
+    struct timespec visible = {1, 600000000};
+    nanosleep(&visible, NULL);
+    SightlineImpression imp = impression("title:1", t.mono_ms, 1500);
+    SightlineRecorded rec;
+    OK(sightline_runtime_record_impression(rt, pv, &imp, &rec));
+    CHECK(rec.kind == SIGHTLINE_RECORDED_KIND_LOGGED);
+    SightlineImpression bad = impression("bad id", t.mono_ms, 1500);
+    EXPECT(sightline_runtime_record_impression(rt, pv, &bad, &rec), SIGHTLINE_STATUS_REFUSED);
+    SightlineStats st;
+    OK(sightline_runtime_shutdown(rt, 200, &st));
+    CHECK(st.recorded == 1 && st.invalid == 1 && st.pending == 1 && st.delivered == 0);
+    /* Stopped: calls say so, the final counters stay readable, a second shutdown agrees. */
+    EXPECT(sightline_runtime_flush(rt), SIGHTLINE_STATUS_STOPPED);
+    SightlineStats again;
+    OK(sightline_runtime_stats(rt, &again));
+    CHECK(again.pending == 1);
+    OK(sightline_runtime_shutdown(rt, 0, &again));
+    CHECK(again.recorded == st.recorded);
+    OK(sightline_runtime_free(rt, 0));
+    EXPECT(sightline_runtime_stats(rt, &again), SIGHTLINE_STATUS_INVALID_HANDLE);
+
+    /* The next start over the same directory resumes the session and its pending batch. */
+    OK(sightline_runtime_start(&c, dir, UNREACHABLE, &rt));
+    OK(sightline_runtime_stats(rt, &again));
+    CHECK(again.recorded == 1 && again.pending == 1);
+    OK(sightline_runtime_free(rt, 0));
+    char rm[64];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    CHECK(system(rm) == 0);
+}
+
+static void runtime_start_reports_bad_directory(void) {
+    SightlineConfig c;
+    tv_config(&c);
+    SightlineRuntime rt;
+    EXPECT(sightline_runtime_start(&c, "/proc/no-such-dir/sightline", UNREACHABLE, &rt), SIGHTLINE_STATUS_STORE);
+    char message[256];
+    size_t len;
+    OK(sightline_last_error_message(message, sizeof message, &len));
+    CHECK(strstr(message, "/proc/no-such-dir/sightline") != NULL);
+    EXPECT(sightline_runtime_start(&c, NULL, UNREACHABLE, &rt), SIGHTLINE_STATUS_NULL_ARGUMENT);
+}
+
 typedef struct {
     const char *name;
     void (*run)(void);
@@ -714,6 +775,8 @@ static const Test TESTS[] = {
     TEST(every_upload_freed_once),
     TEST(panic_poisons_only_its_handle),
     TEST(capture_assert_reports_violations),
+    TEST(runtime_keeps_undelivered_data_across_restart),
+    TEST(runtime_start_reports_bad_directory),
 };
 
 int main(int argc, char **argv) {
