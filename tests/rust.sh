@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Rust: formatting, clippy, the wire-contract check, the no_std builds and the bare-metal
-# size probe, every Rust test (core, collector, simulation, the conformance suite's Rust
-# runner, the uniffi crate) and the benchmarks. Installs the rustup targets, components and
+# Rust: formatting, clippy, the wire-contract check, the no_std builds (the firmware image
+# and its budgets are tests/firmware.sh), every Rust test (core with and without `compact`,
+# collector, simulation, the conformance suite's Rust runner, the uniffi and C crates) and
+# the benchmarks. Installs the rustup targets, components and
 # protoc a fresh machine lacks. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,12 @@ fi
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -q -p sightline-core --features compact --all-targets -- -D warnings
+# The C ABI's firmware build: no std, the firmware's allocator. Cargo's note that the
+# target has no cdylib is expected; any other output fails.
+lints=$(cargo clippy -q -p sightline-c --no-default-features --features firmware \
+  --target thumbv7em-none-eabihf -- -D warnings 2>&1) || { echo "$lints"; exit 1; }
+if grep -v -e 'dropping unsupported crate type `cdylib`' -e '^$' <<<"$lints"; then exit 1; fi
 
 step "wire contract: generated code matches core/proto"
 cargo run -q -p sightline-protogen -- --check
@@ -31,7 +38,7 @@ cargo run -q -p sightline-protogen -- --check
 step "no_std: the core builds without std for a microcontroller and for wasm"
 cargo build -q -p sightline-core --no-default-features --target thumbv7em-none-eabihf
 cargo build -q -p sightline-core --no-default-features --target wasm32-unknown-unknown
-(cd examples/baremetal && ./size.sh)
+cargo build -q -p sightline-core --no-default-features --features compact --target thumbv7em-none-eabihf
 
 step "tests"
 cargo test --workspace

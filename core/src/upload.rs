@@ -99,7 +99,8 @@ pub fn backoff_ms(attempts: u32, base_ms: u64, max_ms: u64, rng: &mut Rng) -> u6
 /// Parses a Retry-After value: delay-seconds or an IMF-fixdate
 /// ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now_wall_ms`. Capped at [`MAX_RETRY_AFTER_MS`].
 pub fn parse_retry_after(value: &str, now_wall_ms: u64) -> Option<u64> {
-    let value = value.trim();
+    // HTTP's optional whitespace is ASCII (RFC 9110); no Unicode tables needed.
+    let value = value.trim_ascii();
     let ms = if let Ok(seconds) = value.parse::<u64>() {
         seconds.saturating_mul(1000)
     } else {

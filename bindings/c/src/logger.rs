@@ -458,7 +458,7 @@ pub unsafe extern "C" fn sightline_logger_poll_upload(
                 .poll_upload(now.into())
                 .ok_or(SightlineStatus::Empty)
         })?;
-        *upload = OwnedUpload::into_c(next)?;
+        *upload = OwnedUpload::into_c(next);
         Ok(())
     })
 }

@@ -2,11 +2,11 @@
 //! `sightline_upload_free`) and store operations (lent until their result is reported).
 
 use alloc::boxed::Box;
-use alloc::ffi::CString;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::c_char;
 
-use sightline_core::{StoreOp, StoreRequest, Upload};
+use sightline_core::{Header, StoreOp, StoreRequest, Upload};
 
 use crate::status::{Result, SightlineStatus};
 
@@ -45,52 +45,54 @@ pub struct SightlineUpload {
 #[repr(C)]
 pub(crate) struct OwnedUpload {
     view: SightlineUpload,
-    path: CString,
-    names: Vec<(CString, CString)>,
+    /// The core's strings, each with a NUL pushed on (they hold none: the core builds
+    /// them from validated ids and fixed names).
+    path: String,
+    names: Vec<Header>,
     headers: Vec<SightlineHeader>,
     body: Vec<u8>,
 }
 
+/// `text` as a C string, in place.
+fn terminate(text: &mut String) -> *const c_char {
+    text.push('\0');
+    text.as_ptr().cast()
+}
+
 impl OwnedUpload {
-    /// Moves the core's upload behind a C view (the body is not copied).
-    pub(crate) fn into_c(upload: Upload) -> Result<*mut SightlineUpload> {
-        let cstr =
-            |s: alloc::string::String| CString::new(s).map_err(|_| SightlineStatus::Internal);
-        let names = upload
-            .headers
-            .into_iter()
-            .map(|h| Ok((cstr(h.name)?, cstr(h.value)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let mut owned = Box::new(OwnedUpload {
-            view: SightlineUpload {
-                id: upload.id,
-                path: core::ptr::null(),
-                headers: core::ptr::null(),
-                header_count: 0,
-                body: core::ptr::null(),
-                body_len: 0,
-            },
-            path: cstr(upload.path)?,
-            headers: Vec::new(),
-            names,
-            body: upload.body,
-        });
-        // The strings and the body live on the heap, so these pointers survive moving the box.
-        let headers = owned
-            .names
-            .iter()
-            .map(|(name, value)| SightlineHeader {
-                name: name.as_ptr(),
-                value: value.as_ptr(),
+    /// Moves the core's upload behind a C view (nothing is copied).
+    pub(crate) fn into_c(upload: Upload) -> *mut SightlineUpload {
+        let Upload {
+            id,
+            mut path,
+            headers: mut names,
+            body,
+        } = upload;
+        let headers = names
+            .iter_mut()
+            .map(|h| SightlineHeader {
+                name: terminate(&mut h.name),
+                value: terminate(&mut h.value),
             })
-            .collect();
-        owned.headers = headers;
-        owned.view.path = owned.path.as_ptr();
-        owned.view.headers = owned.headers.as_ptr();
-        owned.view.header_count = owned.headers.len();
-        owned.view.body = owned.body.as_ptr();
-        owned.view.body_len = owned.body.len();
-        Ok(Box::into_raw(owned).cast::<SightlineUpload>())
+            .collect::<Vec<_>>();
+        let view = SightlineUpload {
+            id,
+            path: terminate(&mut path),
+            headers: headers.as_ptr(),
+            header_count: headers.len(),
+            body: body.as_ptr(),
+            body_len: body.len(),
+        };
+        // The strings, the header array and the body are heap blocks: moving their owners
+        // into the box leaves the pointers above valid.
+        let owned = Box::new(OwnedUpload {
+            view,
+            path,
+            names,
+            headers,
+            body,
+        });
+        Box::into_raw(owned).cast::<SightlineUpload>()
     }
 }
 
