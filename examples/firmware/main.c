@@ -3,9 +3,14 @@
  * no OS, no threads, no filesystem, no network stack. The C ABI's sans-IO logger is
  * driven by this single loop; its store is a RAM table (a real box writes a flash region)
  * and its uploads are printed through semihosting as hex, with the answer a scripted
- * collector gives: the first upload gets 503 with Retry-After, the retry 200. The host
- * test (examples/src/bin/firmware_check.rs) decodes every printed body with the core and
- * checks each impression and the accounting.
+ * collector gives. The session: the home screen (focus walks a row, another row peeks
+ * in), a details page (a glimpse and a malformed id), standby (the first upload gets 503
+ * with Retry-After, the retry 200); then the box wakes with its network down and the user
+ * zaps through SURF_SCREENS grids while batches queue up and every upload fails, until
+ * the network returns and the queue drains. The host test
+ * (examples/src/bin/firmware_check.rs) decodes every body the collector accepted with the
+ * core and checks each impression and the accounting; the heap peak is measured over the
+ * whole session, queue under pressure included.
  *
  * Output, one record per line:
  *   UPLOAD <status> <body as hex>
@@ -171,10 +176,13 @@ static SightlineNow now(void) {
 /* ---- the loop's output side ---- */
 
 static int uploads_answered;
+/* The box's network is down until this time (set when the outage starts). */
+static uint64_t offline_until;
 
-/* The scripted collector: 503 with Retry-After for the first upload, then 200. */
+/* The scripted collector: 503 with Retry-After for the first upload, nothing while the
+   network is down, 200 otherwise. */
 static void answer(SightlineLogger l, SightlineUpload *u) {
-    uint16_t status = uploads_answered++ == 0 ? 503 : 200;
+    uint16_t status = uploads_answered++ == 0 ? 503 : tick_ms < offline_until ? SIGHTLINE_NETWORK_ERROR : 200;
     board_print("UPLOAD ");
     print_u64(status);
     board_print(" ");
@@ -208,6 +216,9 @@ static void advance_to(SightlineLogger l, uint64_t t) {
 
 /* ---- the session ---- */
 
+/* Grids the user zaps through while the network is down. */
+#define SURF_SCREENS 16
+
 static const char *const HOME[] = {"title:11", "title:12", "title:13", "title:21", "title:22", "title:23"};
 static const uint32_t HOME_ROWS[] = {3, 3};
 
@@ -225,6 +236,9 @@ int main(void) {
     config.device = "example-stb";
     config.app_key = "key-1";
     config.seed = 0x5eedf00du; /* a real box reads its TRNG at every boot */
+    /* A box's budget: small batches, and the smallest queue (one full batch fits). */
+    config.max_batch_impressions = 32;
+    config.max_queue_bytes = 64 * 1024;
 
     SightlineLogger l;
     CALL(sightline_logger_resume(&config, NULL, 0, NULL, 0, now(), &l));
@@ -277,7 +291,37 @@ int main(void) {
     /* Standby: the batch closes and goes out; the collector's 503 makes it retry. */
     CALL(sightline_logger_app_hidden(l, now()));
     drain(l);
-    advance_to(l, 60000);
+    advance_to(l, 10000);
+
+    /* The box wakes with the network down; the user zaps through grids of 2 x 4 tiles,
+       each on screen 1.5 s. Batches close every max_batch_impressions and queue up. */
+    CALL(sightline_logger_app_visible(l, now()));
+    offline_until = tick_ms + SURF_SCREENS * 1600 + 5000;
+    for (uint32_t screen = 0; screen < SURF_SCREENS; screen++) {
+        uint64_t grid;
+        CALL(sightline_logger_start_page_view(l, "grid", NULL, NULL, 0, NULL, 0, now(), &grid));
+        char ids[8][16];
+        for (uint32_t k = 0; k < 8; k++) {
+            /* "title:<n>" with n = 1000 + screen * 8 + k, without printf. */
+            uint32_t n = 1000 + screen * 8 + k;
+            memcpy(ids[k], "title:", 6);
+            ids[k][6] = (char)('0' + n / 1000 % 10);
+            ids[k][7] = (char)('0' + n / 100 % 10);
+            ids[k][8] = (char)('0' + n / 10 % 10);
+            ids[k][9] = (char)('0' + n % 10);
+            ids[k][10] = '\0';
+            SightlineItem t = {ids[k], NULL, k / 4, k % 4};
+            CALL(sightline_logger_visibility(l, grid, &t, 1.0f, now()));
+        }
+        advance_to(l, tick_ms + 1500);
+        CALL(sightline_logger_end_page_view(l, grid, now()));
+        drain(l);
+        advance_to(l, tick_ms + 100);
+    }
+    /* The network comes back; the queue drains on the logger's retry timers. */
+    CALL(sightline_logger_app_hidden(l, now()));
+    drain(l);
+    advance_to(l, tick_ms + 30 * 60 * 1000);
 
     SightlineStats st;
     CALL(sightline_logger_stats(l, &st));
