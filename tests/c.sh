@@ -41,7 +41,7 @@ ls -l "$build/prefix/lib" | awk '/libsightline/ {print $5, $9}'
 step "ctest: API specs, ownership and the conformance suite, under ASan + UBSan"
 cmake -S bindings/c/tests -B "$build/tests" -DCMAKE_PREFIX_PATH="$build/prefix" >/dev/null
 cmake --build "$build/tests" -j2
-ctest --test-dir "$build/tests" -j2 --output-on-failure | tail -n 4
+ctest --test-dir "$build/tests" -j2 --output-on-failure
 
 collector_bin="$target/debug/sightline-collector"
 cargo build -q -p sightline-collector

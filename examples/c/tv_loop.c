@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -152,9 +153,13 @@ static uint16_t post(const SightlineUpload *u, char retry_after[64]) {
     reply[got] = '\0';
     unsigned code;
     if (sscanf(reply, "HTTP/1.%*c %u", &code) == 1 && code >= 100 && code < 600) status = (uint16_t)code;
-    const char *ra = strstr(reply, "\r\nretry-after: ");
-    if (!ra) ra = strstr(reply, "\r\nRetry-After: ");
-    if (ra) sscanf(ra + 15, "%63[^\r]", retry_after);
+    /* Header names are case-insensitive. */
+    for (const char *line = strstr(reply, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+        if (strncasecmp(line + 2, "retry-after:", 12) == 0) {
+            sscanf(line + 14, " %63[^\r]", retry_after);
+            break;
+        }
+    }
 done:
     close(fd);
     return status;
@@ -174,7 +179,7 @@ static void drain(SightlineLogger l) {
         uint16_t status = post(u, retry_after);
         CALL(sightline_logger_handle_upload_result(l, u->id, status,
                                                    retry_after[0] ? retry_after : NULL, now()));
-        sightline_upload_free(u);
+        CALL(sightline_upload_free(u));
     }
 }
 

@@ -137,7 +137,7 @@ static uint32_t perform(const SightlineStoreOp *op) {
             free(copy);
             return SIGHTLINE_STORE_RESULT_QUOTA_EXCEEDED;
         }
-        memcpy(copy, op->bytes, op->len);
+        if (op->len) memcpy(copy, op->bytes, op->len);
         free(values[slot].bytes);
         values[slot].bytes = copy;
         values[slot].len = op->len;
@@ -152,7 +152,7 @@ static uint32_t perform(const SightlineStoreOp *op) {
     case SIGHTLINE_STORE_OP_KIND_APPEND:
         copy = realloc(journal, journal_len + op->len);
         if (!copy) return SIGHTLINE_STORE_RESULT_QUOTA_EXCEEDED;
-        memcpy(copy + journal_len, op->bytes, op->len);
+        if (op->len) memcpy(copy + journal_len, op->bytes, op->len);
         journal = copy;
         journal_len += op->len;
         return SIGHTLINE_STORE_RESULT_DONE;
@@ -189,7 +189,7 @@ static void answer(SightlineLogger l, SightlineUpload *u) {
     print_hex(u->body, u->body_len);
     board_print("\n");
     CALL(sightline_logger_handle_upload_result(l, u->id, status, status == 503 ? "3" : NULL, now()));
-    sightline_upload_free(u);
+    CALL(sightline_upload_free(u));
 }
 
 static void drain(SightlineLogger l) {

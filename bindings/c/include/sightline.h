@@ -64,7 +64,8 @@ typedef enum SightlineStatus {
   SIGHTLINE_STATUS_EMPTY = 1,
   /**
    * The logger refused the input: it breaks a contract rule or misuses the API (an
-   * unknown page view). Counted; `sightline_logger_last_refusal` names the rule.
+   * unknown page view). Counted; `sightline_logger_last_refusal` names the rule (for
+   * the runtime: `sightline_last_error_message`).
    */
   SIGHTLINE_STATUS_REFUSED = 2,
   /**
@@ -110,8 +111,9 @@ typedef enum SightlineStatus {
    */
   SIGHTLINE_STATUS_DECODE = 12,
   /**
-   * Another call is using the library (bare metal: a call from an interrupt handler
-   * while the main loop is inside Sightline). Nothing was done; call again later.
+   * Bare metal: another call is inside the library (a call from an interrupt handler
+   * while the main loop is in Sightline). Nothing was done, nothing was allocated;
+   * call again later.
    */
   SIGHTLINE_STATUS_BUSY = 13,
   /**
@@ -119,8 +121,8 @@ typedef enum SightlineStatus {
    */
   SIGHTLINE_STATUS_STOPPED = 14,
   /**
-   * A bug in Sightline (a caught panic). The handle in use is poisoned: every later
-   * call on it returns this; free it and start again.
+   * A bug in Sightline (a caught panic). If it happened inside a call on a handle, that
+   * handle is poisoned: every later call on it returns this; free it and start again.
    */
   SIGHTLINE_STATUS_INTERNAL = 15,
   /**
@@ -342,9 +344,10 @@ typedef struct SightlineContract {
    */
   uint32_t max_position;
   /**
-   * Whether every impression must name its artwork.
+   * 1 if every impression must name its artwork, else 0 (a byte, checked: a C `bool`
+   * field set by `memset` could hold anything).
    */
-  bool require_artwork;
+  uint8_t require_artwork;
   /**
    * Page names the app may use (`page_count` strings); none allows any well-formed name.
    */
@@ -636,7 +639,8 @@ typedef struct SightlineStoreOp {
    */
   char key[SIGHTLINE_MAX_KEY_BYTES];
   /**
-   * The value (`PUT`) or the journal bytes (`APPEND`); NULL otherwise.
+   * The value (`PUT`) or the journal bytes (`APPEND`); NULL when `len` is 0 (do not
+   * pass it to `memcpy` then).
    */
   const uint8_t *bytes;
   /**
@@ -1042,7 +1046,8 @@ enum SightlineStatus sightline_logger_poll_upload(struct SightlineLogger logger,
 
 /**
  * Reports how the upload `id` ended: the HTTP `status` (or `SIGHTLINE_NETWORK_ERROR`
- * when there was no answer) and the raw `Retry-After` header text, or NULL.
+ * when there was no answer) and the raw `Retry-After` header text, or NULL. Header text
+ * that is not UTF-8 or is unterminated is ignored (as absent): the status still counts.
  *
  * # Safety
  * `retry_after` is NULL or a valid C string.
@@ -1073,12 +1078,12 @@ enum SightlineStatus sightline_logger_last_refusal(struct SightlineLogger logger
 
 /**
  * Frees an upload from `sightline_logger_poll_upload`. NULL is ignored. Free each upload
- * exactly once.
+ * exactly once (bare metal: not while `SIGHTLINE_STATUS_BUSY` is returned).
  *
  * # Safety
  * `upload` is NULL or a pointer `sightline_logger_poll_upload` returned, not yet freed.
  */
-void sightline_upload_free(struct SightlineUpload *upload);
+enum SightlineStatus sightline_upload_free(struct SightlineUpload *upload);
 
 #if defined(SIGHTLINE_FIRMWARE)
 /**
@@ -1096,10 +1101,10 @@ extern void sightline_platform_free(void *ptr, size_t size, size_t align);
 
 #if defined(SIGHTLINE_FIRMWARE)
 /**
- * A bug in Sightline or an allocation failure: must not return (reset, halt, or
- * restart the logging task).
+ * A bug in Sightline or an allocation failure: must not return; reset or halt. (The
+ * library's lock stays held: no call into Sightline can succeed afterwards.)
  */
-extern void sightline_platform_panic(void);
+extern void sightline_platform_panic(void) __attribute__((noreturn));
 #endif
 
 #if defined(SIGHTLINE_STD)
@@ -1253,8 +1258,9 @@ enum SightlineStatus sightline_runtime_stats(struct SightlineRuntime runtime,
 /**
  * Closes the open batch, keeps uploading until nothing is pending or `max_wait_ms` has
  * passed, stops the threads and writes the final counters to `*stats` (may be NULL).
- * What was not delivered stays stored for the next start. A second call returns the same
- * counters. The handle stays valid (for `sightline_runtime_stats`) until freed.
+ * What was not delivered stays stored for the next start. A second call, also one made
+ * while another thread is shutting down, returns the same counters. The handle stays
+ * valid (for `sightline_runtime_stats`) until freed.
  *
  * # Safety
  * `stats` is NULL or valid for a write.
@@ -1267,7 +1273,8 @@ enum SightlineStatus sightline_runtime_shutdown(struct SightlineRuntime runtime,
 #if defined(SIGHTLINE_STD)
 /**
  * Frees a runtime, shutting it down first if it is running (waiting at most
- * `max_wait_ms` for pending uploads).
+ * `max_wait_ms` for pending uploads; if another thread is shutting it down, for that).
+ * A poisoned runtime is freed too.
  */
 enum SightlineStatus sightline_runtime_free(struct SightlineRuntime runtime, uint64_t max_wait_ms);
 #endif

@@ -9,7 +9,7 @@ use core::ffi::c_char;
 use sightline_core::contract::Contract;
 use sightline_core::kit::{Capture, CapturedImpression};
 
-use crate::handles::{Entry, with_entry, with_table};
+use crate::handles::{self, Entry, with_entry};
 use crate::status::{Result, SightlineStatus, fail, guard};
 use crate::text::{bytes_arg, copy_out, out};
 use crate::types::SightlineContract;
@@ -66,23 +66,30 @@ struct Row {
     _rules: Vec<u32>,
 }
 
+/// `text` as a C string. A NUL byte (possible in a hostile body: the contract flags such
+/// an id) becomes U+FFFD, so the string stays whole and C sees where it was.
+fn c_string(text: &str) -> CString {
+    let text = text.replace('\0', "\u{FFFD}");
+    CString::new(text).unwrap_or_default()
+}
+
 impl Row {
-    fn new(imp: &CapturedImpression) -> Result<Row> {
+    fn new(imp: &CapturedImpression) -> Row {
         let mut strings = Vec::new();
-        let mut keep = |s: &str| -> Result<*const c_char> {
-            let c = CString::new(s).map_err(|_| SightlineStatus::Internal)?;
+        let mut keep = |s: &str| -> *const c_char {
+            let c = c_string(s);
             let p = c.as_ptr();
             strings.push(c);
-            Ok(p)
+            p
         };
-        let mut keep_opt = |s: Option<&str>| s.map_or(Ok(core::ptr::null()), &mut keep);
-        let session_id = keep_opt(Some(&imp.session_id))?;
-        let page = keep_opt(Some(&imp.page))?;
-        let request_id = keep_opt(imp.request_id.as_deref())?;
-        let item_id = keep_opt(Some(&imp.item_id))?;
-        let artwork_id = keep_opt(imp.artwork_id.as_deref())?;
+        let mut keep_opt = |s: Option<&str>| s.map_or(core::ptr::null(), &mut keep);
+        let session_id = keep_opt(Some(&imp.session_id));
+        let page = keep_opt(Some(&imp.page));
+        let request_id = keep_opt(imp.request_id.as_deref());
+        let item_id = keep_opt(Some(&imp.item_id));
+        let artwork_id = keep_opt(imp.artwork_id.as_deref());
         let rules: Vec<u32> = imp.rules.iter().map(|r| u32::from(r.code())).collect();
-        Ok(Row {
+        Row {
             view: SightlineCapturedImpression {
                 session_id,
                 seq: imp.seq,
@@ -106,7 +113,7 @@ impl Row {
             },
             _strings: strings,
             _rules: rules,
-        })
+        }
     }
 }
 
@@ -153,7 +160,7 @@ pub unsafe extern "C" fn sightline_capture_new(
             rows: Vec::new(),
         };
         *capture = SightlineCapture {
-            id: with_table(|t| t.insert(Entry::Capture(state)))?,
+            id: handles::insert(Entry::Capture(state))?,
         };
         Ok(())
     })
@@ -178,8 +185,7 @@ pub unsafe extern "C" fn sightline_capture_receive(
                 .receive(body)
                 .map_err(|e| fail(SightlineStatus::Decode, e))?;
             let new = s.capture.impressions().get(s.rows.len()..).unwrap_or(&[]);
-            let rows = new.iter().map(Row::new).collect::<Result<Vec<_>>>()?;
-            s.rows.extend(rows);
+            s.rows.extend(new.iter().map(Row::new));
             Ok(())
         })
     })
@@ -284,9 +290,14 @@ pub unsafe extern "C" fn sightline_capture_assert_no_violations(
 /// Frees a capture and every string it lent.
 #[unsafe(no_mangle)]
 pub extern "C" fn sightline_capture_free(capture: SightlineCapture) -> SightlineStatus {
-    guard(|| {
-        let entry = with_table(|t| t.remove(capture.id, |e| matches!(e, Entry::Capture(_))))?;
-        drop(entry);
-        Ok(())
-    })
+    guard(|| handles::free(capture.id, |e| matches!(e, Entry::Capture(_))))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_nul_in_a_decoded_string_is_replaced_not_fatal() {
+        let c = super::c_string("title:ABC\0EFG");
+        assert_eq!(c.to_str(), Ok("title:ABC\u{FFFD}EFG"));
+    }
 }

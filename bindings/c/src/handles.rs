@@ -51,16 +51,18 @@ impl Table {
         }
     }
 
-    /// Stores `entry` and returns its handle id (never 0);
-    /// `SIGHTLINE_STATUS_TOO_MANY_HANDLES` when every slot is taken.
-    pub(crate) fn insert(&mut self, entry: Entry) -> Result<u64> {
-        let (index, slot) = self
+    /// Stores `entry` and returns its handle id (never 0), or gives the entry back when
+    /// every slot is taken.
+    fn insert(&mut self, entry: Box<Entry>) -> core::result::Result<u64, Box<Entry>> {
+        let Some((index, slot)) = self
             .slots
             .iter_mut()
             .enumerate()
             .find(|(_, slot)| slot.entry.is_none())
-            .ok_or(SightlineStatus::TooManyHandles)?;
-        slot.entry = Some(Box::new(entry));
+        else {
+            return Err(entry);
+        };
+        slot.entry = Some(entry);
         slot.poisoned = false;
         Ok(id_of(index, slot.generation))
     }
@@ -119,8 +121,29 @@ fn id_of(index: usize, generation: u32) -> u64 {
     (u64::from(generation.wrapping_add(1)) << 32) | (index as u64 + 1)
 }
 
-/// Runs `f` on the table, or on the calling thread's behalf waits for it (`std`) or
-/// reports `SIGHTLINE_STATUS_BUSY` (bare metal).
+/// Stores a new object and returns its handle id; `SIGHTLINE_STATUS_TOO_MANY_HANDLES` when
+/// the table is full. The refused object is dropped after the lock is released (a
+/// runtime's drop joins its thread).
+pub(crate) fn insert(entry: Entry) -> Result<u64> {
+    match with_table(|t| Ok(t.insert(Box::new(entry))))? {
+        Ok(id) => Ok(id),
+        Err(refused) => {
+            drop(refused);
+            Err(SightlineStatus::TooManyHandles)
+        }
+    }
+}
+
+/// Takes the object `id` names out of the table if `matches` accepts its kind, and drops
+/// it after the lock is released.
+pub(crate) fn free(id: u64, matches: impl Fn(&Entry) -> bool) -> Result {
+    let entry = with_table(|t| t.remove(id, matches))?;
+    drop(entry);
+    Ok(())
+}
+
+/// Runs `f` on the table: with `std` waiting for the lock; bare metal, inside the call's
+/// `exclusive` section.
 pub(crate) fn with_table<R>(f: impl FnOnce(&mut Table) -> Result<R>) -> Result<R> {
     lock::with(f)
 }
@@ -162,6 +185,9 @@ mod lock {
 }
 
 #[cfg(not(feature = "std"))]
+pub(crate) use lock::exclusive;
+
+#[cfg(not(feature = "std"))]
 mod lock {
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, Ordering};
@@ -176,8 +202,8 @@ mod lock {
         table: UnsafeCell<Table>,
     }
 
-    // SAFETY: `table` is only reached between a successful acquire and the release in
-    // `with`, so at most one context touches it at a time.
+    // SAFETY: `table` is only reached while `held` is set by the call in progress
+    // (`exclusive`), so at most one context touches it at a time.
     unsafe impl Sync for TryLock {}
 
     static TABLE: TryLock = TryLock {
@@ -185,7 +211,8 @@ mod lock {
         table: UnsafeCell::new(Table::new()),
     };
 
-    pub(super) fn with<R>(f: impl FnOnce(&mut Table) -> Result<R>) -> Result<R> {
+    /// Runs a whole call under the lock, or returns BUSY without running it.
+    pub(crate) fn exclusive(body: impl FnOnce() -> Result) -> Result {
         if TABLE
             .held
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -193,10 +220,20 @@ mod lock {
         {
             return Err(SightlineStatus::Busy);
         }
-        // SAFETY: the flag was acquired above, so this is the only live reference.
-        let result = f(unsafe { &mut *TABLE.table.get() });
+        let result = body();
         // No unwinding without std (panic = abort), so the release is always reached.
         TABLE.held.store(false, Ordering::Release);
         result
+    }
+
+    pub(super) fn with<R>(f: impl FnOnce(&mut Table) -> Result<R>) -> Result<R> {
+        // Only reached from inside `exclusive`, which set the flag; one table access at a
+        // time, never nested.
+        if !TABLE.held.load(Ordering::Relaxed) {
+            return Err(SightlineStatus::Internal);
+        }
+        // SAFETY: the call in progress holds the flag (above), and table accesses are not
+        // nested, so this is the only reference.
+        f(unsafe { &mut *TABLE.table.get() })
     }
 }

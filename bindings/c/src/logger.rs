@@ -17,7 +17,7 @@ use core::ffi::c_char;
 
 use sightline_core::{self as core_, Logger, Rule, StoreError, Stored, UploadOutcome};
 
-use crate::handles::{Entry, with_entry, with_table};
+use crate::handles::{self, Entry, with_entry};
 use crate::output::{
     OwnedUpload, SightlineStoreOp, SightlineStoreResult, SightlineStoredValue, SightlineUpload,
 };
@@ -108,12 +108,10 @@ pub unsafe extern "C" fn sightline_logger_resume(
         }
         let core_logger = Logger::resume(config, stored, now.into())
             .map_err(|e| fail(SightlineStatus::Config, e))?;
-        let id = with_table(|t| {
-            t.insert(Entry::Logger(LoggerState {
-                logger: core_logger,
-                last_refusal: None,
-            }))
-        })?;
+        let id = handles::insert(Entry::Logger(LoggerState {
+            logger: core_logger,
+            last_refusal: None,
+        }))?;
         *logger = SightlineLogger { id };
         Ok(())
     })
@@ -124,11 +122,7 @@ pub unsafe extern "C" fn sightline_logger_resume(
 /// `SIGHTLINE_STATUS_INVALID_HANDLE` and does nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn sightline_logger_free(logger: SightlineLogger) -> SightlineStatus {
-    guard(|| {
-        let entry = with_table(|t| t.remove(logger.id, |e| matches!(e, Entry::Logger(_))))?;
-        drop(entry);
-        Ok(())
-    })
+    guard(|| handles::free(logger.id, |e| matches!(e, Entry::Logger(_))))
 }
 
 /// Copies the session id (NUL-terminated) into `buf`; `*len` receives its length.
@@ -464,7 +458,8 @@ pub unsafe extern "C" fn sightline_logger_poll_upload(
 }
 
 /// Reports how the upload `id` ended: the HTTP `status` (or `SIGHTLINE_NETWORK_ERROR`
-/// when there was no answer) and the raw `Retry-After` header text, or NULL.
+/// when there was no answer) and the raw `Retry-After` header text, or NULL. Header text
+/// that is not UTF-8 or is unterminated is ignored (as absent): the status still counts.
 ///
 /// # Safety
 /// `retry_after` is NULL or a valid C string.
@@ -477,8 +472,8 @@ pub unsafe extern "C" fn sightline_logger_handle_upload_result(
     now: SightlineNow,
 ) -> SightlineStatus {
     guard(|| {
-        // SAFETY: the caller's contract.
-        let retry_after = unsafe { opt_str_arg(retry_after) }?;
+        // SAFETY: the caller's contract. A proxy's garbage must not lose the result.
+        let retry_after = unsafe { opt_str_arg(retry_after) }.unwrap_or(None);
         let outcome = if status == SIGHTLINE_NETWORK_ERROR {
             UploadOutcome::NetworkError
         } else {

@@ -97,18 +97,21 @@ impl OwnedUpload {
 }
 
 /// Frees an upload from `sightline_logger_poll_upload`. NULL is ignored. Free each upload
-/// exactly once.
+/// exactly once (bare metal: not while `SIGHTLINE_STATUS_BUSY` is returned).
 ///
 /// # Safety
 /// `upload` is NULL or a pointer `sightline_logger_poll_upload` returned, not yet freed.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sightline_upload_free(upload: *mut SightlineUpload) {
-    if !upload.is_null() {
-        // SAFETY: `upload` came from `OwnedUpload::into_c` (Box::into_raw of an OwnedUpload
-        // whose first field is the view, repr(C)) and is freed once by the caller's
-        // contract. Dropping frees plain memory only, which cannot panic.
-        drop(unsafe { Box::from_raw(upload.cast::<OwnedUpload>()) });
-    }
+pub unsafe extern "C" fn sightline_upload_free(upload: *mut SightlineUpload) -> SightlineStatus {
+    crate::status::guard(|| {
+        if !upload.is_null() {
+            // SAFETY: `upload` came from `OwnedUpload::into_c` (Box::into_raw of an
+            // OwnedUpload whose first field is the view, repr(C)) and is freed once by the
+            // caller's contract.
+            drop(unsafe { Box::from_raw(upload.cast::<OwnedUpload>()) });
+        }
+        Ok(())
+    })
 }
 
 /// The kind of a store operation.
@@ -141,7 +144,8 @@ pub struct SightlineStoreOp {
     pub kind: SightlineStoreOpKind,
     /// The value's key (`PUT`, `REMOVE`), NUL-terminated; "" otherwise.
     pub key: [c_char; SIGHTLINE_MAX_KEY_BYTES],
-    /// The value (`PUT`) or the journal bytes (`APPEND`); NULL otherwise.
+    /// The value (`PUT`) or the journal bytes (`APPEND`); NULL when `len` is 0 (do not
+    /// pass it to `memcpy` then).
     pub bytes: *const u8,
     /// Bytes at `bytes`.
     pub len: usize,

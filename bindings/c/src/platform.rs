@@ -9,8 +9,8 @@ unsafe extern "C" {
     fn sightline_platform_alloc(size: usize, align: usize) -> *mut c_void;
     /// Frees what `sightline_platform_alloc` returned for the same size and alignment.
     fn sightline_platform_free(ptr: *mut c_void, size: usize, align: usize);
-    /// A bug in Sightline or an allocation failure: must not return (reset, halt, or
-    /// restart the logging task).
+    /// A bug in Sightline or an allocation failure: must not return; reset or halt. (The
+    /// library's lock stays held: no call into Sightline can succeed afterwards.)
     fn sightline_platform_panic() -> !;
 }
 

@@ -10,7 +10,7 @@ use core::ffi::c_char;
 
 use sightline_core::runtime::{self, Driver, DriverError, FileStore, HttpTransport, SystemClock};
 
-use crate::handles::{Entry, with_entry, with_table};
+use crate::handles::{self, Entry, with_entry};
 use crate::logger::layout_arg;
 use crate::status::{Result, SightlineStatus, fail, guard};
 use crate::text::{copy_out, opt_str_arg, out, str_arg};
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn sightline_runtime_start(
         .map_err(status_of)?;
         let state = RuntimeState::Running(Arc::new(driver));
         *runtime = SightlineRuntime {
-            id: with_table(|t| t.insert(Entry::Runtime(state)))?,
+            id: handles::insert(Entry::Runtime(state))?,
         };
         Ok(())
     })
@@ -289,24 +289,32 @@ pub unsafe extern "C" fn sightline_runtime_stats(
     guard(|| {
         // SAFETY: the caller's contract.
         let stats = unsafe { out(stats) }?;
-        let current = with_entry(runtime.id, |entry| match entry {
-            Entry::Runtime(RuntimeState::Running(driver)) => Ok(Ok(Arc::clone(driver))),
-            Entry::Runtime(RuntimeState::Stopped(final_stats)) => Ok(Err((&**final_stats).into())),
-            Entry::Runtime(RuntimeState::Stopping) => Err(SightlineStatus::Busy),
-            _ => Err(SightlineStatus::InvalidHandle),
-        })?;
-        *stats = match current {
-            Ok(driver) => (&driver.stats()).into(),
-            Err(final_stats) => final_stats,
-        };
-        Ok(())
+        // While another thread shuts the runtime down, wait for its final counters.
+        loop {
+            let current = with_entry(runtime.id, |entry| match entry {
+                Entry::Runtime(RuntimeState::Running(driver)) => Ok(Step::Stop(Arc::clone(driver))),
+                Entry::Runtime(RuntimeState::Stopped(s)) => Ok(Step::Done(s.clone())),
+                Entry::Runtime(RuntimeState::Stopping) => Ok(Step::Wait),
+                _ => Err(SightlineStatus::InvalidHandle),
+            })?;
+            match current {
+                Step::Stop(driver) => *stats = (&driver.stats()).into(),
+                Step::Done(final_stats) => *stats = (&*final_stats).into(),
+                Step::Wait => {
+                    std::thread::sleep(STOP_POLL);
+                    continue;
+                }
+            }
+            return Ok(());
+        }
     })
 }
 
 /// Closes the open batch, keeps uploading until nothing is pending or `max_wait_ms` has
 /// passed, stops the threads and writes the final counters to `*stats` (may be NULL).
-/// What was not delivered stays stored for the next start. A second call returns the same
-/// counters. The handle stays valid (for `sightline_runtime_stats`) until freed.
+/// What was not delivered stays stored for the next start. A second call, also one made
+/// while another thread is shutting down, returns the same counters. The handle stays
+/// valid (for `sightline_runtime_stats`) until freed.
 ///
 /// # Safety
 /// `stats` is NULL or valid for a write.
@@ -327,23 +335,39 @@ pub unsafe extern "C" fn sightline_runtime_shutdown(
     })
 }
 
-/// Shuts the runtime `id` down once and returns its final counters.
+/// What a shutdown finds the runtime doing.
+enum Step {
+    Stop(Arc<Driver>),
+    /// Another thread is shutting it down.
+    Wait,
+    Done(Box<sightline_core::Stats>),
+}
+
+/// How long a second caller sleeps between looks while another thread shuts down, and
+/// shutdown between looks at calls still holding the driver: both last one driver call.
+const STOP_POLL: Duration = Duration::from_millis(1);
+
+/// Shuts the runtime `id` down once and returns its final counters; a caller that comes
+/// while another thread is shutting it down waits for that shutdown and gets the same.
 fn stop(id: u64, max_wait: Duration) -> Result<sightline_core::Stats> {
-    let running = with_entry(id, |entry| match entry {
-        Entry::Runtime(state) => match core::mem::replace(state, RuntimeState::Stopping) {
-            RuntimeState::Running(driver) => Ok(Ok(driver)),
-            RuntimeState::Stopped(s) => {
-                let final_stats = (*s).clone();
-                *state = RuntimeState::Stopped(s);
-                Ok(Err(final_stats))
-            }
-            RuntimeState::Stopping => Err(SightlineStatus::Busy),
-        },
-        _ => Err(SightlineStatus::InvalidHandle),
-    })?;
-    let driver = match running {
-        Ok(driver) => driver,
-        Err(final_stats) => return Ok(final_stats),
+    let driver = loop {
+        let step = with_entry(id, |entry| match entry {
+            Entry::Runtime(state) => Ok(match core::mem::replace(state, RuntimeState::Stopping) {
+                RuntimeState::Running(driver) => Step::Stop(driver),
+                RuntimeState::Stopping => Step::Wait,
+                RuntimeState::Stopped(s) => {
+                    let final_stats = s.clone();
+                    *state = RuntimeState::Stopped(s);
+                    Step::Done(final_stats)
+                }
+            }),
+            _ => Err(SightlineStatus::InvalidHandle),
+        })?;
+        match step {
+            Step::Stop(driver) => break driver,
+            Step::Wait => std::thread::sleep(STOP_POLL),
+            Step::Done(final_stats) => return Ok(*final_stats),
+        }
     };
     // Calls in progress hold clones for as long as one driver call takes.
     let mut driver = driver;
@@ -352,30 +376,36 @@ fn stop(id: u64, max_wait: Duration) -> Result<sightline_core::Stats> {
             Ok(driver) => break driver,
             Err(shared) => {
                 driver = shared;
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(STOP_POLL);
             }
         }
     };
-    let final_stats = driver.shutdown(max_wait);
+    let stopped =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.shutdown(max_wait)));
+    // Never left `Stopping`, even after a bug: waiting callers and `free` go on.
+    let final_stats = stopped.as_ref().cloned().unwrap_or_default();
     with_entry(id, |entry| {
         *entry = Entry::Runtime(RuntimeState::Stopped(Box::new(final_stats.clone())));
         Ok(())
     })?;
-    Ok(final_stats)
+    stopped.map_err(|_| SightlineStatus::Internal)
 }
 
 /// Frees a runtime, shutting it down first if it is running (waiting at most
-/// `max_wait_ms` for pending uploads).
+/// `max_wait_ms` for pending uploads; if another thread is shutting it down, for that).
+/// A poisoned runtime is freed too.
 #[unsafe(no_mangle)]
 pub extern "C" fn sightline_runtime_free(
     runtime: SightlineRuntime,
     max_wait_ms: u64,
 ) -> SightlineStatus {
     guard(|| {
-        stop(runtime.id, Duration::from_millis(max_wait_ms))?;
-        let entry = with_table(|t| t.remove(runtime.id, |e| matches!(e, Entry::Runtime(_))))?;
-        drop(entry);
-        Ok(())
+        match stop(runtime.id, Duration::from_millis(max_wait_ms)) {
+            // Internal: the runtime is poisoned or its shutdown failed; free it anyway.
+            Ok(_) | Err(SightlineStatus::Internal) => {}
+            Err(other) => return Err(other),
+        }
+        handles::free(runtime.id, |e| matches!(e, Entry::Runtime(_)))
     })
 }
 

@@ -15,7 +15,8 @@ pub enum SightlineStatus {
     /// A poll call has nothing to hand out (no store operation, upload or deadline).
     Empty = 1,
     /// The logger refused the input: it breaks a contract rule or misuses the API (an
-    /// unknown page view). Counted; `sightline_logger_last_refusal` names the rule.
+    /// unknown page view). Counted; `sightline_logger_last_refusal` names the rule (for
+    /// the runtime: `sightline_last_error_message`).
     Refused = 2,
     /// A required pointer argument was NULL.
     NullArgument = 3,
@@ -39,13 +40,14 @@ pub enum SightlineStatus {
     Store = 11,
     /// Bytes that are not a Sightline upload body.
     Decode = 12,
-    /// Another call is using the library (bare metal: a call from an interrupt handler
-    /// while the main loop is inside Sightline). Nothing was done; call again later.
+    /// Bare metal: another call is inside the library (a call from an interrupt handler
+    /// while the main loop is in Sightline). Nothing was done, nothing was allocated;
+    /// call again later.
     Busy = 13,
     /// The runtime was shut down.
     Stopped = 14,
-    /// A bug in Sightline (a caught panic). The handle in use is poisoned: every later
-    /// call on it returns this; free it and start again.
+    /// A bug in Sightline (a caught panic). If it happened inside a call on a handle, that
+    /// handle is poisoned: every later call on it returns this; free it and start again.
     Internal = 15,
     /// `SIGHTLINE_MAX_HANDLES` objects are alive: free one first.
     TooManyHandles = 16,
@@ -112,16 +114,18 @@ pub(crate) type Result<T = ()> = core::result::Result<T, SightlineStatus>;
 /// `std` a panic `SIGHTLINE_STATUS_INTERNAL` (the body never unwinds into C).
 pub(crate) fn guard(body: impl FnOnce() -> Result) -> SightlineStatus {
     #[cfg(feature = "std")]
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
-        .unwrap_or(Err(SightlineStatus::Internal));
-    #[cfg(not(feature = "std"))]
-    let result = body();
-    let status = result.err().unwrap_or(SightlineStatus::Ok);
-    #[cfg(feature = "std")]
-    if status == SightlineStatus::Ok {
+    let result = {
+        // Every call starts with no message: a failure that sets none leaves none.
         last_error::clear();
-    }
-    status
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+            .unwrap_or(Err(SightlineStatus::Internal))
+    };
+    // Bare metal: the whole call, argument conversion and allocations included, runs
+    // under the library's lock, so an interrupt handler calling in gets BUSY before it
+    // touches the allocator.
+    #[cfg(not(feature = "std"))]
+    let result = crate::handles::exclusive(body);
+    result.err().unwrap_or(SightlineStatus::Ok)
 }
 
 /// The name of a status constant (`"SIGHTLINE_STATUS_REFUSED"`), or NULL for a value that is not
@@ -154,7 +158,12 @@ pub(crate) mod last_error {
     }
 
     pub(crate) fn clear() {
-        MESSAGE.with_borrow_mut(String::clear);
+        // `try_with`: during thread teardown the message may already be gone.
+        let _ = MESSAGE.try_with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                m.clear();
+            }
+        });
     }
 
     pub(crate) fn with<R>(read: impl FnOnce(&str) -> R) -> R {

@@ -97,12 +97,12 @@ pub(crate) unsafe fn copy_out(
 ) -> Result {
     // SAFETY: the caller's contract.
     let len = unsafe { out(len) }?;
+    if buf.is_null() && capacity > 0 {
+        return Err(SightlineStatus::NullArgument);
+    }
     *len = text.len();
     if capacity <= text.len() {
         return Err(SightlineStatus::BufferTooSmall);
-    }
-    if buf.is_null() {
-        return Err(SightlineStatus::NullArgument);
     }
     // SAFETY: `buf` holds `capacity` > text.len() bytes, so the text and its NUL fit; the
     // ranges cannot overlap (ours is Rust-owned).

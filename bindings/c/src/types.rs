@@ -92,8 +92,9 @@ pub struct SightlineContract {
     pub max_id_len: u32,
     /// Rows and columns are 0-based and below this.
     pub max_position: u32,
-    /// Whether every impression must name its artwork.
-    pub require_artwork: bool,
+    /// 1 if every impression must name its artwork, else 0 (a byte, checked: a C `bool`
+    /// field set by `memset` could hold anything).
+    pub require_artwork: u8,
     /// Page names the app may use (`page_count` strings); none allows any well-formed name.
     pub pages: *const *const c_char,
     /// Entries of `pages`.
@@ -190,7 +191,7 @@ impl SightlineContract {
             max_visible_ms: c.max_visible_ms,
             max_id_len: c.max_id_len,
             max_position: c.max_position,
-            require_artwork: c.require_artwork,
+            require_artwork: u8::from(c.require_artwork),
             pages: core::ptr::null(),
             page_count: 0,
             reentry: match c.reentry {
@@ -218,7 +219,11 @@ impl SightlineContract {
             max_visible_ms: self.max_visible_ms,
             max_id_len: self.max_id_len,
             max_position: self.max_position,
-            require_artwork: self.require_artwork,
+            require_artwork: match self.require_artwork {
+                0 => false,
+                1 => true,
+                _ => return Err(SightlineStatus::InvalidArgument),
+            },
             pages,
             reentry: reentry_from_c(self.reentry)?,
         })
@@ -530,6 +535,17 @@ fn drop_reason_name(reason: DropReason) -> &'static core::ffi::CStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_init_reads_back_as_the_cores_default() {
+        let mut c = core::mem::MaybeUninit::<SightlineConfig>::uninit();
+        // SAFETY: a valid out-pointer; init writes every field.
+        let status = unsafe { sightline_config_init(c.as_mut_ptr()) };
+        assert_eq!(status, SightlineStatus::Ok);
+        // SAFETY: initialised just above; its strings are static.
+        let read = unsafe { c.assume_init().read() };
+        assert_eq!(read, Ok(Config::default()));
+    }
 
     #[test]
     fn rule_and_drop_reason_names_are_the_cores() {

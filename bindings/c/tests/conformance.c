@@ -271,7 +271,13 @@ static bool read_contract_field(const cJSON *f, SightlineContract *c, const char
     if (!strcmp(k, "max_visible_ms")) return as_u32(f, k, &c->max_visible_ms);
     if (!strcmp(k, "max_id_len")) return as_u32(f, k, &c->max_id_len);
     if (!strcmp(k, "max_position")) return as_u32(f, k, &c->max_position);
-    if (!strcmp(k, "require_artwork")) return as_bool(f, k, &c->require_artwork);
+    if (!strcmp(k, "require_artwork")) {
+        bool require = false;
+        if (!as_bool(f, k, &require))
+            return false;
+        c->require_artwork = require ? 1 : 0;
+        return true;
+    }
     if (!strcmp(k, "reentry")) return as_enum(f, k, REENTRIES, &c->reentry);
     if (!strcmp(k, "pages")) {
         free((void *)*pages); /* a repeated key: the last one counts */
@@ -678,7 +684,8 @@ static bool drain(Host *h, uint64_t t) {
         if (!check(st, "sightline_logger_poll_upload"))
             return false;
         bool ok = answer_upload(h, t, u);
-        sightline_upload_free(u);
+        if (!check(sightline_upload_free(u), "sightline_upload_free"))
+            return false;
         if (!ok)
             return false;
     }

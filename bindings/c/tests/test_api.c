@@ -4,6 +4,7 @@
  * fails the test as surely as a wrong value. The store here is a small in-memory one.
  */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +259,7 @@ static void happy_path_upload_decodes_in_capture(void) {
     OK(sightline_capture_free(cap));
 
     OK(sightline_logger_handle_upload_result(l, u->id, 200, NULL, at(1900)));
-    sightline_upload_free(u);
+    OK(sightline_upload_free(u));
     drain_store(l, &s);
     SightlineStats st = stats_of(l);
     CHECK(st.recorded == 2 && st.issued == 2 && st.delivered == 2 && st.pending == 0);
@@ -592,14 +593,14 @@ static void restart_resumes_stored_batch(void) {
     CHECK(strcmp(got.item_id, "title:9") == 0 && got.seq == 1);
     OK(sightline_capture_free(cap));
     OK(sightline_logger_handle_upload_result(l, u->id, 200, NULL, at(5100)));
-    sightline_upload_free(u);
+    OK(sightline_upload_free(u));
     CHECK(stats_of(l).delivered == 1);
     OK(sightline_logger_free(l));
     store_free(&s);
 }
 
 static void every_upload_freed_once(void) {
-    sightline_upload_free(NULL);
+    OK(sightline_upload_free(NULL));
     Store s = {0};
     SightlineLogger l = started(&s);
     uint64_t pv = page_view(l, 0);
@@ -623,8 +624,8 @@ static void every_upload_freed_once(void) {
     CHECK(retry->id != first->id);
     /* Freed in the other order, after the result, on purpose. */
     OK(sightline_logger_handle_upload_result(l, retry->id, 503, "1", at(deadline)));
-    sightline_upload_free(retry);
-    sightline_upload_free(first);
+    OK(sightline_upload_free(retry));
+    OK(sightline_upload_free(first));
     SightlineStats st = stats_of(l);
     CHECK(st.uploads == 2 && st.retries == 1 && st.pending == 1);
     OK(sightline_logger_free(l));
@@ -682,7 +683,7 @@ static void capture_assert_reports_violations(void) {
     EXPECT(sightline_capture_assert_no_violations(cap, small, sizeof small, &full), SIGHTLINE_STATUS_REFUSED);
     CHECK(full == len && strlen(small) == sizeof small - 1);
     OK(sightline_capture_free(cap));
-    sightline_upload_free(u);
+    OK(sightline_upload_free(u));
     OK(sightline_logger_free(l));
     store_free(&s);
 }
@@ -746,6 +747,113 @@ static void runtime_start_reports_bad_directory(void) {
     EXPECT(sightline_runtime_start(&c, NULL, UNREACHABLE, &rt), SIGHTLINE_STATUS_NULL_ARGUMENT);
 }
 
+static void error_message_belongs_to_the_last_call(void) {
+    Store s = {0};
+    SightlineConfig c;
+    tv_config(&c);
+    c.seed = 0;
+    SightlineLogger l;
+    EXPECT(resume(&c, &s, 0, &l), SIGHTLINE_STATUS_CONFIG);
+    char message[256];
+    size_t len = 0;
+    OK(sightline_last_error_message(message, sizeof message, &len));
+    CHECK(strstr(message, "seed") != NULL);
+    /* A later failure that has no sentence of its own leaves no stale one. */
+    SightlineLogger forged = {12345};
+    SightlineStats st;
+    EXPECT(sightline_logger_stats(forged, &st), SIGHTLINE_STATUS_INVALID_HANDLE);
+    OK(sightline_last_error_message(message, sizeof message, &len));
+    CHECK(len == 0 && message[0] == '\0');
+}
+
+static void out_params_untouched_on_failure(void) {
+    Store s = {0};
+    SightlineLogger l = started(&s);
+    size_t len = 777;
+    EXPECT(sightline_logger_session_id(l, NULL, 100, &len), SIGHTLINE_STATUS_NULL_ARGUMENT);
+    CHECK(len == 777);
+    uint64_t pv = 999;
+    EXPECT(sightline_logger_start_page_view(l, "bad page!", NULL, NULL, 0, NULL, 0, at(1), &pv),
+           SIGHTLINE_STATUS_REFUSED);
+    CHECK(pv == 999);
+    SightlineConfig c;
+    tv_config(&c);
+    c.contract.require_artwork = 2;
+    SightlineLogger other = {0};
+    EXPECT(resume(&c, &s, 0, &other), SIGHTLINE_STATUS_INVALID_ARGUMENT);
+    CHECK(other.id == 0);
+    OK(sightline_logger_free(l));
+    store_free(&s);
+}
+
+static void garbage_retry_after_still_reports_the_status(void) {
+    Store s = {0};
+    SightlineLogger l = started(&s);
+    uint64_t pv = page_view(l, 0);
+    SightlineImpression imp = impression("title:1", 0, 1500);
+    OK(sightline_logger_record_impression(l, pv, &imp, at(2000), NULL));
+    OK(sightline_logger_flush(l, at(2000)));
+    drain_store(l, &s);
+    SightlineUpload *u = NULL;
+    OK(sightline_logger_poll_upload(l, at(2000), &u));
+    /* A proxy sent bytes that are not text: the 503 still counts, with default backoff. */
+    OK(sightline_logger_handle_upload_result(l, u->id, 503, "\xff" "5", at(2000)));
+    OK(sightline_upload_free(u));
+    SightlineStats st = stats_of(l);
+    CHECK(st.uploads == 1 && st.pending == 1);
+    uint64_t deadline;
+    OK(sightline_logger_poll_timeout(l, &deadline));
+    CHECK(deadline > 2000 && deadline < 2000 + 60000);
+    OK(sightline_logger_free(l));
+    store_free(&s);
+}
+
+typedef struct {
+    SightlineRuntime rt;
+    SightlineStatus status;
+    SightlineStats stats;
+} Shutdown;
+
+static void *shut_down(void *arg) {
+    Shutdown *s = arg;
+    s->status = sightline_runtime_shutdown(s->rt, 1500, &s->stats);
+    return NULL;
+}
+
+static void concurrent_shutdown_and_free_agree(void) {
+    char dir[] = "/tmp/sightline-c-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    SightlineConfig c;
+    tv_config(&c);
+    SightlineRuntime rt;
+    OK(sightline_runtime_start(&c, dir, UNREACHABLE, &rt));
+    uint64_t pv;
+    OK(sightline_runtime_start_page_view(rt, "home", NULL, NULL, 0, NULL, 0, &pv));
+    SightlineNow t;
+    OK(sightline_runtime_now(rt, &t));
+    struct timespec visible = {1, 600000000};
+    nanosleep(&visible, NULL);
+    SightlineImpression imp = impression("title:1", t.mono_ms, 1500);
+    OK(sightline_runtime_record_impression(rt, pv, &imp, NULL));
+    /* One thread shuts down (retrying an unreachable collector for up to 1.5 s) while
+       another asks for the counters and then frees: both wait for it, none sees BUSY. */
+    Shutdown a = {rt, SIGHTLINE_STATUS_INTERNAL, {0}};
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, shut_down, &a) == 0);
+    struct timespec moment = {0, 200000000};
+    nanosleep(&moment, NULL);
+    SightlineStats seen;
+    OK(sightline_runtime_stats(rt, &seen));
+    OK(sightline_runtime_free(rt, 0));
+    CHECK(pthread_join(thread, NULL) == 0);
+    OK(a.status);
+    CHECK(a.stats.recorded == 1 && a.stats.pending == 1 && seen.recorded == 1);
+    EXPECT(sightline_runtime_stats(rt, &seen), SIGHTLINE_STATUS_INVALID_HANDLE);
+    char rm[64];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    CHECK(system(rm) == 0);
+}
+
 typedef struct {
     const char *name;
     void (*run)(void);
@@ -777,6 +885,10 @@ static const Test TESTS[] = {
     TEST(capture_assert_reports_violations),
     TEST(runtime_keeps_undelivered_data_across_restart),
     TEST(runtime_start_reports_bad_directory),
+    TEST(error_message_belongs_to_the_last_call),
+    TEST(out_params_untouched_on_failure),
+    TEST(garbage_retry_after_still_reports_the_status),
+    TEST(concurrent_shutdown_and_free_agree),
 };
 
 int main(int argc, char **argv) {
