@@ -30,10 +30,13 @@ const LENGTH_SLOTS: usize = MAX_BITS as usize + 1;
 /// Most symbols a code can have: the fixed literal/length code's 288. One size serves all
 /// three codes of a block, so one copy of the code builder and decoder is linked.
 const MAX_SYMBOLS: usize = FIXED_LITLEN_CODES;
-/// Most code lengths a dynamic header sends: HLIT + 257 <= 286 and HDIST + 1 <= 30.
-const MAX_LENGTHS: usize = LITLEN_CODES + DIST_CODES;
-/// Every fixed distance code is 5 bits long (RFC 1951 3.2.6).
+/// The fixed distance code (RFC 1951 3.2.6): 32 codes of 5 bits, a complete code, of
+/// which 30 and 31 have no distance.
+const FIXED_DIST_CODES: usize = 32;
 const FIXED_DIST_BITS: u8 = 5;
+/// Code lengths of a block's two codes: the fixed codes' 288 + 32, more than a dynamic
+/// header may send (HLIT + 257 <= 286 and HDIST + 1 <= 30).
+const MAX_LENGTHS: usize = FIXED_LITLEN_CODES + FIXED_DIST_CODES;
 
 /// Inflates the raw DEFLATE stream at the start of `input`, appending it to `out`, and
 /// returns the input after the stream's last byte. Back-references reach only as far back
@@ -51,23 +54,35 @@ pub(super) fn inflate<'a>(
     };
     loop {
         let last = bits.take(1)? == 1;
-        match bits.take(2)? {
-            STORED => stored(&mut bits, out, max_output)?,
-            btype @ (FIXED | DYNAMIC) => {
-                let (litlen, dist) = if btype == FIXED {
-                    fixed()?
-                } else {
-                    dynamic(&mut bits)?
-                };
-                let mut block = Block {
-                    bits: &mut bits,
-                    out,
-                    start,
-                    max_output,
-                };
-                block.codes(&litlen, &dist)?;
+        let btype = bits.take(2)?;
+        if btype == STORED {
+            stored(&mut bits, out, max_output)?;
+        } else {
+            // Both Huffman-coded block types: their codes' lengths, then one path.
+            let mut lengths = [0u8; MAX_LENGTHS];
+            let (litlen_count, total) = match btype {
+                FIXED => fixed(&mut lengths),
+                DYNAMIC => dynamic(&mut bits, &mut lengths)?,
+                _ => return Err(GzipError::Corrupt),
+            };
+            let sent = lengths.get(..total).ok_or(GzipError::Corrupt)?;
+            let (litlen, dist) = sent
+                .split_at_checked(litlen_count)
+                .ok_or(GzipError::Corrupt)?;
+            if litlen.get(END_OF_BLOCK).is_none_or(|&len| len == 0) {
+                // Without a code for the end of the block, the block could never end.
+                return Err(GzipError::Corrupt);
             }
-            _ => return Err(GzipError::Corrupt),
+            let (mut litlen_code, mut dist_code) = (Huffman::EMPTY, Huffman::EMPTY);
+            block_code(&mut litlen_code, litlen)?;
+            block_code(&mut dist_code, dist)?;
+            let mut block = Block {
+                bits: &mut bits,
+                out,
+                start,
+                max_output,
+            };
+            block.codes(&litlen_code, &dist_code)?;
         }
         if last {
             // The bits left over are the final byte's padding: the stream ends with it.
@@ -121,17 +136,27 @@ fn stored(bits: &mut Bits<'_>, out: &mut Vec<u8>, max_output: usize) -> Result<(
     Ok(())
 }
 
-/// The fixed codes (RFC 1951 3.2.6). Built per block: a few hundred cycles, no table in
-/// flash. Its distance code has the 30 usable symbols; 30 and 31 decode as errors.
-fn fixed() -> Result<(Huffman, Huffman), GzipError> {
-    let litlen = Huffman::new(&fixed_litlen_lengths())?.0;
-    let dist = Huffman::new(&[FIXED_DIST_BITS; DIST_CODES])?.0;
-    Ok((litlen, dist))
+/// The fixed codes' lengths (RFC 1951 3.2.6) into `lengths`: how many are the literal/
+/// length code's, and how many there are. Built per block: a few hundred cycles, no
+/// table in flash.
+fn fixed(lengths: &mut [u8; MAX_LENGTHS]) -> (usize, usize) {
+    let dist = [FIXED_DIST_BITS; FIXED_DIST_CODES];
+    for (len, &fixed) in lengths
+        .iter_mut()
+        .zip(fixed_litlen_lengths().iter().chain(&dist))
+    {
+        *len = fixed;
+    }
+    (FIXED_LITLEN_CODES, MAX_LENGTHS)
 }
 
-/// A dynamic block's header (RFC 1951 3.2.7): the code-length code, then the literal/length
-/// and distance code lengths it codes, run-length coded.
-fn dynamic(bits: &mut Bits<'_>) -> Result<(Huffman, Huffman), GzipError> {
+/// A dynamic block's header (RFC 1951 3.2.7) into `lengths`: the code-length code, then
+/// the literal/length and distance code lengths it codes, run-length coded. Returns how
+/// many are the literal/length code's, and how many there are.
+fn dynamic(
+    bits: &mut Bits<'_>,
+    lengths: &mut [u8; MAX_LENGTHS],
+) -> Result<(usize, usize), GzipError> {
     let litlen_count = FIRST_LENGTH + bits.take(5)? as usize;
     let dist_count = 1 + bits.take(5)? as usize;
     let codelen_count = 4 + bits.take(4)? as usize;
@@ -139,17 +164,16 @@ fn dynamic(bits: &mut Bits<'_>) -> Result<(Huffman, Huffman), GzipError> {
         return Err(GzipError::Corrupt);
     }
 
-    // One array for both: the code-length code's lengths first, then, overwritten from
-    // the start (each entry is written before it is read), the two codes' lengths.
-    let mut lengths = [0u8; MAX_LENGTHS];
+    // The code-length code's lengths go first in `lengths`; the two codes' lengths then
+    // overwrite them from the start (each entry is written before it is read).
     for &sym in CODELEN_ORDER.iter().take(codelen_count) {
         if let Some(len) = lengths.get_mut(usize::from(sym)) {
             *len = bits.take(3)? as u8;
         }
     }
     let codelen = lengths.get(..CODELEN_CODES).ok_or(GzipError::Corrupt)?;
-    let (codelen, unused) = Huffman::new(codelen)?;
-    if unused != 0 {
+    let mut code = Huffman::EMPTY;
+    if code.build(codelen)? != 0 {
         // An incomplete code-length code is never needed: zlib refuses it too.
         return Err(GzipError::Corrupt);
     }
@@ -157,7 +181,7 @@ fn dynamic(bits: &mut Bits<'_>) -> Result<(Huffman, Huffman), GzipError> {
     let total = litlen_count + dist_count;
     let mut i = 0;
     while i < total {
-        let (len, repeat) = match codelen.decode(bits)? {
+        let (len, repeat) = match code.decode(bits)? {
             sym @ 0..16 => (sym as u8, 1),
             // Repeat the previous length, of which there must be one.
             16 => {
@@ -176,27 +200,17 @@ fn dynamic(bits: &mut Bits<'_>) -> Result<(Huffman, Huffman), GzipError> {
         run.fill(len);
         i = end;
     }
-
-    let sent = lengths.get(..total).ok_or(GzipError::Corrupt)?;
-    let (litlen, dist) = sent
-        .split_at_checked(litlen_count)
-        .ok_or(GzipError::Corrupt)?;
-    if litlen.get(END_OF_BLOCK).is_none_or(|&len| len == 0) {
-        // Without a code for the end of the block, the block could never end.
-        return Err(GzipError::Corrupt);
-    }
-    Ok((dynamic_code(litlen)?, dynamic_code(dist)?))
+    Ok((litlen_count, total))
 }
 
-/// A dynamic block's literal/length or distance code: complete, or a single one-bit code
-/// (an encoder with one distance to send makes it; zlib accepts that and no other
-/// incomplete code).
-fn dynamic_code(lengths: &[u8]) -> Result<Huffman, GzipError> {
-    let (code, unused) = Huffman::new(lengths)?;
-    if unused != 0 && lengths.iter().any(|&len| len > 1) {
+/// A block's literal/length or distance code: complete, or a single one-bit code (an
+/// encoder with one distance to send makes it; zlib accepts that and no other incomplete
+/// code).
+fn block_code(code: &mut Huffman, lengths: &[u8]) -> Result<(), GzipError> {
+    if code.build(lengths)? != 0 && lengths.iter().any(|&len| len > 1) {
         return Err(GzipError::Corrupt);
     }
-    Ok(code)
+    Ok(())
 }
 
 /// A canonical Huffman code (RFC 1951 3.2.2) as puff keeps one: how many codes have each
@@ -207,14 +221,20 @@ struct Huffman {
 }
 
 impl Huffman {
-    /// The code with the given length per symbol (0: unused), and how many codes of the
-    /// longest length it leaves unused (0 for a complete code). An over-subscribed set
+    /// A code of no symbols, to [`Huffman::build`] a code in.
+    const EMPTY: Self = Self {
+        count: [0; LENGTH_SLOTS],
+        symbol: [0; MAX_SYMBOLS],
+    };
+
+    /// Makes this the code with the given length per symbol (0: unused);
+    /// returns how many codes of the longest length it leaves unused (0 for a complete
+    /// code). An over-subscribed set
     /// (more codes than a prefix code can have) is corrupt.
-    fn new(lengths: &[u8]) -> Result<(Self, u32), GzipError> {
-        let mut code = Self {
-            count: [0; LENGTH_SLOTS],
-            symbol: [0; MAX_SYMBOLS],
-        };
+    fn build(&mut self, lengths: &[u8]) -> Result<u32, GzipError> {
+        let code = self;
+        // The symbols need no clearing: only those the counts cover are ever read.
+        code.count = [0; LENGTH_SLOTS];
         for &len in lengths {
             let count = code.count.get_mut(usize::from(len));
             *count.ok_or(GzipError::Corrupt)? += 1;
@@ -242,7 +262,7 @@ impl Huffman {
                 *at += 1;
             }
         }
-        Ok((code, free as u32))
+        Ok(free as u32)
     }
 
     /// The next symbol, read a bit at a time. The codes of one length are consecutive
