@@ -12,6 +12,8 @@
 //! Every candidate match is compared byte by byte, so a table entry can only cost ratio,
 //! never correctness. The tables are cleared for every block, so the output depends on the
 //! input alone, never on what was compressed before.
+//!
+//! The RFC's alphabets and tables here (`pub(super)`) serve the decoder in `inflate.rs` too.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -40,43 +42,43 @@ const MAX_CHAIN: usize = 64;
 const NICE_MATCH: usize = 128;
 
 /// The literal/length alphabet in use: 256 literals, end of block, 29 length codes.
-const LITLEN_CODES: usize = 286;
+pub(super) const LITLEN_CODES: usize = 286;
 /// The fixed literal/length code's symbols: 286 and 287 never occur but take part in
 /// the code, so the 9-bit codes start after them.
-const FIXED_LITLEN_CODES: usize = 288;
-const END_OF_BLOCK: usize = 256;
+pub(super) const FIXED_LITLEN_CODES: usize = 288;
+pub(super) const END_OF_BLOCK: usize = 256;
 /// First length symbol.
-const FIRST_LENGTH: usize = 257;
-const DIST_CODES: usize = 30;
+pub(super) const FIRST_LENGTH: usize = 257;
+pub(super) const DIST_CODES: usize = 30;
 /// Code-length alphabet: lengths 0-15, then 16 (repeat the previous length), 17 and 18
 /// (runs of zeros).
-const CODELEN_CODES: usize = 19;
+pub(super) const CODELEN_CODES: usize = 19;
 /// Longest code DEFLATE allows for literals/lengths and distances, and for code lengths.
-const MAX_BITS: u8 = 15;
+pub(super) const MAX_BITS: u8 = 15;
 const MAX_CODELEN_BITS: u8 = 7;
 /// The order code-length code lengths are sent in (RFC 1951 3.2.7), likely ones first so
 /// the tail can be left off.
-const CODELEN_ORDER: [u8; CODELEN_CODES] = [
+pub(super) const CODELEN_ORDER: [u8; CODELEN_CODES] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 /// Smallest match length of each length code (RFC 1951 3.2.5).
-const LENGTH_BASE: [u16; 29] = [
+pub(super) const LENGTH_BASE: [u16; 29] = [
     3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
     163, 195, 227, 258,
 ];
 /// Smallest distance of each distance code.
-const DIST_BASE: [u16; DIST_CODES] = [
+pub(super) const DIST_BASE: [u16; DIST_CODES] = [
     1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
     2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
 ];
 
 /// BTYPE values.
-const STORED: u32 = 0;
-const FIXED: u32 = 1;
-const DYNAMIC: u32 = 2;
+pub(super) const STORED: u32 = 0;
+pub(super) const FIXED: u32 = 1;
+pub(super) const DYNAMIC: u32 = 2;
 
 /// Extra bits after length code `code` (0-28).
-fn length_extra(code: usize) -> u32 {
+pub(super) fn length_extra(code: usize) -> u32 {
     match code {
         0..8 | 28 => 0,
         _ => (code as u32 - 4) / 4,
@@ -84,7 +86,7 @@ fn length_extra(code: usize) -> u32 {
 }
 
 /// Extra bits after distance code `code` (0-29).
-fn dist_extra(code: usize) -> u32 {
+pub(super) fn dist_extra(code: usize) -> u32 {
     code.saturating_sub(2) as u32 / 2
 }
 
@@ -325,7 +327,7 @@ fn extra_bits(litlen_freq: &[u32], dist_freq: &[u32]) -> u64 {
 }
 
 /// RFC 1951 3.2.6's fixed literal/length code lengths.
-fn fixed_litlen_lengths() -> [u8; FIXED_LITLEN_CODES] {
+pub(super) fn fixed_litlen_lengths() -> [u8; FIXED_LITLEN_CODES] {
     core::array::from_fn(|s| match s {
         0..144 => 8,
         144..256 => 9,

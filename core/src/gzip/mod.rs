@@ -4,10 +4,11 @@
 //! concatenated members, plus a table-driven CRC-32 (1 KiB of flash rather
 //! than the 16 KiB tables of a slice-by-16 crate). Raw deflate comes from
 //! `miniz_oxide` ([`MinizGzipper`]) or from the small encoder in `compact.rs`
-//! ([`CompactGzipper`]); inflate always from `miniz_oxide`. [`Gzipper`] is the
-//! one the logger uses: miniz_oxide's, or the compact one with the `compact`
-//! feature (firmware, wasm), which then leaves miniz_oxide's deflate code out
-//! of the linked image. The encoders write a minimal header (no name, mtime 0,
+//! ([`CompactGzipper`]); inflate from `miniz_oxide`, or with the `compact`
+//! feature from the small decoder in `inflate.rs`. [`Gzipper`] is the one the
+//! logger uses: miniz_oxide's, or the compact one with the `compact` feature
+//! (firmware, wasm), which then leaves all of miniz_oxide's code (deflate and
+//! inflate) out of the linked image. The encoders write a minimal header (no name, mtime 0,
 //! OS unknown) so identical batches give identical bytes. The decoder treats its
 //! input as untrusted (it comes off the wire or out of a store): it never
 //! panics, checks every bound, verifies CRC-32 and ISIZE of each member, and
@@ -27,13 +28,20 @@ use alloc::vec::Vec;
 use core::fmt;
 
 mod compact;
+// Compiled in every build so its tests run in all of them; only `compact`
+// builds decode with it.
+#[cfg_attr(not(feature = "compact"), allow(dead_code))]
+mod inflate;
 
 pub use compact::STATE_BYTES as COMPACT_STATE_BYTES;
 
 use miniz_oxide::DataFormat;
 use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output};
+#[cfg(not(feature = "compact"))]
 use miniz_oxide::inflate::TINFLStatus;
+#[cfg(not(feature = "compact"))]
 use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+#[cfg(not(feature = "compact"))]
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
 
 /// zlib's default: most of level 9's ratio at a fraction of its CPU, which
@@ -388,15 +396,33 @@ const fn crc_table() -> [u32; 256] {
 /// bytes, having allocated no more than that. Any byte after the last member
 /// that does not begin another member is [`GzipError::TrailingGarbage`].
 pub fn gunzip(data: &[u8], max_output: usize) -> Result<Vec<u8>, GzipError> {
+    #[cfg(feature = "compact")]
+    return gunzip_with(data, max_output, inflate::inflate);
+    #[cfg(not(feature = "compact"))]
+    {
+        // Boxed: the inflater is about 11 KB, too much for small embedded stacks.
+        let mut inflater = Box::<DecompressorOxide>::default();
+        gunzip_with(data, max_output, |input, out, max_output| {
+            miniz_inflate(input, &mut inflater, out, max_output)
+        })
+    }
+}
+
+/// [`gunzip`] with the raw-deflate step given: `inflate(input, out,
+/// max_output)` appends the stream at the start of `input` to `out` and
+/// returns the input after it.
+fn gunzip_with<'a>(
+    data: &'a [u8],
+    max_output: usize,
+    mut inflate: impl FnMut(&'a [u8], &mut Vec<u8>, usize) -> Result<&'a [u8], GzipError>,
+) -> Result<Vec<u8>, GzipError> {
     if data.is_empty() {
         return Err(GzipError::Truncated);
     }
     let mut out = Vec::new();
-    // Boxed: the inflater is about 11 KB, too much for small embedded stacks.
-    let mut inflater = Box::<DecompressorOxide>::default();
     let mut rest = data;
     loop {
-        rest = gunzip_member(rest, &mut inflater, &mut out, max_output)?;
+        rest = gunzip_member(rest, &mut inflate, &mut out, max_output)?;
         if rest.is_empty() {
             return Ok(out);
         }
@@ -412,13 +438,13 @@ pub fn gunzip(data: &[u8], max_output: usize) -> Result<Vec<u8>, GzipError> {
 /// `out`, and returns the input that follows it.
 fn gunzip_member<'a>(
     input: &'a [u8],
-    inflater: &mut DecompressorOxide,
+    inflate: &mut impl FnMut(&'a [u8], &mut Vec<u8>, usize) -> Result<&'a [u8], GzipError>,
     out: &mut Vec<u8>,
     max_output: usize,
 ) -> Result<&'a [u8], GzipError> {
     let body = skip_header(input)?;
     let start = out.len();
-    let rest = inflate(body, inflater, out, start, max_output)?;
+    let rest = inflate(body, out, max_output)?;
     let (trailer, rest) = rest
         .split_first_chunk::<TRAILER_LEN>()
         .ok_or(GzipError::Truncated)?;
@@ -472,16 +498,17 @@ fn skip_header(input: &[u8]) -> Result<&[u8], GzipError> {
     Ok(r.0)
 }
 
-/// Inflates the raw deflate stream at the start of `input`, appending to
-/// `out`, and returns the input after its end. `start` is where this member's
-/// output begins in `out`.
-fn inflate<'a>(
+/// Inflates the raw deflate stream at the start of `input` with miniz_oxide,
+/// appending to `out`, and returns the input after its end.
+#[cfg(not(feature = "compact"))]
+fn miniz_inflate<'a>(
     mut input: &'a [u8],
     inflater: &mut DecompressorOxide,
     out: &mut Vec<u8>,
-    start: usize,
     max_output: usize,
 ) -> Result<&'a [u8], GzipError> {
+    // Where this member's output begins in `out`.
+    let start = out.len();
     inflater.init();
     // Non-wrapping: the member's whole output stays addressable for
     // back-references, so one growing Vec serves as window and result.
@@ -509,6 +536,7 @@ fn inflate<'a>(
 
 /// Makes room for more output, never past `max_output` in length or
 /// capacity.
+#[cfg(not(feature = "compact"))]
 fn grow(out: &mut Vec<u8>, input_left: usize, max_output: usize) -> Result<(), GzipError> {
     let len = out.len();
     if len >= max_output {
@@ -1231,6 +1259,54 @@ mod tests {
             compact.len(),
             miniz.len()
         );
+    }
+
+    /// `gunzip` over the compact decoder, whatever the build's default.
+    fn compact_gunzip(data: &[u8], max_output: usize) -> Result<Vec<u8>, GzipError> {
+        gunzip_with(data, max_output, inflate::inflate)
+    }
+
+    #[test]
+    fn compact_decoder_behind_gunzip_gives_what_gunzip_gives() {
+        // Without `compact` this compares with miniz_oxide's inflate, error variants
+        // included; with it, `gunzip` is this decoder.
+        let mut rng = Rng(0xc0ffee);
+        let mut enc = GzBuilder::new()
+            .filename("f")
+            .comment("c")
+            .extra(vec![1, 2, 0, 0])
+            .write(Vec::new(), Compression::best());
+        enc.write_all(&sample(300)).unwrap();
+        let mut base = enc.finish().unwrap();
+        CompactGzipper::new().gzip_into(&sample(50), GZIP_LEVEL, &mut base);
+        gzip_stored_into(b"stored", &mut base);
+        MinizGzipper::new().gzip_into(&rng.bytes(3000), 1, &mut base);
+        assert_eq!(compact_gunzip(&base, NO_LIMIT), gunzip(&base, NO_LIMIT));
+        for len in 0..base.len() {
+            let z = &base[..len];
+            assert_eq!(compact_gunzip(z, NO_LIMIT), gunzip(z, NO_LIMIT), "{len}");
+        }
+        for limit in [0, 1, 1000, 18_000, 20_000, 25_000] {
+            assert_eq!(
+                compact_gunzip(&base, limit),
+                gunzip(&base, limit),
+                "{limit}"
+            );
+        }
+        let bomb = gzip(&vec![0; 8 << 20]);
+        assert_eq!(compact_gunzip(&bomb, 1 << 20), gunzip(&bomb, 1 << 20));
+        for _ in 0..5000 {
+            let mut z = base.clone();
+            for _ in 0..1 + rng.below(3) {
+                let i = rng.below(z.len());
+                match rng.below(3) {
+                    0 => z[i] ^= 1 << rng.below(8),
+                    1 => z[i] = rng.next() as u8,
+                    _ => z.insert(i, rng.next() as u8),
+                }
+            }
+            assert_eq!(compact_gunzip(&z, 1 << 16), gunzip(&z, 1 << 16), "{z:?}");
+        }
     }
 
     #[test]
