@@ -41,12 +41,13 @@ python3 -m venv "$venv"
 
 step "lint and types"
 ruff_config=bindings/python/pyproject.toml
-"$tools/bin/ruff" check --config "$ruff_config" bindings/python examples/python
-"$tools/bin/ruff" format --check --config "$ruff_config" bindings/python examples/python
+# Also the repository's other Python: the firmware's size script.
+"$tools/bin/ruff" check --config "$ruff_config" bindings/python examples/python examples/firmware
+"$tools/bin/ruff" format --check --config "$ruff_config" bindings/python examples/python examples/firmware
 # The tests are left out: mypy cannot see the error and enum variants uniffi generates.
 "$tools/bin/mypy" --python-executable "$venv/bin/python" --strict \
   bindings/python/python/sightline/__init__.py bindings/python/python/sightline/testing.py \
-  examples/python
+  examples/python examples/firmware/size.py
 
 step "pytest against the installed wheel"
 # Run from outside the source tree so `import sightline` can only find the installed wheel.

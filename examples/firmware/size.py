@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Flash of the firmware image by owner, from the linker's map file:
 
-    size.py build/fw/firmware.map
+    size.py build/fw/firmware.map [--ceiling BYTES]
 
 Sightline's share (core + C ABI: every input section that came from libsightline_c.a,
 Rust's compiler builtins included) is compared with the 64 KiB budget; the firmware's own
-code and newlib's (malloc) are listed beside it. Exits 1 if the map cannot be read.
+code and newlib's (malloc, memcpy) are listed beside it. Exits 1 if the map cannot be read
+or Sightline's share is above the ceiling.
 """
 
 from __future__ import annotations
@@ -28,11 +29,16 @@ def owner(path: str) -> str:
 def flash_by_owner(map_text: str) -> Counter[tuple[str, str]]:
     """(owner, section kind) -> bytes, for the sections that take flash."""
     lines = map_text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Linker script and memory map"))
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("Linker script and memory map")
+    )
     sizes: Counter[tuple[str, str]] = Counter()
     pending = None  # a section name whose address and size are on the next line
     for line in lines[start:]:
-        one = re.match(r"^ (\.(?:vectors|text|rodata|data)\S*)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)", line)
+        one = re.match(
+            r"^ (\.(?:vectors|text|rodata|data)\S*)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)",
+            line,
+        )
         if one:
             name, size, path = one.group(1), int(one.group(2), 16), one.group(3)
         elif pending and (two := re.match(r"^\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)", line)):
@@ -48,13 +54,19 @@ def flash_by_owner(map_text: str) -> Counter[tuple[str, str]]:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    ceiling = None
+    if len(args) == 3 and args[1] == "--ceiling" and args[2].isdigit():
+        ceiling = int(args[2])
+        args = args[:1]
+    if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
     try:
-        sizes = flash_by_owner(open(sys.argv[1]).read())
+        with open(args[0]) as map_file:
+            sizes = flash_by_owner(map_file.read())
     except (OSError, StopIteration) as e:
-        print(f"size.py: cannot read the map {sys.argv[1]}: {e}", file=sys.stderr)
+        print(f"size.py: cannot read the map {args[0]}: {e}", file=sys.stderr)
         return 1
     for who in ("sightline", "firmware", "newlib"):
         parts = {kind: n for (w, kind), n in sizes.items() if w == who}
@@ -64,6 +76,12 @@ def main() -> int:
     verdict = "within" if ours <= FLASH_BUDGET else f"OVER by {ours - FLASH_BUDGET} B"
     print(f"flash budget: Sightline (core + C ABI) {ours} of {FLASH_BUDGET} B, {verdict}")
     print(f"flash image total: {sum(sizes.values())} B")
+    if ceiling is not None and ours > ceiling:
+        print(
+            f"size.py: Sightline's flash {ours} B is above the ceiling {ceiling} B",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

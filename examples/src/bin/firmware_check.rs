@@ -170,11 +170,13 @@ fn check(path: &str) -> Result<(), String> {
     );
     let (peak, budget) = (stat("heap_peak")?, stat("heap_budget")?);
     println!(
-        "firmware heap: peak {peak} B of Sightline allocations (budget {budget} B, {}), \
-         malloc arena high water {} B",
-        if peak <= budget { "within" } else { "OVER" },
+        "firmware heap: peak {peak} B of Sightline allocations (budget {budget} B), malloc \
+         arena high water {} B",
         stat("arena_high_water")?
     );
+    if peak > budget {
+        return Err(format!("heap peak {peak} B is over the budget of {budget} B"));
+    }
     if stat("heap_after_free")? != 0 {
         return Err(format!(
             "{} B still allocated after sightline_logger_free",
