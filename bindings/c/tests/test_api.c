@@ -178,6 +178,18 @@ static SightlineStats stats_of(SightlineLogger l) {
     return s;
 }
 
+/* Logs one impression of title:1 (1.5 s), closes the batch and takes its upload. */
+static SightlineUpload *one_upload(SightlineLogger l, Store *s) {
+    uint64_t pv = page_view(l, 0);
+    SightlineImpression imp = impression("title:1", 0, 1500);
+    OK(sightline_logger_record_impression(l, pv, &imp, at(2000), NULL));
+    OK(sightline_logger_flush(l, at(2000)));
+    drain_store(l, s);
+    SightlineUpload *u = NULL;
+    OK(sightline_logger_poll_upload(l, at(2000), &u));
+    return u;
+}
+
 /* ---- the tests ---- */
 
 static void status_names(void) {
@@ -653,13 +665,7 @@ static void panic_poisons_only_its_handle(void) {
 static void capture_assert_reports_violations(void) {
     Store s = {0};
     SightlineLogger l = started(&s);
-    uint64_t pv = page_view(l, 0);
-    SightlineImpression imp = impression("title:1", 0, 1500);
-    OK(sightline_logger_record_impression(l, pv, &imp, at(2000), NULL));
-    OK(sightline_logger_flush(l, at(2000)));
-    drain_store(l, &s);
-    SightlineUpload *u = NULL;
-    OK(sightline_logger_poll_upload(l, at(2000), &u));
+    SightlineUpload *u = one_upload(l, &s);
 
     /* The producer's contract asks for 2 s; the app logged 1.5 s. */
     SightlineConfig c;
@@ -691,6 +697,17 @@ static void capture_assert_reports_violations(void) {
 /* Nothing listens on this loopback port: every upload fails to connect. */
 #define UNREACHABLE "http://127.0.0.1:9"
 
+/* Starts a page view on `rt` and waits while a tile is on screen 1.6 s; returns the
+   tile's impression (title:1, 1.5 s) for the app to record. */
+static SightlineImpression shown_for_1500_ms(SightlineRuntime rt, uint64_t *pv) {
+    OK(sightline_runtime_start_page_view(rt, "home", NULL, NULL, 0, NULL, 0, pv));
+    SightlineNow t;
+    OK(sightline_runtime_now(rt, &t));
+    struct timespec visible = {1, 600000000};
+    nanosleep(&visible, NULL);
+    return impression("title:1", t.mono_ms, 1500);
+}
+
 static void runtime_keeps_undelivered_data_across_restart(void) {
     char dir[] = "/tmp/sightline-c-test-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -700,17 +717,12 @@ static void runtime_keeps_undelivered_data_across_restart(void) {
     SightlineRuntime rt;
     OK(sightline_runtime_start(&c, dir, UNREACHABLE, &rt));
     uint64_t pv;
-    OK(sightline_runtime_start_page_view(rt, "home", NULL, NULL, 0, NULL, 0, &pv));
-    SightlineNow t;
-    OK(sightline_runtime_now(rt, &t));
-    /* The tile stays on screen 1.5 s before the app reports it. */
-    struct timespec visible = {1, 600000000};
-    nanosleep(&visible, NULL);
-    SightlineImpression imp = impression("title:1", t.mono_ms, 1500);
+    SightlineImpression imp = shown_for_1500_ms(rt, &pv);
     SightlineRecorded rec;
     OK(sightline_runtime_record_impression(rt, pv, &imp, &rec));
     CHECK(rec.kind == SIGHTLINE_RECORDED_KIND_LOGGED);
-    SightlineImpression bad = impression("bad id", t.mono_ms, 1500);
+    SightlineImpression bad = imp;
+    bad.item.item_id = "bad id";
     EXPECT(sightline_runtime_record_impression(rt, pv, &bad, &rec), SIGHTLINE_STATUS_REFUSED);
     SightlineStats st;
     OK(sightline_runtime_shutdown(rt, 200, &st));
@@ -789,13 +801,7 @@ static void out_params_untouched_on_failure(void) {
 static void garbage_retry_after_still_reports_the_status(void) {
     Store s = {0};
     SightlineLogger l = started(&s);
-    uint64_t pv = page_view(l, 0);
-    SightlineImpression imp = impression("title:1", 0, 1500);
-    OK(sightline_logger_record_impression(l, pv, &imp, at(2000), NULL));
-    OK(sightline_logger_flush(l, at(2000)));
-    drain_store(l, &s);
-    SightlineUpload *u = NULL;
-    OK(sightline_logger_poll_upload(l, at(2000), &u));
+    SightlineUpload *u = one_upload(l, &s);
     /* A proxy sent bytes that are not text: the 503 still counts, with default backoff. */
     OK(sightline_logger_handle_upload_result(l, u->id, 503, "\xff" "5", at(2000)));
     OK(sightline_upload_free(u));
@@ -828,12 +834,7 @@ static void concurrent_shutdown_and_free_agree(void) {
     SightlineRuntime rt;
     OK(sightline_runtime_start(&c, dir, UNREACHABLE, &rt));
     uint64_t pv;
-    OK(sightline_runtime_start_page_view(rt, "home", NULL, NULL, 0, NULL, 0, &pv));
-    SightlineNow t;
-    OK(sightline_runtime_now(rt, &t));
-    struct timespec visible = {1, 600000000};
-    nanosleep(&visible, NULL);
-    SightlineImpression imp = impression("title:1", t.mono_ms, 1500);
+    SightlineImpression imp = shown_for_1500_ms(rt, &pv);
     OK(sightline_runtime_record_impression(rt, pv, &imp, NULL));
     /* One thread shuts down (retrying an unreachable collector for up to 1.5 s) while
        another asks for the counters and then frees: both wait for it, none sees BUSY. */
