@@ -184,7 +184,7 @@ impl Logger {
     /// 413: re-encode the batch as two halves, each with its own string table, and send
     /// those instead; a single impression that is still too large is dropped.
     pub(super) fn split(&mut self, id: u64) {
-        let Some(batch) = self.queue.get_mut(id).map(|b| b.clone()) else {
+        let Some(batch) = self.queue.get(id) else {
             return;
         };
         let decoded = wire::decode_gzip_batch(&batch.body)
@@ -220,7 +220,7 @@ impl Logger {
         // to halves that were already counted). Until then a restart finds the original,
         // keeps it and drops the halves: a half whose put failed is never lost with it.
         self.queue.remove(id);
-        self.splits.push((batch.id, halves));
+        self.splits.push((id, halves));
         self.schedule.now_ready(self.now);
     }
 }
