@@ -196,16 +196,18 @@ impl Logger {
         };
         let (left, right) = rows.split_at(rows.len() / 2);
         let mut halves = [0; 2];
+        // Encoded in the buffer batch closes reuse, as they are: no buffer of its own.
+        let mut raw = core::mem::take(&mut self.encode_buf);
         // Push the right half first so the left half ends up in front.
         for (slot, half) in [right, left].into_iter().enumerate() {
             let part = crate::batch::subset(&proto_batch, half);
-            let body = self.compress(
-                &proto::Batch {
-                    batch_no: self.next_batch_no,
-                    ..part
-                }
-                .encode_to_vec(),
-            );
+            raw.clear();
+            proto::Batch {
+                batch_no: self.next_batch_no,
+                ..part
+            }
+            .encode_raw(&mut raw);
+            let body = self.compress(&raw);
             let (id, no) = (self.next_batch_id, self.next_batch_no);
             let mut closed = ClosedBatch::new(id, no, half[0].seq, half.len() as u32, body);
             self.next_batch_id += 1;
@@ -214,6 +216,7 @@ impl Logger {
             halves[slot] = id;
             self.queue.push_front(closed);
         }
+        self.encode_buf = raw;
         // The original goes the way of a settled batch once both halves are stored (or a
         // half is settled): listed in the next `acks`, its copy removed once that `acks`
         // is acknowledged (a failed removal is retried, and a restart never loads it next
