@@ -70,12 +70,10 @@ impl Logger {
         self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
         self.starts += 1;
         let key = match self.config.sample_key {
-            SampleKey::Install if !self.config.install_id.is_empty() => {
-                self.config.install_id.clone()
-            }
-            _ => self.session_id.clone(),
+            SampleKey::Install if !self.config.install_id.is_empty() => &self.config.install_id,
+            _ => &self.session_id,
         };
-        self.sampled_in = sampling::keep(&key, self.config.sample_rate_ppm);
+        self.sampled_in = sampling::keep(key, self.config.sample_rate_ppm);
 
         let stored_through = self.load_batches(stored, &settled);
         if let Some(b) = self.queue.get_mut(front_attempts.0) {
@@ -192,7 +190,8 @@ impl Logger {
             self.stats.corrupt_records += 1;
         }
         let mut epoch = 0;
-        let mut pvs: Vec<(u64, String, Option<String>, u64, u64)> = Vec::new();
+        // Page views as journaled: their names borrowed from the journal's bytes.
+        let mut pvs: Vec<PageViewRef<'_>> = Vec::new();
         for payload in frames.payloads {
             let Some((generation, entry)) = Entry::decode(payload) else {
                 self.stats.corrupt_records += 1;
@@ -211,13 +210,13 @@ impl Logger {
                     request_id,
                 } => {
                     self.next_page_view = self.next_page_view.max(ordinal + 1);
-                    pvs.push((
+                    pvs.push(PageViewRef {
                         ordinal,
-                        page.to_string(),
-                        request_id.map(ToString::to_string),
+                        page,
+                        request_id,
                         start_mono,
                         start_wall,
-                    ));
+                    });
                 }
                 Entry::PageViewEnd {
                     ordinal,
@@ -245,17 +244,10 @@ impl Logger {
                     if imp.seq <= stored_through {
                         continue;
                     }
-                    let Some(pv) = pvs.iter().find(|p| p.0 == imp.page_view) else {
+                    let Some(&pv_ref) = pvs.iter().find(|p| p.ordinal == imp.page_view) else {
                         // Its page view record was lost (a failed journal append): counted
                         // lost with the other gaps once recovery is done.
                         continue;
-                    };
-                    let pv_ref = PageViewRef {
-                        ordinal: pv.0,
-                        page: &pv.1,
-                        request_id: pv.2.as_deref(),
-                        start_mono: pv.3,
-                        start_wall: pv.4,
                     };
                     // Seqs in a batch are contiguous: a record lost in between starts another.
                     let next = self.open.first_seq + self.open.len() as u64;
