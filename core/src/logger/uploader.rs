@@ -200,13 +200,10 @@ impl Logger {
         let mut raw = core::mem::take(&mut self.encode_buf);
         // Push the right half first so the left half ends up in front.
         for (slot, half) in [right, left].into_iter().enumerate() {
-            let part = crate::batch::subset(&proto_batch, half);
+            let mut part = crate::batch::subset(&proto_batch, half);
+            part.batch_no = self.next_batch_no;
             raw.clear();
-            proto::Batch {
-                batch_no: self.next_batch_no,
-                ..part
-            }
-            .encode_raw(&mut raw);
+            part.encode_raw(&mut raw);
             let body = self.compress(&raw);
             let (id, no) = (self.next_batch_id, self.next_batch_no);
             let mut closed = ClosedBatch::new(id, no, half[0].seq, half.len() as u32, body);
