@@ -199,7 +199,8 @@ impl Logger {
         // Encoded in the buffer batch closes reuse, as they are: no buffer of its own.
         let mut raw = core::mem::take(&mut self.encode_buf);
         // Push the right half first so the left half ends up in front.
-        for (slot, half) in [right, left].into_iter().enumerate() {
+        for slot in 0..2 {
+            let half = if slot == 0 { right } else { left };
             let mut part = crate::batch::subset(&proto_batch, half);
             part.batch_no = self.next_batch_no;
             raw.clear();
