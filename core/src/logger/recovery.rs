@@ -15,14 +15,16 @@ impl Logger {
         let previous = stored
             .get(STATE_KEY)
             .map_or(0, |bytes| crate::rng::hash_bytes(0, bytes));
-        let state: Option<State> = self.get_record(stored, STATE_KEY);
-        let acks: Option<Acks> = self.get_record(stored, ACKS_KEY);
+        let mut state: Option<State> = self.get_record(stored, STATE_KEY);
+        let mut acks: Option<Acks> = self.get_record(stored, ACKS_KEY);
         let prefs: Prefs = self.get_record(stored, PREFS_KEY).unwrap_or_default();
         self.enabled = !prefs.opted_out;
         let resumed = state.is_some();
-        match state {
+        // The records are read where they lie: moving them out of their options would copy
+        // every counter.
+        match state.as_mut() {
             Some(s) => {
-                self.session_id = s.session_id;
+                self.session_id = core::mem::take(&mut s.session_id);
                 self.generation = s.generation;
                 self.starts = s.starts;
                 self.next_batch_id = s.next_batch_id;
@@ -52,7 +54,7 @@ impl Logger {
         let mut settled = Vec::new();
         let mut front_attempts = (0, 0);
         let mut blocked = (0, 0);
-        if let Some(a) = acks.filter(|_| resumed) {
+        if let Some(a) = acks.as_mut().filter(|_| resumed) {
             let st = &mut self.stats;
             st.delivered = a.delivered;
             st.dropped = a.drops();
@@ -64,7 +66,7 @@ impl Logger {
             blocked = (a.blocked_until_wall_ms, a.blocked_for_ms);
             front_attempts = (a.attempts_batch, a.attempts);
             self.settled_seq = a.settled_through_seq;
-            settled = a.settled;
+            settled = core::mem::take(&mut a.settled);
         }
         // Jitter must differ between restarts even with the same configured seed.
         self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
