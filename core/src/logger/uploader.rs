@@ -187,12 +187,17 @@ impl Logger {
         let Some(batch) = self.queue.get(id) else {
             return;
         };
-        let decoded = wire::decode_gzip_batch(&batch.body)
-            .ok()
-            .and_then(|b| wire::impressions(&b).ok().map(|rows| (b, rows)));
-        let Some((proto_batch, rows)) = decoded.filter(|(_, rows)| rows.len() > 1) else {
+        // Decoded into locals step by step: the batch is not moved through options.
+        let Ok(proto_batch) = wire::decode_gzip_batch(&batch.body) else {
             self.drop_batch(id, DropReason::TooLarge);
             return;
+        };
+        let rows = match wire::impressions(&proto_batch) {
+            Ok(rows) if rows.len() > 1 => rows,
+            _ => {
+                self.drop_batch(id, DropReason::TooLarge);
+                return;
+            }
         };
         let (left, right) = rows.split_at(rows.len() / 2);
         let mut halves = [0; 2];
