@@ -145,16 +145,17 @@ fn encode_values(values: &[Value<'_>], buf: &mut impl prost::bytes::BufMut) {
     for (tag, value) in (1..).zip(values) {
         match *value {
             Value::Varint(0) => {}
-            Value::Str(s) if s.is_empty() => {}
             Value::Varint(v) => {
                 encode_key(tag, WireType::Varint, buf);
                 encode_varint(v, buf);
             }
-            // As prost's `string::encode`.
+            // As prost's `string::encode`, for a non-empty string.
             Value::Str(s) => {
-                encode_key(tag, WireType::LengthDelimited, buf);
-                encode_varint(s.len() as u64, buf);
-                buf.put_slice(s.as_bytes());
+                if !s.is_empty() {
+                    encode_key(tag, WireType::LengthDelimited, buf);
+                    encode_varint(s.len() as u64, buf);
+                    buf.put_slice(s.as_bytes());
+                }
             }
             Value::Packed(v) => uint64::encode_packed(tag, v, buf),
         }
@@ -168,9 +169,11 @@ fn values_len(values: &[Value<'_>]) -> usize {
     for (tag, value) in (1..).zip(values) {
         len += match *value {
             Value::Varint(0) => 0,
-            Value::Str(s) if s.is_empty() => 0,
             Value::Varint(v) => key_len(tag) + encoded_len_varint(v),
-            Value::Str(s) => key_len(tag) + encoded_len_varint(s.len() as u64) + s.len(),
+            Value::Str(s) => match s.len() {
+                0 => 0,
+                n => key_len(tag) + encoded_len_varint(n as u64) + n,
+            },
             Value::Packed(v) => uint64::encoded_len_packed(tag, v),
         };
     }

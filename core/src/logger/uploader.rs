@@ -204,7 +204,7 @@ impl Logger {
         // Encoded in the buffer batch closes reuse, as they are: no buffer of its own.
         let mut raw = core::mem::take(&mut self.encode_buf);
         // Push the right half first so the left half ends up in front.
-        for slot in 0..2 {
+        for (slot, half_id) in halves.iter_mut().enumerate() {
             let half = if slot == 0 { right } else { left };
             let mut part = crate::batch::subset(&proto_batch, half);
             part.batch_no = self.next_batch_no;
@@ -216,7 +216,7 @@ impl Logger {
             self.next_batch_id += 1;
             self.next_batch_no += 1;
             closed.ready_after = self.store_batch(&closed);
-            halves[slot] = id;
+            *half_id = id;
             self.queue.push_front(closed);
         }
         self.encode_buf = raw;
