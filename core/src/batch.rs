@@ -201,8 +201,8 @@ impl OpenBatch {
             .unwrap_or(0);
         let item_prefix = common_prefix_len(&self.items);
         let artwork_prefix = common_prefix_len(&self.artworks);
-        header.item_prefix = self.items.get(0)[..item_prefix].to_string();
-        header.artwork_prefix = self.artworks.get(0)[..artwork_prefix].to_string();
+        header.item_prefix = prefix(&self.items, item_prefix).to_string();
+        header.artwork_prefix = prefix(&self.artworks, artwork_prefix).to_string();
         header.page_views = self
             .page_views
             .iter()
@@ -286,10 +286,18 @@ fn common_prefix_len(table: &Interner) -> usize {
     len
 }
 
-/// The entries of `table` without their first `skip` bytes.
+/// The first `len` bytes of `table`'s first entry: its common prefix when `len` is
+/// [`common_prefix_len`], always on a character boundary (so never the empty fallback).
+/// Entries are cut with `get` rather than indexing: no panic path for a cut that
+/// cannot fail.
+fn prefix(table: &Interner, len: usize) -> &str {
+    table.get(0).get(..len).unwrap_or_default()
+}
+
+/// The entries of `table` without their first `skip` bytes (a common prefix, as above).
 fn entries(table: &Interner, skip: usize) -> Vec<String> {
     (0..table.len() as u32)
-        .map(|i| table.get(i)[skip..].to_string())
+        .map(|i| table.get(i).get(skip..).unwrap_or_default().to_string())
         .collect()
 }
 
@@ -430,17 +438,34 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
             ..*row
         });
     }
-    let mut out = source.clone();
     let (item_prefix, artwork_prefix) = (common_prefix_len(&items), common_prefix_len(&artworks));
-    out.strings = entries(&strings, 0);
-    out.item_prefix = items.get(0)[..item_prefix].to_string();
-    out.item_ids = entries(&items, item_prefix);
-    out.artwork_prefix = artworks.get(0)[..artwork_prefix].to_string();
-    out.artwork_ids = entries(&artworks, artwork_prefix);
-    out.page_views = page_views;
-    out.impressions = Some(cols.finish());
-    out.send = None;
-    out
+    // The header copied field by field: cloning the whole source would copy its tables and
+    // columns only to replace them.
+    proto::Batch {
+        schema_version: source.schema_version,
+        sdk_name: source.sdk_name.clone(),
+        sdk_version: source.sdk_version.clone(),
+        app_id: source.app_id.clone(),
+        app_version: source.app_version.clone(),
+        platform: source.platform,
+        device: source.device.clone(),
+        install_id: source.install_id.clone(),
+        session_id: source.session_id.clone(),
+        batch_no: source.batch_no,
+        contract_version: source.contract_version,
+        sample_rate_ppm: source.sample_rate_ppm,
+        strings: entries(&strings, 0),
+        page_views,
+        impressions: Some(cols.finish()),
+        counters: source.counters,
+        clock: source.clock,
+        send: None,
+        item_prefix: prefix(&items, item_prefix).to_string(),
+        item_ids: entries(&items, item_prefix),
+        artwork_prefix: prefix(&artworks, artwork_prefix).to_string(),
+        artwork_ids: entries(&artworks, artwork_prefix),
+        reentry: source.reentry,
+    }
 }
 
 fn varint_len(v: u64) -> usize {

@@ -100,12 +100,11 @@ pub fn layout_from_flat(ids: Vec<String>, row_lengths: &[u32]) -> Option<Vec<Vec
         return None;
     }
     let mut ids = ids.into_iter();
-    Some(
-        row_lengths
-            .iter()
-            .map(|&n| ids.by_ref().take(n as usize).collect())
-            .collect(),
-    )
+    let mut rows = Vec::with_capacity(row_lengths.len());
+    for &n in row_lengths {
+        rows.push(ids.by_ref().take(n as usize).collect());
+    }
+    Some(rows)
 }
 
 /// Everything a host tells the logger.

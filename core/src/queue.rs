@@ -184,10 +184,10 @@ impl Queue {
         self.remove_at(i)
     }
 
-    /// Removes every batch.
-    pub fn drain(&mut self) -> Vec<ClosedBatch> {
+    /// Removes every batch, in upload order.
+    pub fn drain(&mut self) -> VecDeque<ClosedBatch> {
         self.bytes = 0;
-        self.batches.drain(..).collect()
+        core::mem::take(&mut self.batches)
     }
 
     /// Impressions queued.

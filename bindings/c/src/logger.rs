@@ -22,7 +22,7 @@ use crate::output::{
     OwnedUpload, SightlineStoreOp, SightlineStoreResult, SightlineStoredValue, SightlineUpload,
 };
 use crate::status::{Result, SightlineStatus, fail, guard};
-use crate::text::{bytes_arg, copy_out, opt_str_arg, out, slice_arg, str_arg};
+use crate::text::{bytes_arg, copy_out, opt_str_arg, out, slice_arg, str_arg, strings_arg};
 use crate::types::{
     SightlineConfig, SightlineImpression, SightlineItem, SightlineNow, SightlineRecorded,
     SightlineStats,
@@ -200,11 +200,7 @@ pub(crate) unsafe fn layout_arg(
     }
     // SAFETY: the caller's contract, for both arrays.
     let lengths = unsafe { slice_arg(row_lengths, row_count) }?;
-    let ids = unsafe { slice_arg(ids, id_count) }?
-        .iter()
-        // SAFETY: each is a valid C string by the caller's contract.
-        .map(|&p| unsafe { str_arg(p) }.map(ToString::to_string))
-        .collect::<Result<Vec<String>>>()?;
+    let ids = unsafe { strings_arg(ids, id_count) }?;
     core_::layout_from_flat(ids, lengths)
         .map(Some)
         .ok_or(SightlineStatus::InvalidArgument)

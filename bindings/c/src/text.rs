@@ -1,6 +1,8 @@
 //! Strings and byte ranges crossing the boundary: C strings in (bounded, checked UTF-8),
 //! bytes in, and text copied out into caller buffers.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::ffi::c_char;
 
 use crate::status::{Result, SightlineStatus};
@@ -72,6 +74,22 @@ pub(crate) unsafe fn slice_arg<'a, T>(p: *const T, count: usize) -> Result<&'a [
     }
     // SAFETY: the caller's contract.
     Ok(unsafe { core::slice::from_raw_parts(p, count) })
+}
+
+/// An array of `count` required strings, copied: the contract's pages, a layout's ids.
+/// The first entry that fails gives the status.
+///
+/// # Safety
+/// As [`slice_arg`], each entry as [`str_arg`].
+pub(crate) unsafe fn strings_arg(p: *const *const c_char, count: usize) -> Result<Vec<String>> {
+    // SAFETY: the caller's contract.
+    let ptrs = unsafe { slice_arg(p, count) }?;
+    let mut strings = Vec::with_capacity(ptrs.len());
+    for &s in ptrs {
+        // SAFETY: the caller's contract, for each entry.
+        strings.push(String::from(unsafe { str_arg(s) }?));
+    }
+    Ok(strings)
 }
 
 /// A required out-parameter.

@@ -2,8 +2,7 @@
 //! as `uint32_t` fields (a C caller can store any value there) and are checked; every
 //! default and limit stays the core's (`sightline_config_init` copies them).
 
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
+use alloc::string::ToString;
 use core::ffi::c_char;
 
 use sightline_core as core_;
@@ -11,7 +10,7 @@ use sightline_core::contract::Contract;
 use sightline_core::{Config, DropReason, Impression, ItemRef, Now, Platform, Reentry, Rule};
 
 use crate::status::{Result, SightlineStatus, guard};
-use crate::text::{opt_str_arg, out, slice_arg, str_arg};
+use crate::text::{opt_str_arg, out, str_arg, strings_arg};
 
 /// Both clocks: monotonic milliseconds (durations, deadlines) and wall-clock milliseconds
 /// since the Unix epoch (stamps only). Either may go backwards; nothing breaks.
@@ -207,11 +206,7 @@ impl SightlineContract {
     /// `pages` holds `page_count` valid C strings (or is NULL with count 0).
     pub(crate) unsafe fn read(&self) -> Result<Contract> {
         // SAFETY: the caller's contract.
-        let pages = unsafe { slice_arg(self.pages, self.page_count) }?
-            .iter()
-            // SAFETY: each entry is a valid C string by the caller's contract.
-            .map(|&p| unsafe { str_arg(p) }.map(ToString::to_string))
-            .collect::<Result<Vec<String>>>()?;
+        let pages = unsafe { strings_arg(self.pages, self.page_count) }?;
         Ok(Contract {
             version: self.version,
             min_visible_pct: self.min_visible_pct,

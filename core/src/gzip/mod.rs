@@ -356,6 +356,7 @@ fn write_trailer(out: &mut Vec<u8>, data: &[u8]) {
 
 /// CRC-32 as gzip, zlib and PNG define it (IEEE 802.3: reflected, polynomial
 /// 0xEDB88320, initial value and final XOR all ones).
+#[cfg(not(feature = "compact"))]
 pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in bytes {
@@ -365,17 +366,40 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// CRC-32 as gzip, zlib and PNG define it (IEEE 802.3: reflected, polynomial
+/// 0xEDB88320, initial value and final XOR all ones). The compact build takes four bits
+/// at a time from a 64-byte table instead of a byte from a 1 KiB one: the same value at
+/// half the speed, in a sixteenth of the flash.
+#[cfg(feature = "compact")]
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        // The index is masked to four bits, so it is always within the 16 entries.
+        crc = CRC_NIBBLE_TABLE[(crc & 15) as usize] ^ (crc >> 4);
+        crc = CRC_NIBBLE_TABLE[(crc & 15) as usize] ^ (crc >> 4);
+    }
+    !crc
+}
+
 /// One entry per byte value: the CRC of that byte alone (without the
 /// initial and final inversion). Built at compile time; 1 KiB of flash.
-static CRC_TABLE: [u32; 256] = crc_table();
+#[cfg(any(not(feature = "compact"), test))]
+static CRC_TABLE: [u32; 256] = crc_table::<256>();
 
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
+/// One entry per four-bit value, as [`CRC_TABLE`] has per byte: 64 bytes of flash.
+#[cfg(feature = "compact")]
+static CRC_NIBBLE_TABLE: [u32; 16] = crc_table::<16>();
+
+/// The CRC of each value below `N` (256: a byte, 16: four bits) fed in alone.
+const fn crc_table<const N: usize>() -> [u32; N] {
+    let bits = if N == 16 { 4 } else { 8 };
+    let mut table = [0u32; N];
     let mut i = 0;
-    while i < table.len() {
+    while i < N {
         let mut crc = i as u32;
         let mut bit = 0;
-        while bit < 8 {
+        while bit < bits {
             crc = if crc & 1 == 1 {
                 (crc >> 1) ^ 0xedb8_8320
             } else {
@@ -1020,6 +1044,24 @@ mod tests {
         );
         assert_eq!(crc32(&[0; 32]), 0x190a_55ad);
         assert_eq!(crc32(&[0xff; 32]), 0xff6c_ab0b);
+    }
+
+    #[test]
+    fn crc32_of_every_build_matches_the_byte_table() {
+        let by_table = |bytes: &[u8]| {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc = CRC_TABLE[usize::from(crc as u8 ^ b)] ^ (crc >> 8);
+            }
+            !crc
+        };
+        let mut rng = Rng(0x5eed);
+        for len in [0, 1, 2, 7, 256, 4099] {
+            let data = rng.bytes(len);
+            assert_eq!(crc32(&data), by_table(&data), "{len} bytes");
+        }
+        let every_byte: Vec<u8> = (0..=255).collect();
+        assert_eq!(crc32(&every_byte), by_table(&every_byte));
     }
 
     #[test]

@@ -635,8 +635,9 @@ impl Logger {
             self.count_settled(&b);
         }
         self.schedule.abandon();
-        let spare = &mut self.spare;
-        spare.extend(self.page_views.drain(..).take(SPARE_PAGE_VIEWS));
+        // The first few page views are kept as spares (in order), the rest dropped.
+        self.page_views.truncate(SPARE_PAGE_VIEWS);
+        self.spare.append(&mut self.page_views);
     }
 
     fn tick(&mut self, now: Now) {

@@ -114,9 +114,12 @@ impl Logger {
     pub(super) fn rewrite_state(&mut self) {
         self.checkpointed.reserved_through = self.reserved;
         let covers = self.reserved;
-        let state = core::mem::take(&mut self.checkpointed);
-        self.put_record(STATE_KEY, &state, Purpose::State { covers });
-        self.checkpointed = state;
+        put_record(
+            &mut self.outbox,
+            STATE_KEY,
+            &self.checkpointed,
+            Purpose::State { covers },
+        );
     }
 
     /// A batch was counted as delivered or dropped: its stored copy goes once `acks` says so.
@@ -172,24 +175,29 @@ impl Logger {
         // Every seq issued so far is in a batch planned before this state.
         self.reserved = self.stats.issued;
         let s = &self.stats;
-        let state = State {
-            session_id: self.session_id.clone(),
-            generation: self.generation,
-            starts: self.starts,
-            next_batch_id: self.next_batch_id,
-            next_batch_no: self.next_batch_no,
-            next_page_view: self.next_page_view,
-            recorded: s.recorded,
-            sampled_out: s.sampled_out,
-            deduped: s.deduped,
-            issued: s.issued,
-            invalid: s.invalid,
-            invalid_by_rule: s.invalid_by_rule.to_stored(),
-            reserved_through: self.reserved,
-        };
+        // Written over the last checkpoint's state in place (its session id's buffer
+        // reused), then planned from there.
+        let state = &mut self.checkpointed;
+        state.session_id.clone_from(&self.session_id);
+        state.generation = self.generation;
+        state.starts = self.starts;
+        state.next_batch_id = self.next_batch_id;
+        state.next_batch_no = self.next_batch_no;
+        state.next_page_view = self.next_page_view;
+        state.recorded = s.recorded;
+        state.sampled_out = s.sampled_out;
+        state.deduped = s.deduped;
+        state.issued = s.issued;
+        state.invalid = s.invalid;
+        state.invalid_by_rule = s.invalid_by_rule.to_stored();
+        state.reserved_through = self.reserved;
         let covers = self.reserved;
-        let saved = self.put_record(STATE_KEY, &state, Purpose::State { covers });
-        self.checkpointed = state;
+        let saved = put_record(
+            &mut self.outbox,
+            STATE_KEY,
+            &self.checkpointed,
+            Purpose::State { covers },
+        );
         self.write_acks();
         // Only once the new state is acknowledged; if it fails, the journal stays (replay
         // takes records of the stored generation and later ones).
@@ -210,10 +218,7 @@ impl Logger {
 
     /// Plans a record's write; returns its ticket.
     pub(super) fn put_record<T: Message>(&mut self, key: &str, value: &T, purpose: Purpose) -> u64 {
-        let op = self.outbox.put_op(key, |buf| {
-            frame_with(buf, |payload| value.encode_raw(payload))
-        });
-        self.outbox.plan(op, purpose)
+        put_record(&mut self.outbox, key, value, purpose)
     }
 
     /// Writes `acks`, then removes the stored copies of the batches it lists as settled,
@@ -242,4 +247,13 @@ impl Logger {
                 .plan_if_ok(written, op, Purpose::RemoveSettled(s.id));
         }
     }
+}
+
+/// Plans a record's write in `outbox`; returns its ticket. Apart from the logger, so a
+/// record the logger holds (the checkpointed state) is written without moving it out.
+fn put_record<T: Message>(outbox: &mut Outbox, key: &str, value: &T, purpose: Purpose) -> u64 {
+    let op = outbox.put_op(key, |buf| {
+        frame_with(buf, |payload| value.encode_raw(payload))
+    });
+    outbox.plan(op, purpose)
 }

@@ -15,14 +15,16 @@ impl Logger {
         let previous = stored
             .get(STATE_KEY)
             .map_or(0, |bytes| crate::rng::hash_bytes(0, bytes));
-        let state: Option<State> = self.get_record(stored, STATE_KEY);
-        let acks: Option<Acks> = self.get_record(stored, ACKS_KEY);
+        let mut state: Option<State> = self.get_record(stored, STATE_KEY);
+        let mut acks: Option<Acks> = self.get_record(stored, ACKS_KEY);
         let prefs: Prefs = self.get_record(stored, PREFS_KEY).unwrap_or_default();
         self.enabled = !prefs.opted_out;
         let resumed = state.is_some();
-        match state {
+        // The records are read where they lie: moving them out of their options would copy
+        // every counter.
+        match state.as_mut() {
             Some(s) => {
-                self.session_id = s.session_id;
+                self.session_id = core::mem::take(&mut s.session_id);
                 self.generation = s.generation;
                 self.starts = s.starts;
                 self.next_batch_id = s.next_batch_id;
@@ -52,7 +54,7 @@ impl Logger {
         let mut settled = Vec::new();
         let mut front_attempts = (0, 0);
         let mut blocked = (0, 0);
-        if let Some(a) = acks.filter(|_| resumed) {
+        if let Some(a) = acks.as_mut().filter(|_| resumed) {
             let st = &mut self.stats;
             st.delivered = a.delivered;
             st.dropped = a.drops();
@@ -64,18 +66,16 @@ impl Logger {
             blocked = (a.blocked_until_wall_ms, a.blocked_for_ms);
             front_attempts = (a.attempts_batch, a.attempts);
             self.settled_seq = a.settled_through_seq;
-            settled = a.settled;
+            settled = core::mem::take(&mut a.settled);
         }
         // Jitter must differ between restarts even with the same configured seed.
         self.rng = Rng::new(self.config.seed ^ crate::rng::mix64(u64::from(self.starts) + 1));
         self.starts += 1;
         let key = match self.config.sample_key {
-            SampleKey::Install if !self.config.install_id.is_empty() => {
-                self.config.install_id.clone()
-            }
-            _ => self.session_id.clone(),
+            SampleKey::Install if !self.config.install_id.is_empty() => &self.config.install_id,
+            _ => &self.session_id,
         };
-        self.sampled_in = sampling::keep(&key, self.config.sample_rate_ppm);
+        self.sampled_in = sampling::keep(key, self.config.sample_rate_ppm);
 
         let stored_through = self.load_batches(stored, &settled);
         if let Some(b) = self.queue.get_mut(front_attempts.0) {
@@ -192,7 +192,8 @@ impl Logger {
             self.stats.corrupt_records += 1;
         }
         let mut epoch = 0;
-        let mut pvs: Vec<(u64, String, Option<String>, u64, u64)> = Vec::new();
+        // Page views as journaled: their names borrowed from the journal's bytes.
+        let mut pvs: Vec<PageViewRef<'_>> = Vec::new();
         for payload in frames.payloads {
             let Some((generation, entry)) = Entry::decode(payload) else {
                 self.stats.corrupt_records += 1;
@@ -211,13 +212,13 @@ impl Logger {
                     request_id,
                 } => {
                     self.next_page_view = self.next_page_view.max(ordinal + 1);
-                    pvs.push((
+                    pvs.push(PageViewRef {
                         ordinal,
-                        page.to_string(),
-                        request_id.map(ToString::to_string),
+                        page,
+                        request_id,
                         start_mono,
                         start_wall,
-                    ));
+                    });
                 }
                 Entry::PageViewEnd {
                     ordinal,
@@ -245,17 +246,10 @@ impl Logger {
                     if imp.seq <= stored_through {
                         continue;
                     }
-                    let Some(pv) = pvs.iter().find(|p| p.0 == imp.page_view) else {
+                    let Some(&pv_ref) = pvs.iter().find(|p| p.ordinal == imp.page_view) else {
                         // Its page view record was lost (a failed journal append): counted
                         // lost with the other gaps once recovery is done.
                         continue;
-                    };
-                    let pv_ref = PageViewRef {
-                        ordinal: pv.0,
-                        page: &pv.1,
-                        request_id: pv.2.as_deref(),
-                        start_mono: pv.3,
-                        start_wall: pv.4,
                     };
                     // Seqs in a batch are contiguous: a record lost in between starts another.
                     let next = self.open.first_seq + self.open.len() as u64;

@@ -184,43 +184,49 @@ impl Logger {
     /// 413: re-encode the batch as two halves, each with its own string table, and send
     /// those instead; a single impression that is still too large is dropped.
     pub(super) fn split(&mut self, id: u64) {
-        let Some(batch) = self.queue.get_mut(id).map(|b| b.clone()) else {
+        let Some(batch) = self.queue.get(id) else {
             return;
         };
-        let decoded = wire::decode_gzip_batch(&batch.body)
-            .ok()
-            .and_then(|b| wire::impressions(&b).ok().map(|rows| (b, rows)));
-        let Some((proto_batch, rows)) = decoded.filter(|(_, rows)| rows.len() > 1) else {
+        // Decoded into locals step by step: the batch is not moved through options.
+        let Ok(proto_batch) = wire::decode_gzip_batch(&batch.body) else {
             self.drop_batch(id, DropReason::TooLarge);
             return;
         };
+        let rows = match wire::impressions(&proto_batch) {
+            Ok(rows) if rows.len() > 1 => rows,
+            _ => {
+                self.drop_batch(id, DropReason::TooLarge);
+                return;
+            }
+        };
         let (left, right) = rows.split_at(rows.len() / 2);
         let mut halves = [0; 2];
+        // Encoded in the buffer batch closes reuse, as they are: no buffer of its own.
+        let mut raw = core::mem::take(&mut self.encode_buf);
         // Push the right half first so the left half ends up in front.
-        for (slot, half) in [right, left].into_iter().enumerate() {
-            let part = crate::batch::subset(&proto_batch, half);
-            let body = self.compress(
-                &proto::Batch {
-                    batch_no: self.next_batch_no,
-                    ..part
-                }
-                .encode_to_vec(),
-            );
+        for (slot, half_id) in halves.iter_mut().enumerate() {
+            let half = if slot == 0 { right } else { left };
+            let mut part = crate::batch::subset(&proto_batch, half);
+            part.batch_no = self.next_batch_no;
+            raw.clear();
+            part.encode_raw(&mut raw);
+            let body = self.compress(&raw);
             let (id, no) = (self.next_batch_id, self.next_batch_no);
             let mut closed = ClosedBatch::new(id, no, half[0].seq, half.len() as u32, body);
             self.next_batch_id += 1;
             self.next_batch_no += 1;
             closed.ready_after = self.store_batch(&closed);
-            halves[slot] = id;
+            *half_id = id;
             self.queue.push_front(closed);
         }
+        self.encode_buf = raw;
         // The original goes the way of a settled batch once both halves are stored (or a
         // half is settled): listed in the next `acks`, its copy removed once that `acks`
         // is acknowledged (a failed removal is retried, and a restart never loads it next
         // to halves that were already counted). Until then a restart finds the original,
         // keeps it and drops the halves: a half whose put failed is never lost with it.
         self.queue.remove(id);
-        self.splits.push((batch.id, halves));
+        self.splits.push((id, halves));
         self.schedule.now_ready(self.now);
     }
 }
