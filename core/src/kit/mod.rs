@@ -27,10 +27,11 @@
 //! let store = Box::new(MemoryStore::new());
 //! let driver = Driver::start(config, store, transport, Box::new(SystemClock::new())).unwrap();
 //! let pv = driver.start_page_view("home", None, None).unwrap();
+//! let shown = driver.now().mono_ms; // the tile appears with the page
 //! std::thread::sleep(Duration::from_millis(1_100));
 //! let seen = Impression {
 //!     item_id: "title:1", artwork_id: None, row: 0, column: 3,
-//!     first_visible_mono_ms: 0, visible_ms: 1_050, max_visible_fraction: 1.0, focused_ms: 0,
+//!     first_visible_mono_ms: shown, visible_ms: 1_050, max_visible_fraction: 1.0, focused_ms: 0,
 //! };
 //! driver.record_impression(pv, &seen).unwrap();
 //! driver.shutdown(Duration::from_secs(5)); // flushes and delivers to the capture

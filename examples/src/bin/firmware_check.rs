@@ -175,7 +175,9 @@ fn check(path: &str) -> Result<(), String> {
         stat("arena_high_water")?
     );
     if peak > budget {
-        return Err(format!("heap peak {peak} B is over the budget of {budget} B"));
+        return Err(format!(
+            "heap peak {peak} B is over the budget of {budget} B"
+        ));
     }
     if stat("heap_after_free")? != 0 {
         return Err(format!(
