@@ -11,6 +11,8 @@ root="$PWD"
 target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
 build="$target/c-build"
+# CMake trees remember their source directory: start clean (cargo's artifacts are kept).
+rm -rf "$build"
 
 step() { printf '\n==> c: %s (%s)\n' "$*" "$(date +%T)"; }
 
@@ -32,7 +34,6 @@ step "the header is what cbindgen makes of the sources"
 cargo run -q -p sightline-c-header -- --check
 
 step "library: CMake package, built and installed to a prefix"
-rm -rf "$build/prefix"
 cmake -S bindings/c -B "$build/lib" -DSIGHTLINE_CARGO_TARGET_DIR="$target" >/dev/null
 cmake --build "$build/lib"
 cmake --install "$build/lib" --prefix "$build/prefix" >/dev/null

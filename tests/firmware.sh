@@ -11,6 +11,8 @@ root="$PWD"
 target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
 build="$target/firmware-build"
+# CMake trees remember their source directory: start clean (cargo's artifacts are kept).
+rm -rf "$build"
 
 step() { printf '\n==> firmware: %s (%s)\n' "$*" "$(date +%T)"; }
 
