@@ -609,56 +609,7 @@ mod tests {
     use alloc::vec;
     use std::io::Read;
 
-    /// Seeded xorshift64, so every run tests the same bytes.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-
-        /// Text-like bytes: words from a small vocabulary, digits, repeats at every
-        /// distance, so every block type and most length and distance codes occur.
-        fn text(&mut self, len: usize) -> Vec<u8> {
-            const WORDS: [&[u8]; 8] = [
-                b"impression",
-                b"title:",
-                b"art:",
-                b"\"row\":",
-                b" ",
-                b"\n",
-                b"home",
-                b"0",
-            ];
-            let mut out = Vec::with_capacity(len);
-            while out.len() < len {
-                match self.below(4) {
-                    0 => out.extend_from_slice(WORDS[self.below(WORDS.len())]),
-                    1 => out.push(b'0' + self.below(10) as u8),
-                    2 if !out.is_empty() => {
-                        let dist = 1 + self.below(out.len().min(40_000));
-                        for _ in 0..3 + self.below(300) {
-                            out.push(out[out.len() - dist]);
-                        }
-                    }
-                    _ => out.push(self.next() as u8),
-                }
-            }
-            out.truncate(len);
-            out
-        }
-    }
+    use crate::gzip::test_rng::Rng;
 
     fn deflate(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

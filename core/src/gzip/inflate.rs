@@ -373,72 +373,7 @@ mod tests {
 
     const NO_LIMIT: usize = usize::MAX;
 
-    /// Seeded xorshift64, so every run tests the same bytes.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-
-        /// Words, digits and repeats at every distance up to 32 KiB.
-        fn text(&mut self, len: usize) -> Vec<u8> {
-            const WORDS: [&[u8]; 6] = [b"impression", b"title:", b"\"row\":", b" ", b"\n", b"0"];
-            let mut out = Vec::with_capacity(len);
-            while out.len() < len {
-                match self.below(4) {
-                    0 => out.extend_from_slice(WORDS[self.below(WORDS.len())]),
-                    1 => out.push(b'0' + self.below(10) as u8),
-                    2 if !out.is_empty() => {
-                        let dist = 1 + self.below(out.len().min(32_768));
-                        for _ in 0..3 + self.below(300) {
-                            out.push(out[out.len() - dist]);
-                        }
-                    }
-                    _ => out.push(self.next() as u8),
-                }
-            }
-            out.truncate(len);
-            out
-        }
-
-        /// Protobuf-like: field tags, varints, length-delimited ids from a small set.
-        fn protobuf(&mut self, len: usize) -> Vec<u8> {
-            let ids: Vec<Vec<u8>> = (0..20)
-                .map(|i| std::format!("item-{i:04}").into())
-                .collect();
-            let mut out = Vec::with_capacity(len);
-            while out.len() < len {
-                out.push(0x08 | (self.below(6) as u8) << 3);
-                let mut v = self.next() >> self.below(64);
-                loop {
-                    let byte = (v & 0x7f) as u8;
-                    v >>= 7;
-                    if v == 0 {
-                        out.push(byte);
-                        break;
-                    }
-                    out.push(byte | 0x80);
-                }
-                let id = &ids[self.below(ids.len())];
-                out.extend_from_slice(&[0x12, id.len() as u8]);
-                out.extend_from_slice(id);
-            }
-            out.truncate(len);
-            out
-        }
-    }
+    use crate::gzip::test_rng::Rng;
 
     /// Inflates all of `z`, which must be exactly one stream.
     fn inflate_all(z: &[u8], max_output: usize) -> Result<Vec<u8>, GzipError> {

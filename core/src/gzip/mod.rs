@@ -32,6 +32,8 @@ mod compact;
 // builds decode with it.
 #[cfg_attr(not(feature = "compact"), allow(dead_code))]
 mod inflate;
+#[cfg(test)]
+mod test_rng;
 
 pub use compact::STATE_BYTES as COMPACT_STATE_BYTES;
 
@@ -620,25 +622,7 @@ mod tests {
     use flate2::{Compression, GzBuilder};
     use std::io::{Read, Write};
 
-    /// Seeded xorshift64, so every run tests the same bytes.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-    }
+    use super::test_rng::Rng;
 
     /// Compressible, batch-like text.
     fn sample(lines: usize) -> Vec<u8> {
