@@ -33,6 +33,14 @@ pub const MAX_HELD_SEQS: usize = 32 * crate::session::DEDUP_WINDOW;
 /// beyond this the least recently seen sessions lose theirs (they keep deduping; only a
 /// conflict on those old seqs goes unnoticed), so conflict detection never costs dedup.
 pub const MAX_RECENT_DIGESTS: usize = 4 * 1024 * 1024;
+/// Impressions one upload may carry: the SDK closes a batch at
+/// [`sightline_core::batch::MAX_BATCH_IMPRESSIONS`], so more comes from a crafted client,
+/// and the work of an upload (checks, rows, dedup) grows with its impressions.
+pub const MAX_UPLOAD_IMPRESSIONS: usize = sightline_core::batch::MAX_BATCH_IMPRESSIONS;
+/// Row bytes one upload may produce (by the estimate of [`Decoder::admit`]): the SDK's
+/// largest batch (8,192 impressions) with every id at the 255-byte maximum estimates at
+/// about 28 MB, so 32 MiB bounds each ingest's output without refusing a real batch.
+pub const MAX_UPLOAD_ROW_BYTES: usize = 32 * 1024 * 1024;
 /// Output an upload may produce, as a multiple of its decompressed size. Rows repeat the
 /// batch's header and strings per impression: a real batch's rows come to about 40x its
 /// protobuf, and the estimate (which takes the widest numbers and longest strings) to
@@ -113,6 +121,19 @@ impl Metrics {
     pub fn count_refused(&mut self, reason: &'static str) {
         *self.refused_batches.entry(reason).or_default() += 1;
     }
+
+    /// Counts an upload of `body_len` bytes and, if refused, its reason.
+    pub fn count_decoded(
+        &mut self,
+        body_len: usize,
+        decoded: Result<proto::Batch, Refused>,
+    ) -> Result<proto::Batch, Refusal> {
+        self.bytes_in += body_len as u64;
+        decoded.map_err(|(kind, refusal)| {
+            self.count_refused(kind);
+            refusal
+        })
+    }
 }
 
 /// One tracked session and when it was last used.
@@ -125,7 +146,7 @@ struct Tracked {
 /// Decodes, validates and dedups uploads; holds per-session state.
 #[derive(Debug)]
 pub struct Ingestor {
-    contract: Contract,
+    decoder: Decoder,
     sessions: HashMap<String, Tracked>,
     /// Sessions by last use (ticks are unique): the least recent is first, found in
     /// O(log n) when one must be forgotten.
@@ -145,7 +166,7 @@ impl Ingestor {
     /// An ingestor validating against `contract`.
     pub fn new(contract: Contract) -> Self {
         Ingestor {
-            contract,
+            decoder: Decoder::new(contract),
             sessions: HashMap::new(),
             by_use: BTreeMap::new(),
             held: 0,
@@ -156,110 +177,22 @@ impl Ingestor {
         }
     }
 
-    /// Gunzips within the limits and decodes; refuses bombs and malformed input.
-    pub fn decode(&mut self, body: &[u8]) -> Result<proto::Batch, Refusal> {
-        self.metrics.bytes_in += body.len() as u64;
-        let refused = |m: &mut Metrics, kind: &'static str, r: Refusal| {
-            m.count_refused(kind);
-            Err(r)
-        };
-        if body.len() > MAX_COMPRESSED_BYTES {
-            let r = Refusal::TooLarge(format!("body over {MAX_COMPRESSED_BYTES} bytes"));
-            return refused(&mut self.metrics, "too_large", r);
-        }
-        let limit = MAX_DECOMPRESSED_BYTES.min(body.len().saturating_mul(MAX_EXPANSION_RATIO));
-        let raw = match gzip::gunzip(body, limit) {
-            Ok(raw) => raw,
-            Err(GzipError::TooLarge { .. }) => {
-                let r = Refusal::TooLarge(format!(
-                    "decompresses beyond {limit} bytes (limit {MAX_DECOMPRESSED_BYTES}, ratio {MAX_EXPANSION_RATIO})"
-                ));
-                return refused(&mut self.metrics, "too_large", r);
-            }
-            Err(e) => {
-                return refused(
-                    &mut self.metrics,
-                    "malformed",
-                    Refusal::Malformed(format!("gzip: {e}")),
-                );
-            }
-        };
-        match wire::decode_batch(&raw) {
-            Ok(batch) => match self.admit(&batch, raw.len()) {
-                Ok(()) => Ok(batch),
-                Err(r) => {
-                    let kind = if r.status() == 413 {
-                        "too_large"
-                    } else {
-                        "malformed"
-                    };
-                    refused(&mut self.metrics, kind, r)
-                }
-            },
-            Err(e) => {
-                let kind = if matches!(e, DecodeError::Gzip(GzipError::TooLarge { .. })) {
-                    "too_large"
-                } else {
-                    "malformed"
-                };
-                refused(&mut self.metrics, kind, Refusal::Malformed(e.to_string()))
-            }
-        }
+    /// The stateless half of ingest, to decode uploads outside the ingestor (on any
+    /// thread, in parallel); count each result with [`Metrics::count_decoded`].
+    pub fn decoder(&self) -> Decoder {
+        self.decoder.clone()
     }
 
-    /// Refuses a decoded batch whose header ids are not well-formed ids (400), or whose
-    /// rows would exceed [`MAX_OUTPUT_RATIO`] times its `decoded_len` bytes (413). Every row
-    /// repeats the header and its page view's and item's strings, so the estimate is the
-    /// impression count times the longest of each: cheap, and below the real size only by
-    /// bad rows' rule lists and JSON escapes (at most 6x on the strings): a constant factor.
+    /// Gunzips within the limits and decodes, counting the upload; refuses bombs and
+    /// malformed input.
+    pub fn decode(&mut self, body: &[u8]) -> Result<proto::Batch, Refusal> {
+        let decoded = self.decoder.decode(body);
+        self.metrics.count_decoded(body.len(), decoded)
+    }
+
+    /// See [`Decoder::admit`].
     pub fn admit(&self, batch: &proto::Batch, decoded_len: usize) -> Result<(), Refusal> {
-        let max = self.contract.max_id_len;
-        if !valid_id(&batch.session_id, max) {
-            return Err(Refusal::Malformed(
-                "session_id is empty or not a well-formed id".into(),
-            ));
-        }
-        let header = [
-            ("app_id", &batch.app_id),
-            ("app_version", &batch.app_version),
-            ("device", &batch.device),
-            ("install_id", &batch.install_id),
-            ("sdk_name", &batch.sdk_name),
-            ("sdk_version", &batch.sdk_version),
-        ];
-        if let Some((field, _)) = header
-            .iter()
-            .find(|(_, v)| !v.is_empty() && !valid_id(v, max))
-        {
-            return Err(Refusal::Malformed(format!(
-                "{field} is not a well-formed id"
-            )));
-        }
-        let count = batch.impressions.as_ref().map_or(0, |i| i.count as usize);
-        let text = |i: u32| wire::string(batch, i).map_or(0, str::len);
-        let page_view = batch
-            .page_views
-            .iter()
-            .map(|pv| text(pv.page) + pv.request_id.checked_sub(1).map_or(0, text))
-            .max()
-            .unwrap_or(0);
-        let longest = |prefix: &str, ids: &[String]| {
-            prefix.len() + ids.iter().map(String::len).max().unwrap_or(0)
-        };
-        let per_row = ROW_FIXED_BYTES
-            + batch.session_id.len()
-            + header.iter().map(|(_, v)| v.len()).sum::<usize>()
-            + page_view
-            + longest(&batch.item_prefix, &batch.item_ids)
-            + longest(&batch.artwork_prefix, &batch.artwork_ids);
-        let estimate = count.saturating_mul(per_row);
-        let budget = decoded_len.saturating_mul(MAX_OUTPUT_RATIO);
-        if estimate > budget {
-            return Err(Refusal::TooLarge(format!(
-                "rows would take about {estimate} bytes, over {MAX_OUTPUT_RATIO}x the {decoded_len} byte batch"
-            )));
-        }
-        Ok(())
+        self.decoder.admit(batch, decoded_len)
     }
 
     /// Ingests one upload body received at `received_wall_ms`.
@@ -277,7 +210,7 @@ impl Ingestor {
         let ids = Ids::of(batch);
         let mut violations: HashMap<u64, Vec<Rule>> = HashMap::new();
         let mut counters_inconsistent = false;
-        for v in self.contract.check_decoded(batch, &rows, &ids) {
+        for v in self.decoder.contract.check_decoded(batch, &rows, &ids) {
             match v.seq {
                 Some(seq) => violations.entry(seq).or_default().push(v.rule),
                 None => {
@@ -471,6 +404,119 @@ impl Ingestor {
         self.digests_by_use.clear();
         self.digests = 0;
         self.metrics = Metrics::default();
+    }
+}
+
+/// Decoding of one upload within the limits: no state, so it runs outside the ingestor's
+/// lock, on as many threads as there are uploads in flight.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    contract: Contract,
+}
+
+/// A refused upload and the reason it is counted under (`too_large`, `malformed`).
+pub type Refused = (&'static str, Refusal);
+
+impl Decoder {
+    /// A decoder checking header ids against `contract`'s id rules.
+    pub fn new(contract: Contract) -> Self {
+        Decoder { contract }
+    }
+
+    /// Gunzips within the limits and decodes; refuses bombs and malformed input.
+    pub fn decode(&self, body: &[u8]) -> Result<proto::Batch, Refused> {
+        if body.len() > MAX_COMPRESSED_BYTES {
+            let r = Refusal::TooLarge(format!("body over {MAX_COMPRESSED_BYTES} bytes"));
+            return Err(("too_large", r));
+        }
+        let limit = MAX_DECOMPRESSED_BYTES.min(body.len().saturating_mul(MAX_EXPANSION_RATIO));
+        let raw = match gzip::gunzip(body, limit) {
+            Ok(raw) => raw,
+            Err(GzipError::TooLarge { .. }) => {
+                let r = Refusal::TooLarge(format!(
+                    "decompresses beyond {limit} bytes (limit {MAX_DECOMPRESSED_BYTES}, ratio {MAX_EXPANSION_RATIO})"
+                ));
+                return Err(("too_large", r));
+            }
+            Err(e) => return Err(("malformed", Refusal::Malformed(format!("gzip: {e}")))),
+        };
+        match wire::decode_batch(&raw) {
+            Ok(batch) => match self.admit(&batch, raw.len()) {
+                Ok(()) => Ok(batch),
+                Err(r) if r.status() == 413 => Err(("too_large", r)),
+                Err(r) => Err(("malformed", r)),
+            },
+            Err(e) => {
+                let kind = if matches!(e, DecodeError::Gzip(GzipError::TooLarge { .. })) {
+                    "too_large"
+                } else {
+                    "malformed"
+                };
+                Err((kind, Refusal::Malformed(e.to_string())))
+            }
+        }
+    }
+
+    /// Refuses a decoded batch whose header ids are not well-formed ids (400), or whose
+    /// work is over the per-upload budget (413): more than [`MAX_UPLOAD_IMPRESSIONS`]
+    /// impressions, or rows over [`MAX_UPLOAD_ROW_BYTES`] or [`MAX_OUTPUT_RATIO`] times its
+    /// `decoded_len` bytes. Every row
+    /// repeats the header and its page view's and item's strings, so the estimate is the
+    /// impression count times the longest of each: cheap, and below the real size only by
+    /// bad rows' rule lists and JSON escapes (at most 6x on the strings): a constant factor.
+    pub fn admit(&self, batch: &proto::Batch, decoded_len: usize) -> Result<(), Refusal> {
+        let max = self.contract.max_id_len;
+        if !valid_id(&batch.session_id, max) {
+            return Err(Refusal::Malformed(
+                "session_id is empty or not a well-formed id".into(),
+            ));
+        }
+        let header = [
+            ("app_id", &batch.app_id),
+            ("app_version", &batch.app_version),
+            ("device", &batch.device),
+            ("install_id", &batch.install_id),
+            ("sdk_name", &batch.sdk_name),
+            ("sdk_version", &batch.sdk_version),
+        ];
+        if let Some((field, _)) = header
+            .iter()
+            .find(|(_, v)| !v.is_empty() && !valid_id(v, max))
+        {
+            return Err(Refusal::Malformed(format!(
+                "{field} is not a well-formed id"
+            )));
+        }
+        let count = batch.impressions.as_ref().map_or(0, |i| i.count as usize);
+        let text = |i: u32| wire::string(batch, i).map_or(0, str::len);
+        let page_view = batch
+            .page_views
+            .iter()
+            .map(|pv| text(pv.page) + pv.request_id.checked_sub(1).map_or(0, text))
+            .max()
+            .unwrap_or(0);
+        let longest = |prefix: &str, ids: &[String]| {
+            prefix.len() + ids.iter().map(String::len).max().unwrap_or(0)
+        };
+        let per_row = ROW_FIXED_BYTES
+            + batch.session_id.len()
+            + header.iter().map(|(_, v)| v.len()).sum::<usize>()
+            + page_view
+            + longest(&batch.item_prefix, &batch.item_ids)
+            + longest(&batch.artwork_prefix, &batch.artwork_ids);
+        let estimate = count.saturating_mul(per_row);
+        if count > MAX_UPLOAD_IMPRESSIONS || estimate > MAX_UPLOAD_ROW_BYTES {
+            return Err(Refusal::TooLarge(format!(
+                "{count} impressions (at most {MAX_UPLOAD_IMPRESSIONS}) whose rows would take about {estimate} bytes (at most {MAX_UPLOAD_ROW_BYTES})"
+            )));
+        }
+        let budget = decoded_len.saturating_mul(MAX_OUTPUT_RATIO);
+        if estimate > budget {
+            return Err(Refusal::TooLarge(format!(
+                "rows would take about {estimate} bytes, over {MAX_OUTPUT_RATIO}x the {decoded_len} byte batch"
+            )));
+        }
+        Ok(())
     }
 }
 

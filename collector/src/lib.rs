@@ -7,8 +7,11 @@
 //! memory ([`session`], the core's, shared with the producer test kit), loss reconciliation, clock-skew correction ([`ingest`]) and the
 //! output ([`sink`], [`row`]).
 
+pub mod body;
 pub mod check;
+pub mod connections;
 pub mod ingest;
+pub mod limits;
 pub mod row;
 pub mod server;
 pub use sightline_core::kit::session;

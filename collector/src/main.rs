@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use sightline_collector::check::check_files;
+use sightline_collector::limits::Limits;
 use sightline_collector::server::{Server, Settings};
 use sightline_core::contract::Contract;
 
@@ -12,12 +13,19 @@ const USAGE: &str = "\
 usage:
   sightline-collector serve [--listen ADDR] [--out DIR] --app-key KEY [--app-key KEY ...]
                             [--micro] [--contract FILE] [--max-body-bytes N]
-                            [--allow-fault-injection]
+                            [--allow-fault-injection] [--max-connections N]
+                            [--header-timeout-ms MS] [--body-timeout-ms MS]
+                            [--buffer-budget-bytes N] [--ingest-workers N]
   sightline-collector check [--contract FILE] FILES...
 
 serve   ingest gzip protobuf batches at POST /v1/batches; NDJSON rows in hourly files under
         --out (default ./sightline-out), or in memory behind /micro/* with --micro.
         Prints 'listening on ADDR' once bound. SIGTERM or Ctrl-C drains and stops.
+        Limits (defaults in parentheses): connections at once (8192, lowered to fit the
+        open-files limit, which is raised to its hard limit at start); time for a request's
+        headers, which is also the idle keep-alive time (10000 ms); time for its body, else
+        408 (30000 ms); request bytes buffered across uploads, else 503 (64 MiB); uploads
+        decoded at once (one per core).
 check   validate captured batches (.pb, .pb.gz, any gzip) and NDJSON rows (.ndjson)
         against the contract; exits 1 when any violation is found.";
 
@@ -60,6 +68,7 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
     let mut contract = None;
     let mut max_body = DEFAULT_MAX_BODY;
     let mut faults = false;
+    let mut limits = Limits::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || {
@@ -79,6 +88,11 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
                     .map_err(|e| format!("--max-body-bytes: {e}"))?
             }
             "--allow-fault-injection" => faults = true,
+            "--max-connections" => limits.max_connections = number(arg, value()?)?,
+            "--header-timeout-ms" => limits.header_timeout = millis(arg, value()?)?,
+            "--body-timeout-ms" => limits.body_timeout = millis(arg, value()?)?,
+            "--buffer-budget-bytes" => limits.buffer_budget_bytes = number(arg, value()?)?,
+            "--ingest-workers" => limits.ingest_workers = number(arg, value()?)?,
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
@@ -94,6 +108,7 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         contract: load_contract(contract.as_ref())?,
         max_body_bytes: max_body,
         fault_injection: faults,
+        limits,
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -120,6 +135,19 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
         tracing::info!("collector stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A count that must be at least 1.
+fn number(flag: &str, text: String) -> Result<usize, String> {
+    match text.parse() {
+        Ok(0) => Err(format!("{flag}: must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{flag}: {e}")),
+    }
+}
+
+fn millis(flag: &str, text: String) -> Result<std::time::Duration, String> {
+    number(flag, text).map(|ms| std::time::Duration::from_millis(ms as u64))
 }
 
 async fn shutdown_signal() {

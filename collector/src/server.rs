@@ -8,20 +8,26 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::HttpBody;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sightline_core::contract::Contract;
+use sightline_core::proto;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
-use crate::ingest::{Ingestor, MAX_COMPRESSED_BYTES};
+use crate::body::{BodyError, Budget};
+use crate::connections::{self, Gauges};
+use crate::ingest::{Decoder, Ingestor, Refused as Refused_};
+use crate::limits::{BUSY_RETRY_AFTER_S, INGEST_QUEUE_TIMEOUT, Limits};
 use crate::sink::{MemorySink, NdjsonSink, Sink, replay};
 
 /// How the service is set up.
@@ -38,6 +44,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Enables `POST /admin/faults`.
     pub fault_injection: bool,
+    /// Bounds on connections, time and memory.
+    pub limits: Limits,
 }
 
 /// Where rows go: files, or memory in micro mode.
@@ -61,35 +69,29 @@ impl Output {
 /// lost acknowledgement, which the SDK retries and dedup must absorb.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize, serde::Serialize)]
 pub struct Faults {
+    #[serde(default)]
     pub status: u16,
     pub remaining: u32,
     pub retry_after_s: Option<u64>,
     #[serde(default)]
     pub after_ingest: bool,
+    /// Instead of answering with `status`, each of the next `remaining` uploads holds the
+    /// ingest this long (a heavy batch, a slow disk), then is stored and answered.
+    #[serde(default)]
+    pub stall_ms: Option<u64>,
 }
 
+/// The state uploads change: touched only on blocking threads (`spawn_blocking`), never on
+/// the async runtime's workers, which keep answering `/healthz` and reading bodies.
 #[derive(Debug)]
 struct App {
-    settings: Settings,
     ingestor: Ingestor,
     output: Output,
     faults: Faults,
-    refused_app_key: u64,
-    refused_content_type: u64,
     injected: u64,
 }
 
 impl App {
-    /// 413 for a body over `--max-body-bytes`; the SDK splits the batch and retries.
-    fn refuse_body_too_large(&mut self) -> Response {
-        let max = self.settings.max_body_bytes;
-        self.ingestor.metrics.count_refused("too_large");
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("body over {max} bytes"),
-        )
-    }
-
     /// Spends one injected answer.
     fn injected_fault(&mut self) -> Response {
         self.faults.remaining -= 1;
@@ -108,25 +110,74 @@ impl App {
     }
 }
 
-type Shared = Arc<Mutex<App>>;
+/// Counts of requests refused before any state is touched.
+#[derive(Debug, Default)]
+struct Refused {
+    app_key: AtomicU64,
+    content_type: AtomicU64,
+    body_timeout: AtomicU64,
+    /// Uploads told to come back later: the buffer budget or the ingest queue was full.
+    busy: AtomicU64,
+}
 
-fn lock(app: &Shared) -> MutexGuard<'_, App> {
+/// What every handler shares.
+#[derive(Debug)]
+struct Shared {
+    settings: Settings,
+    /// Decodes outside the lock: uploads decode in parallel, one per ingest worker.
+    decoder: Decoder,
+    app: Mutex<App>,
+    budget: Budget,
+    /// One permit per ingest worker: the CPU work in flight.
+    workers: Arc<Semaphore>,
+    refused: Refused,
+    connections: Arc<Gauges>,
+    open_files: Option<u64>,
+}
+
+type State_ = Arc<Shared>;
+
+fn lock(app: &Mutex<App>) -> MutexGuard<'_, App> {
     // A panic while holding the lock would be a bug; the state is still usable.
     app.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` with the state on a blocking thread; a panic in it becomes a 500.
+async fn with_app<T: Send + 'static>(
+    shared: &State_,
+    f: impl FnOnce(&Shared, &mut App) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || f(&shared, &mut lock(&shared.app)))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "request handler failed");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        })
 }
 
 /// A bound, not yet serving, collector.
 #[derive(Debug)]
 pub struct Server {
     listener: tokio::net::TcpListener,
-    app: Shared,
+    shared: State_,
 }
 
 impl Server {
     /// Binds the address and, in file mode, rebuilds dedup and loss state from the output
     /// directory, so a restarted collector still counts each (session, seq) once. The sink
     /// opens first: it cuts torn last lines, so only rows that stay are counted as received.
-    pub async fn bind(settings: Settings) -> std::io::Result<Server> {
+    /// Raises the open-files limit and fits the connection cap under it.
+    pub async fn bind(mut settings: Settings) -> std::io::Result<Server> {
+        let open_files = settings.limits.fit_open_files();
+        tracing::info!(
+            open_files = open_files.unwrap_or(0),
+            max_connections = settings.limits.max_connections,
+            "open files limit {}; at most {} connections; peak memory bound {} MiB",
+            open_files.map_or("unknown".to_string(), |n| n.to_string()),
+            settings.limits.max_connections,
+            settings.limits.peak_memory_bytes() >> 20,
+        );
         let mut ingestor = Ingestor::new(settings.contract.clone());
         let output = if settings.micro {
             Output::Memory(MemorySink::default())
@@ -142,18 +193,24 @@ impl Server {
             Output::Files(sink)
         };
         let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-        let app = App {
+        let shared = Shared {
+            decoder: ingestor.decoder(),
+            app: Mutex::new(App {
+                ingestor,
+                output,
+                faults: Faults::default(),
+                injected: 0,
+            }),
+            budget: Budget::new(settings.limits.buffer_budget_bytes),
+            workers: Arc::new(Semaphore::new(settings.limits.ingest_workers.max(1))),
+            refused: Refused::default(),
+            connections: Arc::new(Gauges::default()),
+            open_files,
             settings,
-            ingestor,
-            output,
-            faults: Faults::default(),
-            refused_app_key: 0,
-            refused_content_type: 0,
-            injected: 0,
         };
         Ok(Server {
             listener,
-            app: Arc::new(Mutex::new(app)),
+            shared: Arc::new(shared),
         })
     }
 
@@ -167,37 +224,36 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (micro, faults) = {
-            let app = lock(&self.app);
-            let s = &app.settings;
-            (s.micro, s.fault_injection)
-        };
+        let settings = &self.shared.settings;
         let mut router = Router::new()
             .route("/v1/batches", post(ingest))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
             // Loss accounting in either mode; micro mode also serves it under /micro/.
             .route("/sessions", get(micro_sessions));
-        if micro {
+        if settings.micro {
             router = router
                 .route("/micro/good", get(micro_good))
                 .route("/micro/bad", get(micro_bad))
                 .route("/micro/sessions", get(micro_sessions))
                 .route("/micro/reset", post(micro_reset));
         }
-        if faults {
+        if settings.fault_injection {
             router = router.route("/admin/faults", post(set_faults));
         }
-        // Bodies up to the hard cap are read whole even when over `--max-body-bytes`: a
-        // client still sending when the server answers and closes would get a reset instead
-        // of the 413 it needs to split its batch. Past the cap, reading stops a byte later.
-        let router = router
-            .layer(DefaultBodyLimit::max(MAX_COMPRESSED_BYTES + 1))
-            .with_state(self.app.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        lock(&self.app).output.sink().sync()
+        let router = router.with_state(self.shared.clone());
+        let limits = settings.limits.clone();
+        connections::serve(
+            self.listener,
+            router,
+            &limits,
+            self.shared.connections.clone(),
+            shutdown,
+        )
+        .await;
+        with_app(&self.shared, |_, app| app.output.sink().sync())
+            .await
+            .map_err(|_| std::io::Error::other("syncing the output failed"))?
     }
 }
 
@@ -211,46 +267,105 @@ fn refuse(status: StatusCode, reason: &str) -> Response {
     (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
-async fn ingest(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut app = lock(&app);
+/// 503 with Retry-After: the device keeps the batch and comes back.
+fn busy(shared: &Shared, reason: &str) -> Response {
+    shared.refused.busy.fetch_add(1, Ordering::Relaxed);
+    let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, reason);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_S));
+    response
+}
+
+/// A refusal after which the connection is closed: its body was not read to the end.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// `POST /v1/batches`. The checks that need no state run here, the body is read within
+/// its limit, deadline and the buffer budget, and the CPU work (decode, checks, dedup,
+/// rows, the sink write) runs on a blocking thread once an ingest worker is free.
+async fn ingest(State(shared): State<State_>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let key = headers.get(APP_KEY_HEADER).and_then(|v| v.to_str().ok());
-    if !key.is_some_and(|k| app.settings.app_keys.iter().any(|known| known == k)) {
-        app.refused_app_key += 1;
+    if !key.is_some_and(|k| shared.settings.app_keys.iter().any(|known| known == k)) {
+        shared.refused.app_key.fetch_add(1, Ordering::Relaxed);
         return refuse(StatusCode::UNAUTHORIZED, "missing or unknown app key");
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(CONTENT_TYPE) {
-        app.refused_content_type += 1;
+        shared.refused.content_type.fetch_add(1, Ordering::Relaxed);
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &format!("content type must be {CONTENT_TYPE}"),
         );
     }
-    if app.faults.remaining > 0 && !app.faults.after_ingest {
-        return app.injected_fault();
-    }
-    // Bodies past the limit stop being read at limit + 1 bytes (the extractor's rejection);
-    // either way they are refused here, after the key check, and counted like any refusal.
-    let max = app.settings.max_body_bytes;
-    let body = match body {
-        Ok(body) if body.len() <= max => body,
-        Ok(_) => return app.refuse_body_too_large(),
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return app.refuse_body_too_large();
+    let limits = &shared.settings.limits;
+    let deadline = Instant::now() + limits.body_timeout;
+    let max = shared.settings.max_body_bytes;
+    let announced = body.size_hint().exact();
+    let body = match crate::body::read(body, announced, max, &shared.budget, deadline).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return with_app(&shared, move |_, app| {
+                app.ingestor.metrics.count_refused("too_large");
+                refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body over {max} bytes"),
+                )
+            })
+            .await
+            .unwrap_or_else(|e| e);
         }
-        Err(e) => {
-            // The client went away or sent a broken body: nothing to ingest.
+        Err(BodyError::Timeout) => {
+            shared.refused.body_timeout.fetch_add(1, Ordering::Relaxed);
+            return closing(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "body not received in time",
+            ));
+        }
+        Err(BodyError::OverBudget) => {
+            return closing(busy(&shared, "server busy: too many uploads in flight"));
+        }
+        Err(BodyError::Broken(e)) => {
             return refuse(StatusCode::BAD_REQUEST, &format!("unreadable body: {e}"));
         }
     };
+    let worker =
+        tokio::time::timeout(INGEST_QUEUE_TIMEOUT, shared.workers.clone().acquire_owned()).await;
+    let Ok(Ok(worker)) = worker else {
+        return busy(&shared, "server busy: ingest queue full");
+    };
+    let work = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let _worker = worker;
+        let decoded = work.decoder.decode(&body.bytes);
+        let mut app = lock(&work.app);
+        accept(&mut app, body.bytes.len(), decoded)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "ingest failed");
+        refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}
+
+/// Counts, validates, dedups and stores one decoded upload under the state's lock.
+fn accept(app: &mut App, body_len: usize, decoded: Result<proto::Batch, Refused_>) -> Response {
+    if let Some(ms) = app.faults.stall_ms.filter(|_| app.faults.remaining > 0) {
+        app.faults.remaining -= 1;
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    } else if app.faults.remaining > 0 && !app.faults.after_ingest {
+        return app.injected_fault();
+    }
     let received = now_ms();
-    let batch = match app.ingestor.decode(&body) {
+    let batch = match app.ingestor.metrics.count_decoded(body_len, decoded) {
         Ok(batch) => batch,
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -276,7 +391,7 @@ async fn ingest(
         tracing::error!(error = %e, "sink write failed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "output unavailable");
     }
-    if app.faults.remaining > 0 {
+    if app.faults.remaining > 0 && app.faults.stall_ms.is_none() {
         return app.injected_fault();
     }
     Json(serde_json::json!({
@@ -288,50 +403,113 @@ async fn ingest(
     .into_response()
 }
 
-async fn metrics(State(app): State<Shared>) -> Response {
-    let app = lock(&app);
+async fn metrics(State(shared): State<State_>) -> Response {
+    with_app(&shared, |shared, app| metrics_text(shared, app))
+        .await
+        .map(|text| ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+        .unwrap_or_else(|e| e)
+}
+
+fn metrics_text(shared: &Shared, app: &App) -> String {
     let m = &app.ingestor.metrics;
+    let refused = &shared.refused;
+    let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
     let mut out = String::new();
-    let mut line = |name: &str, help: &str, value: u64| {
+    let mut line = |name: &str, kind: &str, help: &str, value: u64| {
         out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     };
-    line("sightline_batches_total", "Batches accepted.", m.batches);
+    line(
+        "sightline_batches_total",
+        "counter",
+        "Batches accepted.",
+        m.batches,
+    );
     line(
         "sightline_impressions_total",
+        "counter",
         "Distinct impressions written as good rows.",
         m.impressions,
     );
     line(
         "sightline_dedup_hits_total",
+        "counter",
         "Impressions already received (retries).",
         m.duplicates,
     );
     line(
         "sightline_seq_conflicts_total",
+        "counter",
         "Impressions whose (session, seq) had arrived with other content: a shared session id.",
         m.conflicts,
     );
     line(
         "sightline_bytes_in_total",
+        "counter",
         "Compressed request bytes received.",
         m.bytes_in,
     );
     line(
         "sightline_refused_app_key_total",
+        "counter",
         "Requests with a missing or unknown app key.",
-        app.refused_app_key,
+        load(&refused.app_key),
     );
     line(
         "sightline_refused_content_type_total",
+        "counter",
         "Requests with the wrong content type.",
-        app.refused_content_type,
+        load(&refused.content_type),
+    );
+    line(
+        "sightline_body_timeouts_total",
+        "counter",
+        "Uploads whose body did not arrive within the body timeout (408).",
+        load(&refused.body_timeout),
     );
     line(
         "sightline_injected_faults_total",
+        "counter",
         "Requests answered by fault injection.",
         app.injected,
+    );
+    let gauges = &shared.connections;
+    line(
+        "sightline_connections",
+        "gauge",
+        "Connections being served.",
+        gauges.open.load(Ordering::Relaxed) as u64,
+    );
+    line(
+        "sightline_max_connections",
+        "gauge",
+        "Connections served at once; more are refused with 503.",
+        shared.settings.limits.max_connections as u64,
+    );
+    line(
+        "sightline_refused_connections_total",
+        "counter",
+        "Connections refused with 503 for the connection cap.",
+        load(&gauges.refused),
+    );
+    line(
+        "sightline_open_files_limit",
+        "gauge",
+        "The process's open-files limit after raising it at start (0: unknown).",
+        shared.open_files.unwrap_or(0),
+    );
+    line(
+        "sightline_buffered_bytes",
+        "gauge",
+        "Request bytes buffered by in-flight uploads.",
+        shared.budget.in_use() as u64,
+    );
+    line(
+        "sightline_buffer_budget_bytes",
+        "gauge",
+        "Request bytes in-flight uploads may buffer; more are refused with 503.",
+        shared.settings.limits.buffer_budget_bytes as u64,
     );
     out.push_str("# HELP sightline_rejects_total Impressions refused by the contract, by rule.\n# TYPE sightline_rejects_total counter\n");
     let mut rules: Vec<_> = m.rejects_by_rule.iter().collect();
@@ -340,52 +518,83 @@ async fn metrics(State(app): State<Shared>) -> Response {
         out.push_str(&format!("sightline_rejects_total{{rule=\"{rule}\"}} {n}\n"));
     }
     out.push_str("# HELP sightline_refused_batches_total Whole uploads refused, by reason.\n# TYPE sightline_refused_batches_total counter\n");
-    let mut kinds: Vec<_> = m.refused_batches.iter().collect();
+    let busy = load(&refused.busy);
+    let mut kinds: Vec<_> = m
+        .refused_batches
+        .iter()
+        .map(|(k, n)| (*k, *n))
+        .chain((busy > 0).then_some(("busy", busy)))
+        .collect();
     kinds.sort();
     for (kind, n) in kinds {
         out.push_str(&format!(
             "sightline_refused_batches_total{{reason=\"{kind}\"}} {n}\n"
         ));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    out
 }
 
-fn with_memory<T>(app: &Shared, f: impl FnOnce(&MemorySink) -> T) -> Option<T> {
-    match &lock(app).output {
-        Output::Memory(m) => Some(f(m)),
-        Output::Files(_) => None,
-    }
+/// Rows of the memory sink (micro mode), as JSON.
+async fn from_memory(shared: &State_, f: fn(&MemorySink) -> serde_json::Value) -> Response {
+    with_app(shared, move |_, app| match &app.output {
+        Output::Memory(m) => f(m),
+        Output::Files(_) => serde_json::Value::Array(Vec::new()),
+    })
+    .await
+    .map(|rows| Json(rows).into_response())
+    .unwrap_or_else(|e| e)
 }
 
-async fn micro_good(State(app): State<Shared>) -> Response {
-    Json(with_memory(&app, |m| m.good.clone()).unwrap_or_default()).into_response()
+async fn micro_good(State(shared): State<State_>) -> Response {
+    from_memory(&shared, |m| {
+        serde_json::to_value(&m.good).unwrap_or_default()
+    })
+    .await
 }
 
-async fn micro_bad(State(app): State<Shared>) -> Response {
-    Json(with_memory(&app, |m| m.bad.clone()).unwrap_or_default()).into_response()
+async fn micro_bad(State(shared): State<State_>) -> Response {
+    from_memory(&shared, |m| {
+        serde_json::to_value(&m.bad).unwrap_or_default()
+    })
+    .await
 }
 
-async fn micro_sessions(State(app): State<Shared>) -> Response {
-    let app = lock(&app);
-    let sessions: serde_json::Map<String, serde_json::Value> = app
-        .ingestor
-        .sessions()
-        .map(|(id, r)| (id.to_string(), serde_json::to_value(r).unwrap_or_default()))
-        .collect();
-    Json(sessions).into_response()
+async fn micro_sessions(State(shared): State<State_>) -> Response {
+    with_app(&shared, |_, app| {
+        app.ingestor
+            .sessions()
+            .map(|(id, r)| (id.to_string(), serde_json::to_value(r).unwrap_or_default()))
+            .collect::<serde_json::Map<String, serde_json::Value>>()
+    })
+    .await
+    .map(|sessions| Json(sessions).into_response())
+    .unwrap_or_else(|e| e)
 }
 
-async fn micro_reset(State(app): State<Shared>) -> Response {
-    let mut app = lock(&app);
-    app.ingestor.reset();
-    app.output = Output::Memory(MemorySink::default());
-    app.refused_app_key = 0;
-    app.refused_content_type = 0;
-    app.injected = 0;
-    StatusCode::NO_CONTENT.into_response()
+async fn micro_reset(State(shared): State<State_>) -> Response {
+    with_app(&shared, |shared, app| {
+        app.ingestor.reset();
+        app.output = Output::Memory(MemorySink::default());
+        app.injected = 0;
+        for n in [
+            &shared.refused.app_key,
+            &shared.refused.content_type,
+            &shared.refused.body_timeout,
+            &shared.refused.busy,
+        ] {
+            n.store(0, Ordering::Relaxed);
+        }
+        StatusCode::NO_CONTENT.into_response()
+    })
+    .await
+    .unwrap_or_else(|e| e)
 }
 
-async fn set_faults(State(app): State<Shared>, Json(faults): Json<Faults>) -> Response {
-    lock(&app).faults = faults;
-    StatusCode::NO_CONTENT.into_response()
+async fn set_faults(State(shared): State<State_>, Json(faults): Json<Faults>) -> Response {
+    with_app(&shared, move |_, app| {
+        app.faults = faults;
+        StatusCode::NO_CONTENT.into_response()
+    })
+    .await
+    .unwrap_or_else(|e| e)
 }

@@ -29,7 +29,7 @@ use sightline_core::{
 /// The app key every test collector accepts.
 pub const APP_KEY: &str = "e2e-key";
 /// Headers of a well-formed upload.
-const BATCH_HEADERS: [(&str, &str); 2] =
+pub const BATCH_HEADERS: [(&str, &str); 2] =
     [("content-type", CONTENT_TYPE), (APP_KEY_HEADER, APP_KEY)];
 /// Real time to wait for something that normally takes milliseconds (the child binding its
 /// port, exiting after SIGTERM); only reached on a bug or a badly overloaded machine.
@@ -76,6 +76,10 @@ pub struct Opts {
     pub micro: bool,
     pub faults: bool,
     pub max_body_bytes: Option<usize>,
+    /// Further `serve` options, as given on the command line.
+    pub args: Vec<String>,
+    /// A command the collector runs under (`prlimit ...`), before the binary.
+    pub under: Vec<String>,
 }
 
 impl Opts {
@@ -97,6 +101,19 @@ impl Opts {
 
     pub fn max_body(mut self, bytes: usize) -> Opts {
         self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Adds `serve` option `flag` with `value`.
+    pub fn with(mut self, flag: &str, value: impl ToString) -> Opts {
+        self.args.push(flag.to_string());
+        self.args.push(value.to_string());
+        self
+    }
+
+    /// Runs the collector under `command` (its arguments first, the binary last).
+    pub fn under(mut self, command: &[&str]) -> Opts {
+        self.under = command.iter().map(|s| s.to_string()).collect();
         self
     }
 }
@@ -125,7 +142,14 @@ impl Collector {
             out.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
             NEXT.fetch_add(1, Ordering::SeqCst)
         ));
-        let mut cmd = Command::new(binary());
+        let mut cmd = match opts.under.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary());
+                cmd
+            }
+            None => Command::new(binary()),
+        };
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--app-key", APP_KEY])
             .arg("--out")
             .arg(out)
@@ -142,6 +166,7 @@ impl Collector {
         if let Some(n) = opts.max_body_bytes {
             cmd.args(["--max-body-bytes", &n.to_string()]);
         }
+        cmd.args(&opts.args);
         let mut child = cmd.spawn().expect("spawn the collector");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -292,6 +317,15 @@ impl Collector {
             "status": 503,
             "remaining": remaining,
             "after_ingest": true,
+        }));
+    }
+
+    /// The next `remaining` uploads hold the ingest for `stall_ms` each, as a heavy batch
+    /// or a slow disk would, then are stored and answered as usual.
+    pub fn stall(&self, remaining: u32, stall_ms: u64) {
+        self.set_faults(serde_json::json!({
+            "remaining": remaining,
+            "stall_ms": stall_ms,
         }));
     }
 

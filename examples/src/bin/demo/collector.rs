@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use sightline_collector::limits::Limits;
 use sightline_collector::server::{Server, Settings};
 use sightline_core::contract::Contract;
 use tokio::runtime::Runtime;
@@ -68,6 +69,7 @@ impl Collector {
             contract: Contract::default(),
             max_body_bytes: MAX_BODY_BYTES,
             fault_injection: true,
+            limits: Limits::default(),
         };
         let (running, addr) =
             serve(&runtime, settings.clone()).expect("bind the collector on a loopback port");

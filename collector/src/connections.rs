@@ -1,0 +1,110 @@
+//! The accept loop: HTTP/1.1 connections served by hyper with the server's bounds (the
+//! header timeout, which is also the idle keep-alive timeout, the header count and size,
+//! each connection's buffer), a cap on connections at once whose overflow is answered 503
+//! and closed at once, and a graceful drain at shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::limits::{
+    BUSY_RETRY_AFTER_S, CONNECTION_BUFFER_BYTES, Limits, MAX_HEADER_BYTES, MAX_HEADERS,
+};
+
+/// Time to write the 503 to a connection over the cap; it is refused, not served.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause after a failed accept (out of file descriptors, most often): retrying at once
+/// would spin while nothing has been freed.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Connection counts for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Connections being served now.
+    pub open: AtomicUsize,
+    /// Connections refused for the cap since start.
+    pub refused: AtomicU64,
+}
+
+/// Decrements the open count when a connection's task ends, however it ends.
+struct Open(Arc<Gauges>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets the
+/// requests in flight finish (each is bounded by the header and body timeouts).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &Limits,
+    gauges: Arc<Gauges>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_headers(MAX_HEADERS)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(CONNECTION_BUFFER_BYTES)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if gauges.open.load(Ordering::Relaxed) >= limits.max_connections {
+            gauges.refused.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        gauges.open.fetch_add(1, Ordering::Relaxed);
+        let open = Open(gauges.clone());
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _open = open;
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Answers a connection over the cap with 503 and Retry-After, and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let body = r#"{"error":"too many connections"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: {BUSY_RETRY_AFTER_S}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}

@@ -1,0 +1,378 @@
+//! The collector under attack, end to end against the real binary on loopback: uploads
+//! that hold the ingest, crafted batches past the per-upload work budget, clients that
+//! trickle, idle or open too many connections, more buffered bytes than the budget, and
+//! proxies' extra headers. Each test states the bound it checks; none asserts a duration
+//! (the timeouts are set short and waited for with generous patience).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use prost::Message;
+use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH};
+use sightline_core::{proto, wire};
+
+/// A raw connection to the collector.
+fn connect(c: &Collector) -> TcpStream {
+    let addr = c.url.trim_start_matches("http://");
+    let stream = TcpStream::connect(addr).expect("connect to the collector");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("set a read timeout");
+    stream
+}
+
+/// The head of an upload of `length` body bytes, keep-alive.
+fn upload_head(length: usize) -> String {
+    format!(
+        "POST {UPLOAD_PATH} HTTP/1.1\r\nhost: sightline\r\ncontent-type: {CONTENT_TYPE}\r\n{APP_KEY_HEADER}: {APP_KEY}\r\ncontent-length: {length}\r\n\r\n"
+    )
+}
+
+/// Everything the server sends until it closes the connection (or [`PATIENCE`] passes),
+/// and whether it closed.
+fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true);
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+/// One answer's status line and headers, read from a connection that stays open.
+fn read_head(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A real upload of `n` impressions from a fresh device.
+fn real_upload(install_id: &str, n: u64) -> sightline_core::Upload {
+    let mut d = Device::new(install_id);
+    d.page_view(n);
+    d.flush();
+    d.poll().expect("a batch is due")
+}
+
+/// A real one-impression batch turned into `n` impressions at consecutive seqs, as only a
+/// crafted client could send (the SDK closes a batch at 8,192), gzipped.
+fn crafted(n: usize) -> Vec<u8> {
+    let mut batch = wire::decode_gzip_batch(&real_upload("crafted", 1).body).expect("a real batch");
+    let cols = batch.impressions.as_mut().expect("impressions");
+    fn first_then<T: Copy>(v: &mut Vec<T>, n: usize, rest: Option<T>) {
+        if let Some(&first) = v.first() {
+            *v = std::iter::once(first)
+                .chain(std::iter::repeat_n(rest.unwrap_or(first), n - 1))
+                .collect();
+        }
+    }
+    cols.count = n as u32;
+    first_then(&mut cols.seq_gap, n, Some(0));
+    first_then(&mut cols.page_view_delta, n, Some(0));
+    first_then(&mut cols.first_visible_delta_ms, n, Some(0));
+    // Every later impression refers back to the first one's item and artwork ids (an empty
+    // column reads as all 0: each impression a new id).
+    if cols.item.is_empty() {
+        cols.item.push(0);
+    }
+    first_then(&mut cols.item, n, Some(1));
+    let artwork_again = cols.artwork.first().map(|&a| if a == 0 { 0 } else { 2 });
+    first_then(&mut cols.artwork, n, artwork_again);
+    first_then(&mut cols.row, n, None);
+    first_then(&mut cols.visible_ms, n, None);
+    first_then(&mut cols.max_visible_pct, n, None);
+    first_then(&mut cols.focused_ms, n, None);
+    cols.column = (0..n as u32).collect();
+    batch.counters = None::<proto::Counters>;
+    sightline_core::gzip::gzip(&batch.encode_to_vec())
+}
+
+#[test]
+fn healthz_answers_while_uploads_hold_the_ingest() {
+    let dir = TempDir::new("stalled");
+    let c = Collector::start(&dir.path().join("out"), &Opts::micro().with_faults());
+    // More held uploads than the runtime has worker threads (one per core).
+    let held = 2 * std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+    c.stall(held, 1500);
+    let uploads: Vec<_> = (0..held)
+        .map(|i| real_upload(&format!("held-{i}"), 2))
+        .collect();
+    let started = Instant::now();
+    let answered: Vec<_> = std::thread::scope(|s| {
+        let posts: Vec<_> = uploads
+            .iter()
+            .map(|u| {
+                let c = &c;
+                s.spawn(move || (c.post_upload(u), Instant::now()))
+            })
+            .collect();
+        // Sequencing only: let every held upload reach the server first.
+        std::thread::sleep(Duration::from_millis(500));
+        let health = c.get("/healthz");
+        let health_at = Instant::now();
+        assert_eq!(health.status, 200);
+        let posts: Vec<_> = posts.into_iter().map(|p| p.join().expect("post")).collect();
+        let first_upload_at = posts.iter().map(|(_, at)| *at).min().expect("uploads");
+        assert!(
+            health_at < first_upload_at,
+            "/healthz waited for the held ingest ({:?} vs {:?} after start)",
+            health_at - started,
+            first_upload_at - started
+        );
+        posts
+    });
+    // Held uploads are still ingested, or told to come back later: never lost silently.
+    for (reply, _) in &answered {
+        match reply.status {
+            200 => {}
+            503 => assert!(reply.retry_after.is_some(), "{reply:?}"),
+            other => panic!("held upload answered {other}: {}", reply.body),
+        }
+    }
+    let stored = answered.iter().filter(|(r, _)| r.status == 200).count() as u64;
+    assert_eq!(c.metrics().get("sightline_batches_total"), stored);
+}
+
+#[test]
+fn an_upload_of_more_impressions_than_the_sdk_ever_batches_is_refused_with_413() {
+    let dir = TempDir::new("crafted");
+    let c = Collector::start(&dir.path().join("out"), &Opts::micro().max_body(1 << 20));
+    let largest = c.post_batch(&crafted(8_192));
+    assert_eq!(largest.status, 200, "{}", largest.body);
+    let crafted = crafted(65_536);
+    assert!(crafted.len() < 256 * 1024, "{}", crafted.len());
+    let refused = c.post_batch(&crafted);
+    assert_eq!(refused.status, 413, "{}", refused.body);
+    assert!(refused.reason().contains("impressions"), "{}", refused.body);
+    let m = c.metrics();
+    assert_eq!(m.get("sightline_batches_total"), 1);
+    assert_eq!(
+        m.get("sightline_refused_batches_total{reason=\"too_large\"}"),
+        1
+    );
+}
+
+#[test]
+fn a_body_trickled_past_the_body_timeout_gets_408_and_nothing_is_stored() {
+    let dir = TempDir::new("trickle");
+    let c = Collector::start(
+        &dir.path().join("out"),
+        &Opts::micro().with("--body-timeout-ms", 1500),
+    );
+    let mut stream = connect(&c);
+    stream
+        .write_all(upload_head(1000).as_bytes())
+        .expect("send the head");
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let trickle = std::thread::spawn(move || {
+        // One byte every 300 ms, until the server stops listening (or 60 bytes: 18 s).
+        for _ in 0..60 {
+            if writer.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let (answer, closed) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(closed, "the connection stays open after a 408");
+    drop(stream);
+    trickle.join().expect("trickle");
+    let m = c.metrics();
+    assert_eq!(m.get("sightline_body_timeouts_total"), 1);
+    assert_eq!(m.get("sightline_batches_total"), 0);
+    assert_eq!(c.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let dir = TempDir::new("silent");
+    let c = Collector::start(
+        &dir.path().join("out"),
+        &Opts::micro().with("--header-timeout-ms", 1000),
+    );
+    let mut silent = connect(&c);
+    let (_, closed) = read_until_closed(&mut silent);
+    assert!(closed, "a silent connection is held open");
+    // Half a head is no better than none.
+    let mut half = connect(&c);
+    half.write_all(b"POST /v1/batches HTTP/1.1\r\nhost: x\r\n")
+        .expect("send half a head");
+    let (_, closed) = read_until_closed(&mut half);
+    assert!(closed, "a connection stuck in its headers is held open");
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let dir = TempDir::new("idle");
+    let c = Collector::start(
+        &dir.path().join("out"),
+        &Opts::micro().with("--header-timeout-ms", 1000),
+    );
+    let mut stream = connect(&c);
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("send a request");
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+    assert!(!head.to_ascii_lowercase().contains("connection: close"));
+    let (rest, closed) = read_until_closed(&mut stream);
+    assert!(closed, "an idle keep-alive connection is held open");
+    assert_eq!(rest, "ok\n", "only the answer's body came before the close");
+}
+
+#[test]
+fn connections_over_the_cap_get_503_at_once_and_slots_free_as_idle_ones_close() {
+    let dir = TempDir::new("cap");
+    let c = Collector::start(
+        &dir.path().join("out"),
+        &Opts::micro()
+            .with("--max-connections", 20)
+            .with("--header-timeout-ms", 2000),
+    );
+    let idle: Vec<TcpStream> = (0..20).map(|_| connect(&c)).collect();
+    // Sequencing only: let the server accept them before the one over the cap.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = connect(&c);
+    let (answer, closed) = read_until_closed(&mut over);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 2"),
+        "{answer:?}"
+    );
+    assert!(closed);
+    // The idle ones time out, and a device gets through again.
+    let upload = real_upload("after-the-cap", 3);
+    let patience = Instant::now();
+    loop {
+        let reply = c.try_post_raw(
+            &upload
+                .headers
+                .iter()
+                .map(|h| (h.name.as_str(), h.value.as_str()))
+                .collect::<Vec<_>>(),
+            &upload.body,
+        );
+        match reply {
+            Ok(r) if r.status == 200 => break,
+            Ok(r) if r.status == 503 => {}
+            Ok(r) => panic!("answered {}: {}", r.status, r.body),
+            Err(_) => {}
+        }
+        assert!(patience.elapsed() < PATIENCE, "the cap never freed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(idle);
+    assert!(c.metrics().get("sightline_refused_connections_total") >= 1);
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_its_hard_limit_and_the_connection_cap_fits_under_it() {
+    let dir = TempDir::new("nofile");
+    let c = Collector::start(
+        &dir.path().join("out"),
+        &Opts::micro().with("--max-connections", 100_000).under(&[
+            "prlimit",
+            "--nofile=256:1024",
+            "--",
+        ]),
+    );
+    let m = c.metrics();
+    assert_eq!(m.get("sightline_open_files_limit"), 1024);
+    assert_eq!(m.get("sightline_max_connections"), 1024 - 64);
+    assert!(
+        c.log().contains("open files limit 1024"),
+        "the limit is logged at start: {}",
+        c.log()
+    );
+}
+
+#[test]
+fn uploads_beyond_the_buffered_bytes_budget_get_503_with_retry_after() {
+    let dir = TempDir::new("budget");
+    let budget = 100_000;
+    let c = Collector::start(
+        &dir.path().join("out"),
+        &Opts::micro().with("--buffer-budget-bytes", budget),
+    );
+    let upload = real_upload("over-budget", 20);
+    // A slow upload whose announced body takes all but the last upload's size less a byte.
+    let mut holder = connect(&c);
+    holder
+        .write_all(upload_head(budget - upload.body.len() + 1).as_bytes())
+        .expect("send the head");
+    holder.write_all(b"slow").expect("start the body");
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = c.post_upload(&upload);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.retry_after.as_deref(), Some("2"));
+    assert_eq!(
+        c.metrics().get("sightline_buffered_bytes"),
+        (budget - upload.body.len() + 1) as u64
+    );
+    drop(holder);
+    let patience = Instant::now();
+    loop {
+        let reply = c.post_upload(&upload);
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(patience.elapsed() < PATIENCE, "the budget never freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = c.metrics();
+    assert_eq!(m.get("sightline_refused_batches_total{reason=\"busy\"}"), 1);
+    assert_eq!(m.get("sightline_batches_total"), 1);
+    assert_eq!(m.get("sightline_buffered_bytes"), 0);
+}
+
+/// Posts `upload` with `extra` more headers, as proxies add them.
+fn through_proxies(c: &Collector, upload: &sightline_core::Upload, extra: usize) -> Reply {
+    let names: Vec<String> = (0..extra).map(|i| format!("x-proxy-hop-{i}")).collect();
+    let mut headers: Vec<(&str, &str)> = upload
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect();
+    headers.extend(names.iter().map(|n| (n.as_str(), "10.0.0.1")));
+    c.post_raw(&headers, &upload.body)
+}
+
+#[test]
+fn a_valid_upload_with_200_extra_headers_is_accepted_and_300_get_431() {
+    let dir = TempDir::new("headers");
+    let c = Collector::start(&dir.path().join("out"), &Opts::micro());
+    let upload = real_upload("proxied", 2);
+    let accepted = through_proxies(&c, &upload, 200);
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    // Raw, so the whole request is on the wire before the server answers and closes.
+    let upload = real_upload("too-proxied", 2);
+    let mut request = upload_head(upload.body.len()).into_bytes();
+    let head_end = request.len() - 2;
+    let extra: String = (0..300)
+        .map(|i| format!("x-proxy-hop-{i}: 10.0.0.1\r\n"))
+        .collect();
+    request.splice(head_end..head_end, extra.into_bytes());
+    request.extend_from_slice(&upload.body);
+    let mut stream = connect(&c);
+    stream.write_all(&request).expect("send the request");
+    let (answer, _) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+}
