@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use prost::Message;
 use sightline_collector::row::{BadRow, Row};
 pub use sightline_collector::session::Reconciliation;
 use sightline_collector::sink::BatchRecord;
@@ -25,6 +26,8 @@ use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE, UPLOAD_PATH};
 use sightline_core::{
     Config, Impression, Logger, MemoryStore, Now, Recorded, Upload, UploadOutcome,
 };
+use sightline_core::{proto, wire};
+use std::net::TcpStream;
 
 /// The app key every test collector accepts.
 pub const APP_KEY: &str = "e2e-key";
@@ -455,6 +458,66 @@ fn reply(response: &mut ureq::http::Response<ureq::Body>) -> Reply {
         retry_after,
         body,
     }
+}
+
+// ---- raw clients ----
+
+/// A raw connection to the collector.
+pub fn connect(c: &Collector) -> TcpStream {
+    let addr = c.url.trim_start_matches("http://");
+    let stream = TcpStream::connect(addr).expect("connect to the collector");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("set a read timeout");
+    stream
+}
+
+/// The head of an upload of `length` body bytes, keep-alive.
+pub fn upload_head(length: usize) -> String {
+    format!(
+        "POST {UPLOAD_PATH} HTTP/1.1\r\nhost: sightline\r\ncontent-type: {CONTENT_TYPE}\r\n{APP_KEY_HEADER}: {APP_KEY}\r\ncontent-length: {length}\r\n\r\n"
+    )
+}
+
+/// A real upload of `n` impressions from a fresh device.
+pub fn real_upload(install_id: &str, n: u64) -> sightline_core::Upload {
+    let mut d = Device::new(install_id);
+    d.page_view(n);
+    d.flush();
+    d.poll().expect("a batch is due")
+}
+
+/// A real one-impression batch turned into `n` impressions at consecutive seqs, as only a
+/// crafted client could send (the SDK closes a batch at 8,192), gzipped.
+pub fn crafted(n: usize) -> Vec<u8> {
+    let mut batch = wire::decode_gzip_batch(&real_upload("crafted", 1).body).expect("a real batch");
+    let cols = batch.impressions.as_mut().expect("impressions");
+    fn first_then<T: Copy>(v: &mut Vec<T>, n: usize, rest: Option<T>) {
+        if let Some(&first) = v.first() {
+            *v = std::iter::once(first)
+                .chain(std::iter::repeat_n(rest.unwrap_or(first), n - 1))
+                .collect();
+        }
+    }
+    cols.count = n as u32;
+    first_then(&mut cols.seq_gap, n, Some(0));
+    first_then(&mut cols.page_view_delta, n, Some(0));
+    first_then(&mut cols.first_visible_delta_ms, n, Some(0));
+    // Every later impression refers back to the first one's item and artwork ids (an empty
+    // column reads as all 0: each impression a new id).
+    if cols.item.is_empty() {
+        cols.item.push(0);
+    }
+    first_then(&mut cols.item, n, Some(1));
+    let artwork_again = cols.artwork.first().map(|&a| if a == 0 { 0 } else { 2 });
+    first_then(&mut cols.artwork, n, artwork_again);
+    first_then(&mut cols.row, n, None);
+    first_then(&mut cols.visible_ms, n, None);
+    first_then(&mut cols.max_visible_pct, n, None);
+    first_then(&mut cols.focused_ms, n, None);
+    cols.column = (0..n as u32).collect();
+    batch.counters = None::<proto::Counters>;
+    sightline_core::gzip::gzip(&batch.encode_to_vec())
 }
 
 // ---- what the collector wrote ----
