@@ -94,7 +94,7 @@ impl Limits {
     /// + sessions x 512 + held seqs x 40 + recent digests x 8
     /// ```
     ///
-    /// The session terms are the dedup state at its bounds (about 300 MB at the defaults,
+    /// The session terms are the dedup state at its bounds (about 161 MiB at the defaults,
     /// reached only with 100,000 sessions all holding full windows); the rest is what the
     /// traffic in flight can add. The soak bench prints this beside the measured peak RSS.
     pub fn peak_memory_bytes(&self) -> u64 {

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::HttpBody;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -290,21 +290,19 @@ fn closing(mut response: Response) -> Response {
 /// rows, the sink write) runs on a blocking thread once an ingest worker is free.
 async fn ingest(State(shared): State<State_>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
-    let key = headers.get(APP_KEY_HEADER).and_then(|v| v.to_str().ok());
-    if !key.is_some_and(|k| shared.settings.app_keys.iter().any(|known| known == k)) {
-        shared.refused.app_key.fetch_add(1, Ordering::Relaxed);
-        return refuse(StatusCode::UNAUTHORIZED, "missing or unknown app key");
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(CONTENT_TYPE) {
-        shared.refused.content_type.fetch_add(1, Ordering::Relaxed);
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &format!("content type must be {CONTENT_TYPE}"),
-        );
+    match check_headers(&shared.settings.app_keys, &parts.headers) {
+        Ok(()) => {}
+        Err(HeaderRefusal::AppKey) => {
+            shared.refused.app_key.fetch_add(1, Ordering::Relaxed);
+            return refuse(StatusCode::UNAUTHORIZED, "missing or unknown app key");
+        }
+        Err(HeaderRefusal::ContentType) => {
+            shared.refused.content_type.fetch_add(1, Ordering::Relaxed);
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("content type must be {CONTENT_TYPE}"),
+            );
+        }
     }
     let limits = &shared.settings.limits;
     let deadline = Instant::now() + limits.body_timeout;
@@ -354,6 +352,30 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
         tracing::error!(error = %e, "ingest failed");
         refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     })
+}
+
+/// Why an upload's headers are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderRefusal {
+    /// 401: no `x-sightline-app-key`, or one not in `app_keys`.
+    AppKey,
+    /// 415: not the batch content type.
+    ContentType,
+}
+
+/// The checks on an upload's headers, before its body is read.
+pub fn check_headers(app_keys: &[String], headers: &HeaderMap) -> Result<(), HeaderRefusal> {
+    let key = headers.get(APP_KEY_HEADER).and_then(|v| v.to_str().ok());
+    if !key.is_some_and(|k| app_keys.iter().any(|known| known == k)) {
+        return Err(HeaderRefusal::AppKey);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(CONTENT_TYPE) {
+        return Err(HeaderRefusal::ContentType);
+    }
+    Ok(())
 }
 
 /// Counts, validates, dedups and stores one decoded upload under the state's lock.
