@@ -47,4 +47,5 @@ cargo test -p sightline-core --features compact
 step "benchmarks (figures printed, not asserted)"
 cargo run -q --release -p sightline-examples --bin bench
 cargo bench -q -p sightline-collector --bench ingest
+SOAK_SECONDS=5 cargo bench -q -p sightline-collector --bench soak
 cargo run -q --release -p sightline-uniffi --example bench_record
