@@ -1,6 +1,6 @@
 //! Reading an upload's body within its bounds: the body limit, the body deadline, and the
-//! global budget of buffered request bytes, which every in-flight upload draws on for as
-//! long as its bytes are held (until its ingest is done).
+//! global budget of buffered request bytes, which every in-flight upload draws on (by its
+//! buffer's capacity) for as long as its bytes are held (until its ingest is done).
 
 use std::sync::Arc;
 
@@ -61,10 +61,10 @@ pub enum BodyError {
 }
 
 /// Reads `body`, which announced `announced` bytes (its Content-Length, if any), by
-/// `deadline`: at most `max` bytes, each taken from `budget` before it is buffered. An
-/// announced body is reserved whole up front, so a slow client holds no more than it said
-/// it would send; one without a length reserves chunk by chunk. A body over `max` (up to
-/// the hard cap) is read to its end and discarded, so its client reads the 413 rather than
+/// `deadline`: at most `max` bytes, whose buffer (its capacity, as it grows with the bytes
+/// that arrived) is taken from `budget` before it is filled, so a slow client holds at most
+/// twice what it has sent, and never more than it announced. A body over `max` (up to the hard cap) or over the budget is read to
+/// its end and discarded, holding nothing, so its client reads the 413 or 503 rather than
 /// a reset connection.
 pub async fn read(
     mut body: Body,
@@ -76,14 +76,11 @@ pub async fn read(
     let announced = announced.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     match announced {
         Some(n) if n > MAX_COMPRESSED_BYTES => return Err(BodyError::TooLarge),
-        Some(n) if n > max => return drain(body, deadline).await,
+        Some(n) if n > max => return drain(body, deadline, BodyError::TooLarge).await,
         _ => {}
     }
-    let mut held = match announced {
-        Some(n) => Some(budget.take(n).ok_or(BodyError::OverBudget)?),
-        None => None,
-    };
-    let mut bytes = Vec::with_capacity(announced.unwrap_or(0));
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut bytes = Vec::new();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(BodyError::Timeout),
@@ -95,11 +92,23 @@ pub async fn read(
             continue;
         };
         if bytes.len() + data.len() > max {
-            drop(held);
-            return drain(body, deadline).await;
+            drop((held, bytes));
+            return drain(body, deadline, BodyError::TooLarge).await;
         }
-        if announced.is_none() {
-            let more = budget.take(data.len()).ok_or(BodyError::OverBudget)?;
+        // Geometric growth, never past the announced length: the buffer is at most twice
+        // what arrived and at most what was announced.
+        let needed = bytes.len() + data.len();
+        if needed > bytes.capacity() {
+            let grown = needed.max(2 * bytes.capacity());
+            let grown = announced.map_or(grown, |n| grown.min(n.max(needed)));
+            bytes.reserve_exact(grown - bytes.len());
+        }
+        let taken = held.as_ref().map_or(0, |h| h.num_permits());
+        if let Some(more) = bytes.capacity().checked_sub(taken).filter(|&n| n > 0) {
+            let Some(more) = budget.take(more) else {
+                drop((held, bytes));
+                return drain(body, deadline, BodyError::OverBudget).await;
+            };
             match held.as_mut() {
                 Some(h) => h.merge(more),
                 None => held = Some(more),
@@ -110,8 +119,12 @@ pub async fn read(
     Ok(Buffered { bytes, _held: held })
 }
 
-/// Reads and discards the rest of a body over the limit, up to the hard cap.
-async fn drain(mut body: Body, deadline: Instant) -> Result<Buffered, BodyError> {
+/// Reads and discards the rest of a refused body, up to the hard cap, then gives `refusal`.
+async fn drain(
+    mut body: Body,
+    deadline: Instant,
+    refusal: BodyError,
+) -> Result<Buffered, BodyError> {
     let mut seen = 0usize;
     while seen <= MAX_COMPRESSED_BYTES {
         match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -120,7 +133,7 @@ async fn drain(mut body: Body, deadline: Instant) -> Result<Buffered, BodyError>
             Ok(None) | Ok(Some(Err(_))) => break,
         }
     }
-    Err(BodyError::TooLarge)
+    Err(refusal)
 }
 
 #[cfg(test)]
@@ -138,7 +151,10 @@ mod tests {
         let body = read(Body::from(vec![7u8; 60]), Some(60), 1000, &budget, later())
             .await
             .expect("fits");
-        assert_eq!((body.bytes.len(), budget.in_use()), (60, 60));
+        assert_eq!(
+            (body.bytes.len(), budget.in_use()),
+            (60, body.bytes.capacity())
+        );
         let refused = read(Body::from(vec![7u8; 41]), Some(41), 1000, &budget, later()).await;
         assert_eq!(refused.unwrap_err(), BodyError::OverBudget);
         let unannounced = read(Body::from(vec![7u8; 41]), None, 1000, &budget, later()).await;
@@ -162,6 +178,23 @@ mod tests {
         assert_eq!(budget.in_use(), 0);
     }
 
+    /// A body whose chunks arrive by a channel.
+    struct Chunks(tokio::sync::mpsc::UnboundedReceiver<axum::body::Bytes>);
+
+    impl http_body::Body for Chunks {
+        type Data = axum::body::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+
     /// A body whose bytes never come.
     struct Never;
 
@@ -175,6 +208,28 @@ mod tests {
         ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
             std::task::Poll::Pending
         }
+    }
+
+    #[tokio::test]
+    async fn a_slow_body_holds_budget_for_what_it_sent_not_for_what_it_announced() {
+        let budget = Budget::new(1 << 20);
+        let (sender, chunks) = tokio::sync::mpsc::unbounded_channel();
+        let reading = read(
+            Body::new(Chunks(chunks)),
+            Some(500_000),
+            1 << 20,
+            &budget,
+            later(),
+        );
+        tokio::pin!(reading);
+        sender
+            .send(axum::body::Bytes::from(vec![1u8; 1000]))
+            .expect("send");
+        // The first 1000 bytes are read, then the read waits for the rest.
+        let waiting = tokio::time::timeout(Duration::from_millis(20), &mut reading).await;
+        assert!(waiting.is_err(), "the body is not all there");
+        let held = budget.in_use();
+        assert!((1000..=2000).contains(&held), "{held}");
     }
 
     #[tokio::test]

@@ -1,25 +1,34 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with the server's bounds (the
 //! header timeout, which is also the idle keep-alive timeout, the header count and size,
-//! each connection's buffer), a cap on connections at once whose overflow is answered 503
-//! and closed at once, and a graceful drain at shutdown.
+//! each connection's buffer, a write timeout for clients that stop reading), a cap on
+//! connections at once whose overflow is answered 503 and closed at once, and a drain at
+//! shutdown bounded by those timeouts.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
 
 use crate::limits::{
-    BUSY_RETRY_AFTER_S, CONNECTION_BUFFER_BYTES, Limits, MAX_HEADER_BYTES, MAX_HEADERS,
+    BUSY_RETRY_AFTER_S, CONNECTION_BUFFER_BYTES, INGEST_QUEUE_TIMEOUT, Limits, MAX_HEADER_BYTES,
+    MAX_HEADERS,
 };
 
 /// Time to write the 503 to a connection over the cap; it is refused, not served.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A write that makes no progress for this long fails and ends its connection: a client
+/// that never reads its answers would otherwise hold a slot under the cap for ever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (out of file descriptors, most often): retrying at once
 /// would spin while nothing has been freed.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -43,7 +52,7 @@ impl Drop for Open {
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets the
-/// requests in flight finish (each is bounded by the header and body timeouts).
+/// requests in flight finish within a grace the timeouts bound.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -80,7 +89,7 @@ pub async fn serve(
         gauges.open.fetch_add(1, Ordering::Relaxed);
         let open = Open(gauges.clone());
         let connection = http.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(WriteTimeout::new(stream)),
             TowerToHyperService::new(router.clone()),
         );
         let connection = graceful.watch(connection);
@@ -92,7 +101,89 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // What may still be in flight: a body up to its deadline, a wait for a worker, an answer
+    // written to a slow reader. Beyond that, the connections left are dropped.
+    let grace = limits.body_timeout + INGEST_QUEUE_TIMEOUT + WRITE_TIMEOUT;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace; closing them");
+    }
+}
+
+/// A connection whose writes fail after [`WRITE_TIMEOUT`] without progress.
+struct WriteTimeout {
+    io: TcpStream,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(io: TcpStream) -> Self {
+        WriteTimeout { io, stalled: None }
+    }
+
+    /// Passes a write's result on; while it is pending, fails it once it has been pending
+    /// for [`WRITE_TIMEOUT`].
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Answers a connection over the cap with 503 and Retry-After, and closes it.

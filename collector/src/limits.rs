@@ -124,14 +124,26 @@ impl Limits {
 fn raise_open_files() -> Option<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
-    let current = limit.current?;
-    if let Some(maximum) = limit.maximum.filter(|&m| m > current) {
+    // An unlimited hard limit still stops at the kernel's per-process ceiling.
+    let maximum = limit.maximum.or_else(kernel_open_files_ceiling);
+    let current = limit.current.or(maximum)?;
+    if let Some(maximum) = maximum.filter(|&m| m > current) {
         limit.current = Some(maximum);
         if setrlimit(Resource::Nofile, limit).is_ok() {
             return Some(maximum);
         }
     }
     Some(current)
+}
+
+/// Linux's ceiling on any process's open files (`fs.nr_open`).
+#[cfg(unix)]
+fn kernel_open_files_ceiling() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(not(unix))]

@@ -99,6 +99,13 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
     if keys.is_empty() {
         return Err(format!("at least one --app-key is required\n{USAGE}"));
     }
+    if limits.buffer_budget_bytes < max_body {
+        // A body the budget can never hold would get 503 for ever instead of its 413.
+        return Err(format!(
+            "--buffer-budget-bytes ({}) must be at least --max-body-bytes ({max_body})",
+            limits.buffer_budget_bytes
+        ));
+    }
     let listen: SocketAddr = listen.parse().map_err(|e| format!("--listen: {e}"))?;
     let settings = Settings {
         listen,

@@ -76,7 +76,8 @@ pub struct Faults {
     #[serde(default)]
     pub after_ingest: bool,
     /// Instead of answering with `status`, each of the next `remaining` uploads holds the
-    /// ingest this long (a heavy batch, a slow disk), then is stored and answered.
+    /// ingest this long under the state's lock (a heavy batch, a slow disk: every other
+    /// upload and `/metrics` wait too), then is stored and answered.
     #[serde(default)]
     pub stall_ms: Option<u64>,
 }
@@ -115,6 +116,8 @@ impl App {
 struct Refused {
     app_key: AtomicU64,
     content_type: AtomicU64,
+    /// Bodies over `--max-body-bytes` (counted with the decoder's `too_large`).
+    too_large: AtomicU64,
     body_timeout: AtomicU64,
     /// Uploads told to come back later: the buffer budget or the ingest queue was full.
     busy: AtomicU64,
@@ -311,15 +314,11 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
     let body = match crate::body::read(body, announced, max, &shared.budget, deadline).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
-            return with_app(&shared, move |_, app| {
-                app.ingestor.metrics.count_refused("too_large");
-                refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("body over {max} bytes"),
-                )
-            })
-            .await
-            .unwrap_or_else(|e| e);
+            shared.refused.too_large.fetch_add(1, Ordering::Relaxed);
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body over {max} bytes"),
+            );
         }
         Err(BodyError::Timeout) => {
             shared.refused.body_timeout.fetch_add(1, Ordering::Relaxed);
@@ -329,7 +328,7 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
             ));
         }
         Err(BodyError::OverBudget) => {
-            return closing(busy(&shared, "server busy: too many uploads in flight"));
+            return busy(&shared, "server busy: too many uploads in flight");
         }
         Err(BodyError::Broken(e)) => {
             return refuse(StatusCode::BAD_REQUEST, &format!("unreadable body: {e}"));
@@ -540,13 +539,16 @@ fn metrics_text(shared: &Shared, app: &App) -> String {
         out.push_str(&format!("sightline_rejects_total{{rule=\"{rule}\"}} {n}\n"));
     }
     out.push_str("# HELP sightline_refused_batches_total Whole uploads refused, by reason.\n# TYPE sightline_refused_batches_total counter\n");
-    let busy = load(&refused.busy);
-    let mut kinds: Vec<_> = m
-        .refused_batches
-        .iter()
-        .map(|(k, n)| (*k, *n))
-        .chain((busy > 0).then_some(("busy", busy)))
-        .collect();
+    let mut kinds = m.refused_batches.clone();
+    for (kind, n) in [
+        ("busy", load(&refused.busy)),
+        ("too_large", load(&refused.too_large)),
+    ] {
+        if n > 0 {
+            *kinds.entry(kind).or_default() += n;
+        }
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().collect();
     kinds.sort();
     for (kind, n) in kinds {
         out.push_str(&format!(
@@ -556,40 +558,38 @@ fn metrics_text(shared: &Shared, app: &App) -> String {
     out
 }
 
-/// Rows of the memory sink (micro mode), as JSON.
-async fn from_memory(shared: &State_, f: fn(&MemorySink) -> serde_json::Value) -> Response {
+/// A JSON answer serialised on the blocking thread that built it.
+fn json_bytes(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Rows of the memory sink (micro mode), as JSON; the routes exist only in micro mode.
+async fn from_memory(shared: &State_, f: fn(&MemorySink) -> Response) -> Response {
     with_app(shared, move |_, app| match &app.output {
         Output::Memory(m) => f(m),
-        Output::Files(_) => serde_json::Value::Array(Vec::new()),
+        Output::Files(_) => StatusCode::NOT_FOUND.into_response(),
     })
     .await
-    .map(|rows| Json(rows).into_response())
     .unwrap_or_else(|e| e)
 }
 
 async fn micro_good(State(shared): State<State_>) -> Response {
-    from_memory(&shared, |m| {
-        serde_json::to_value(&m.good).unwrap_or_default()
-    })
-    .await
+    from_memory(&shared, |m| json_bytes(&m.good)).await
 }
 
 async fn micro_bad(State(shared): State<State_>) -> Response {
-    from_memory(&shared, |m| {
-        serde_json::to_value(&m.bad).unwrap_or_default()
-    })
-    .await
+    from_memory(&shared, |m| json_bytes(&m.bad)).await
 }
 
 async fn micro_sessions(State(shared): State<State_>) -> Response {
     with_app(&shared, |_, app| {
-        app.ingestor
-            .sessions()
-            .map(|(id, r)| (id.to_string(), serde_json::to_value(r).unwrap_or_default()))
-            .collect::<serde_json::Map<String, serde_json::Value>>()
+        let sessions: std::collections::BTreeMap<&str, _> = app.ingestor.sessions().collect();
+        json_bytes(&sessions)
     })
     .await
-    .map(|sessions| Json(sessions).into_response())
     .unwrap_or_else(|e| e)
 }
 
@@ -601,8 +601,10 @@ async fn micro_reset(State(shared): State<State_>) -> Response {
         for n in [
             &shared.refused.app_key,
             &shared.refused.content_type,
+            &shared.refused.too_large,
             &shared.refused.body_timeout,
             &shared.refused.busy,
+            &shared.connections.refused,
         ] {
             n.store(0, Ordering::Relaxed);
         }
