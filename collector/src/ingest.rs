@@ -458,6 +458,23 @@ impl Ingestor {
         }
     }
 
+    /// Every session's state, least recently used first: what a snapshot keeps, in the
+    /// order [`Ingestor::import`] rebuilds the same eviction order from.
+    pub fn sessions_by_use(&self) -> impl Iterator<Item = (&str, &SessionState)> {
+        self.by_use.values().filter_map(|id| {
+            self.sessions
+                .get_key_value(id.as_str())
+                .map(|(id, t)| (id.as_str(), &t.state))
+        })
+    }
+
+    /// Takes a session's state back from a snapshot as the most recently used (replacing
+    /// any it had), within the same memory bounds as sessions that arrive.
+    pub fn import(&mut self, session_id: String, state: SessionState) {
+        self.take_session(&session_id);
+        self.put_session(session_id, Tracked { state, tick: 0 });
+    }
+
     /// Loss accounting of one session, if known.
     pub fn reconcile(&self, session_id: &str) -> Option<Reconciliation> {
         self.sessions.get(session_id).map(|t| t.state.reconcile())

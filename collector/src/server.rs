@@ -22,7 +22,8 @@ use sightline_core::contract::Contract;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
 
 use crate::ingest::{Ingestor, MAX_COMPRESSED_BYTES};
-use crate::sink::{MemorySink, NdjsonSink, Sink, replay};
+use crate::sink::{MemorySink, NdjsonSink, Sink};
+use crate::snapshot::Snapshots;
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -73,6 +74,8 @@ struct App {
     settings: Settings,
     ingestor: Ingestor,
     output: Output,
+    /// File mode's snapshots of the dedup state.
+    snapshots: Option<Snapshots>,
     faults: Faults,
     refused_app_key: u64,
     refused_content_type: u64,
@@ -128,24 +131,26 @@ impl Server {
     /// opens first: it cuts torn last lines, so only rows that stay are counted as received.
     pub async fn bind(settings: Settings) -> std::io::Result<Server> {
         let mut ingestor = Ingestor::new(settings.contract.clone());
-        let output = if settings.micro {
-            Output::Memory(MemorySink::default())
+        let (output, snapshots) = if settings.micro {
+            (Output::Memory(MemorySink::default()), None)
         } else {
-            let sink = NdjsonSink::open(&settings.out_dir)?;
-            let previous = replay(&settings.out_dir, |item| ingestor.restore(&item))?;
-            if previous.torn_lines > 0 {
+            let mut sink = NdjsonSink::open(&settings.out_dir)?;
+            let (snapshots, previous) =
+                Snapshots::open(&settings.out_dir, &mut ingestor, &mut sink)?;
+            if previous.replay.torn_lines > 0 {
                 tracing::warn!(
-                    torn_lines = previous.torn_lines,
+                    torn_lines = previous.replay.torn_lines,
                     "skipped unreadable output lines"
                 );
             }
-            Output::Files(sink)
+            (Output::Files(sink), Some(snapshots))
         };
         let listener = tokio::net::TcpListener::bind(settings.listen).await?;
         let app = App {
             settings,
             ingestor,
             output,
+            snapshots,
             faults: Faults::default(),
             refused_app_key: 0,
             refused_content_type: 0,
@@ -197,7 +202,13 @@ impl Server {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
-        lock(&self.app).output.sink().sync()
+        let mut app = lock(&self.app);
+        let app = &mut *app;
+        match &mut app.snapshots {
+            // Syncs the output too, so the next start replays nothing.
+            Some(snapshots) => snapshots.take(&app.ingestor, app.output.sink()).map(drop),
+            None => app.output.sink().sync(),
+        }
     }
 }
 
@@ -275,6 +286,11 @@ async fn ingest(
         app.ingestor.rollback(checkpoint);
         tracing::error!(error = %e, "sink write failed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "output unavailable");
+    }
+    let app = &mut *app;
+    if let Some(snapshots) = &mut app.snapshots {
+        let rows = outcome.good.len() + outcome.bad.len();
+        snapshots.written(rows, &app.ingestor, app.output.sink());
     }
     if app.faults.remaining > 0 {
         return app.injected_fault();

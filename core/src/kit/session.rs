@@ -22,8 +22,9 @@ pub const RECENT_DIGESTS: usize = 16_384;
 /// The rule name of a bad row whose (session, seq) had already arrived with other content.
 pub const SEQ_CONFLICT: &str = "seq_conflict";
 
-/// What the collector knows of one session.
-#[derive(Clone, Debug, Default)]
+/// What the collector knows of one session. Serialisable, so the collector can snapshot
+/// it instead of rebuilding it from its whole output at every start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionState {
     /// Every seq in 1..=high_water has arrived (or was given up as missing).
     high_water: u64,
@@ -413,6 +414,27 @@ mod tests {
         let r = s.reconcile();
         assert_eq!((r.issued, r.dropped, r.missing), (u64::MAX, u64::MAX, 0));
         assert_eq!(s.arrive(1, content(1)), Arrival::New);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_session_serialised_and_read_back_dedups_and_reconciles_as_before() {
+        let mut s = SessionState::default();
+        for seq in [1, 2, 4, 7] {
+            s.arrive(seq, content(seq));
+        }
+        s.observe_counters(&Counters {
+            recorded: 7,
+            last_seq: 7,
+            ..Counters::default()
+        });
+        let mut back: SessionState =
+            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.reconcile(), s.reconcile());
+        assert_eq!(back.arrive(2, content(2)), Arrival::Duplicate);
+        assert_eq!(back.arrive(4, content(4) + 1), Arrival::Conflict);
+        assert_eq!(back.arrive(3, content(3)), Arrival::New);
     }
 
     #[test]
