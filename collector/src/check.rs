@@ -382,6 +382,11 @@ mod tests {
                 ..Default::default()
             }),
             reentry: Reentry::AfterLeaving.to_proto(),
+            // Closed when the second exposure ended: the check places events by it.
+            clock: Some(proto::BatchClock {
+                closed_at_wall_ms: 10_000,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let report = check("batch-after", "pb", &[&batch.encode_to_vec()]);

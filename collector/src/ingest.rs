@@ -246,8 +246,9 @@ impl Ingestor {
                 Some(slot) => *slot.get_or_insert_with(|| row.digest_prefix()),
                 None => row.digest_prefix(),
             };
-            match session.arrive(imp.seq, row.digest_from(prefix)) {
-                Arrival::New => {}
+            let arrival = session.arrive(imp.seq, row.digest_from(prefix));
+            match arrival {
+                Arrival::New | Arrival::OutOfRange => {}
                 Arrival::Duplicate => {
                     metrics.duplicates += 1;
                     out.duplicates += 1;
@@ -265,9 +266,19 @@ impl Ingestor {
                     continue;
                 }
             }
-            match violations.remove(&imp.seq) {
-                Some(rules) => {
-                    session.rejected += 1;
+            match (arrival, violations.remove(&imp.seq)) {
+                (Arrival::New, None) => {
+                    metrics.impressions += 1;
+                    out.good.push(row);
+                }
+                (arrival, rules) => {
+                    // A seq out of range breaks `SeqOutOfRange`: the session and the
+                    // contract share its bounds. It identifies no impression, so it is
+                    // not counted as delivered.
+                    let rules = rules.unwrap_or_else(|| vec![Rule::SeqOutOfRange]);
+                    if arrival == Arrival::New {
+                        session.rejected += 1;
+                    }
                     for r in &rules {
                         *metrics.rejects_by_rule.entry(r.name()).or_default() += 1;
                     }
@@ -275,10 +286,6 @@ impl Ingestor {
                         rules: rules.iter().map(|r| r.name().to_string()).collect(),
                         row,
                     });
-                }
-                None => {
-                    metrics.impressions += 1;
-                    out.good.push(row);
                 }
             }
         }
@@ -382,6 +389,23 @@ impl Ingestor {
                 t.state.forget_recent_digests();
             }
         }
+    }
+
+    /// Every session's state, least recently used first: what a snapshot keeps, in the
+    /// order [`Ingestor::import`] rebuilds the same eviction order from.
+    pub fn sessions_by_use(&self) -> impl Iterator<Item = (&str, &SessionState)> {
+        self.by_use.values().filter_map(|id| {
+            self.sessions
+                .get_key_value(id.as_str())
+                .map(|(id, t)| (id.as_str(), &t.state))
+        })
+    }
+
+    /// Takes a session's state back from a snapshot as the most recently used (replacing
+    /// any it had), within the same memory bounds as sessions that arrive.
+    pub fn import(&mut self, session_id: String, state: SessionState) {
+        self.take_session(&session_id);
+        self.put_session(session_id, Tracked { state, tick: 0 });
     }
 
     /// Loss accounting of one session, if known.
@@ -975,7 +999,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hostile_page_view_wall_time_saturates_and_keeps_the_metrics() {
+    fn a_hostile_page_view_wall_time_saturates_into_a_bad_row_and_keeps_the_metrics() {
         let mut ingestor = Ingestor::new(Contract::default());
         ingestor.ingest(&body(1, 0), WALL).unwrap();
         let mut hostile = wire::decode_gzip_batch(&body(1, 0)).unwrap();
@@ -984,13 +1008,16 @@ mod tests {
         hostile.page_views[0].start_wall_ms = u64::MAX;
         hostile.page_views[0].start_offset_ms = u64::MAX;
         let out = ingestor.accept(&hostile, WALL);
-        let row = &out.good[0];
-        assert_eq!(row.first_visible_client_ms, u64::MAX);
-        assert!(row.first_visible_ms > WALL, "{row:?}");
+        assert!(out.good.is_empty());
+        let bad = &out.bad[0];
+        assert_eq!(bad.rules, [Rule::TimeOutsideBatch.name()]);
+        assert_eq!(bad.row.first_visible_client_ms, u64::MAX);
+        assert!(bad.row.first_visible_ms > WALL, "{bad:?}");
         assert_eq!(
             (ingestor.metrics.impressions, ingestor.metrics.batches),
-            (2, 2)
+            (1, 2)
         );
+        assert_eq!(ingestor.metrics.rejects_by_rule["time_outside_batch"], 1);
     }
 
     #[test]
@@ -1021,16 +1048,18 @@ mod tests {
     }
 
     #[test]
-    fn with_neither_send_info_nor_close_time_event_times_are_left_uncorrected() {
+    fn with_neither_send_info_nor_close_time_event_times_are_left_uncorrected_in_bad_rows() {
         let mut ingestor = Ingestor::new(Contract::default());
         let mut batch = wire::decode_gzip_batch(&body(1, 0)).unwrap();
         batch.send = None;
         batch.clock = None;
         let received = WALL + 13_000;
         assert_eq!(Clock::of(&batch, received).skew_ms, 0);
-        let row = ingestor.accept(&batch, received).good[0].clone();
+        let out = ingestor.accept(&batch, received);
+        assert!(out.good.is_empty());
+        let BadRow { rules, row } = out.bad[0].clone();
+        assert_eq!(rules, [Rule::TimeOutsideBatch.name()], "nothing places it");
         assert_eq!(row.first_visible_ms, row.first_visible_client_ms);
-        assert!(row.first_visible_ms <= received, "{row:?}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Decoding, limits and contract rules are the core's (`sightline_core::wire`,
 //! `sightline_core::contract`): the collector adds dedup by (session, seq) with bounded
 //! memory ([`session`], the core's, shared with the producer test kit), loss reconciliation, clock-skew correction ([`ingest`]) and the
-//! output ([`sink`], [`row`]).
+//! output ([`sink`], [`row`]), with [`snapshot`]s of the dedup state so a restart replays
+//! only the output's tail.
 
 pub mod body;
 pub mod check;
@@ -16,3 +17,4 @@ pub mod row;
 pub mod server;
 pub use sightline_core::kit::session;
 pub mod sink;
+pub mod snapshot;

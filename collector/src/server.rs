@@ -28,7 +28,8 @@ use crate::body::{BodyError, Budget};
 use crate::connections::{self, Gauges};
 use crate::ingest::{Decoder, Ingestor, Refused as Refused_};
 use crate::limits::{BUSY_RETRY_AFTER_S, INGEST_QUEUE_TIMEOUT, Limits};
-use crate::sink::{MemorySink, NdjsonSink, Sink, replay};
+use crate::sink::{MemorySink, NdjsonSink, Sink};
+use crate::snapshot::Snapshots;
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -88,6 +89,8 @@ pub struct Faults {
 struct App {
     ingestor: Ingestor,
     output: Output,
+    /// File mode's snapshots of the dedup state.
+    snapshots: Option<Snapshots>,
     faults: Faults,
     injected: u64,
 }
@@ -182,18 +185,19 @@ impl Server {
             settings.limits.peak_memory_bytes() >> 20,
         );
         let mut ingestor = Ingestor::new(settings.contract.clone());
-        let output = if settings.micro {
-            Output::Memory(MemorySink::default())
+        let (output, snapshots) = if settings.micro {
+            (Output::Memory(MemorySink::default()), None)
         } else {
-            let sink = NdjsonSink::open(&settings.out_dir)?;
-            let previous = replay(&settings.out_dir, |item| ingestor.restore(&item))?;
-            if previous.torn_lines > 0 {
+            let mut sink = NdjsonSink::open(&settings.out_dir)?;
+            let (snapshots, previous) =
+                Snapshots::open(&settings.out_dir, &mut ingestor, &mut sink)?;
+            if previous.replay.torn_lines > 0 {
                 tracing::warn!(
-                    torn_lines = previous.torn_lines,
+                    torn_lines = previous.replay.torn_lines,
                     "skipped unreadable output lines"
                 );
             }
-            Output::Files(sink)
+            (Output::Files(sink), Some(snapshots))
         };
         let listener = tokio::net::TcpListener::bind(settings.listen).await?;
         let shared = Shared {
@@ -201,6 +205,7 @@ impl Server {
             app: Mutex::new(App {
                 ingestor,
                 output,
+                snapshots,
                 faults: Faults::default(),
                 injected: 0,
             }),
@@ -254,9 +259,13 @@ impl Server {
             shutdown,
         )
         .await;
-        with_app(&self.shared, |_, app| app.output.sink().sync())
-            .await
-            .map_err(|_| std::io::Error::other("syncing the output failed"))?
+        with_app(&self.shared, |_, app| match &mut app.snapshots {
+            // Syncs the output too, so the next start replays nothing.
+            Some(snapshots) => snapshots.take(&app.ingestor, app.output.sink()).map(drop),
+            None => app.output.sink().sync(),
+        })
+        .await
+        .map_err(|_| std::io::Error::other("syncing the output failed"))?
     }
 }
 
@@ -411,6 +420,10 @@ fn accept(app: &mut App, body_len: usize, decoded: Result<proto::Batch, Refused_
         app.ingestor.rollback(checkpoint);
         tracing::error!(error = %e, "sink write failed");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "output unavailable");
+    }
+    if let Some(snapshots) = &mut app.snapshots {
+        let rows = outcome.good.len() + outcome.bad.len();
+        snapshots.written(rows, &app.ingestor, app.output.sink());
     }
     if app.faults.remaining > 0 && app.faults.stall_ms.is_none() {
         return app.injected_fault();

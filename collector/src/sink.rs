@@ -2,9 +2,11 @@
 //! output directory (`good/`, `bad/`, and `batches/` with each batch's counters), so the
 //! directory alone can rebuild the collector's dedup and loss state after a restart
 //! ([`replay`], which streams what it reads so memory follows the dedup state, not the
-//! history).
+//! history; [`replay_from`] reads only what follows an [`OutputPosition`], the part of
+//! the output a snapshot does not cover).
 //! Micro mode keeps everything in memory instead. A Kafka sink would implement [`Sink`].
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -244,6 +246,55 @@ pub struct ReplayStats {
     pub torn_lines: u64,
 }
 
+/// How much of an output directory something covers: the length of every output file, by
+/// its path under the directory (`good/2026-01-01T00.ndjson`). Every file, not only each
+/// kind's newest: a wall clock stepped back makes the sink append to an earlier hour's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutputPosition {
+    pub files: BTreeMap<String, u64>,
+}
+
+impl OutputPosition {
+    /// The current length of every output file of `dir`.
+    pub fn of(dir: &Path) -> io::Result<OutputPosition> {
+        let mut files = BTreeMap::new();
+        for kind in KINDS {
+            for path in files_of(dir, kind)? {
+                files.insert(under(kind, &path), fs::metadata(&path)?.len());
+            }
+        }
+        Ok(OutputPosition { files })
+    }
+
+    /// Whether `dir` still holds all this covers: every file, at least as long. Output is
+    /// only appended to, so anything else means the files were changed under it.
+    pub fn held_by(&self, dir: &Path) -> io::Result<bool> {
+        for (name, &len) in &self.files {
+            match fs::metadata(dir.join(name)) {
+                Ok(m) if m.len() >= len => {}
+                Ok(_) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Where reading `path` of `kind` starts: after what is covered (0 for a new file).
+    fn start(&self, kind: &str, path: &Path) -> u64 {
+        self.files.get(&under(kind, path)).copied().unwrap_or(0)
+    }
+}
+
+/// `kind/name` of an output file.
+fn under(kind: &str, path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    format!("{kind}/{name}")
+}
+
 /// Streams every NDJSON file of `dir` to `each`: the batch records, then good and bad
 /// rows merged in arrival order (by receipt time, then seq), oldest hour first. Nothing is
 /// held beyond the line being read. Lines that do not parse, including ones cut inside a
@@ -251,10 +302,20 @@ pub struct ReplayStats {
 ///
 /// Open the output with [`NdjsonSink::open`] first: it cuts torn last lines, and a row
 /// replayed here must be a row that stays.
-pub fn replay(dir: &Path, mut each: impl FnMut(Stored)) -> io::Result<ReplayStats> {
+pub fn replay(dir: &Path, each: impl FnMut(Stored)) -> io::Result<ReplayStats> {
+    replay_from(dir, &OutputPosition::default(), each)
+}
+
+/// [`replay`] of what `dir` holds beyond `covered`: each file from the length `covered`
+/// records for it (a snapshot's position is taken between uploads, so at a line's start).
+pub fn replay_from(
+    dir: &Path,
+    covered: &OutputPosition,
+    mut each: impl FnMut(Stored),
+) -> io::Result<ReplayStats> {
     let mut stats = ReplayStats::default();
     let mut torn = 0;
-    for record in Parsed::<BatchRecord>::open(dir, "batches")? {
+    for record in Parsed::<BatchRecord>::open(dir, "batches", covered)? {
         match record? {
             Some(b) => {
                 stats.batches += 1;
@@ -263,8 +324,8 @@ pub fn replay(dir: &Path, mut each: impl FnMut(Stored)) -> io::Result<ReplayStat
             None => torn += 1,
         }
     }
-    let mut good = Rows::open(dir, "good", false)?;
-    let mut bad = Rows::open(dir, "bad", true)?;
+    let mut good = Rows::open(dir, "good", false, covered)?;
+    let mut bad = Rows::open(dir, "bad", true, covered)?;
     loop {
         let key = |row: &Option<&io::Result<StoredRow>>| match row {
             Some(Ok(r)) => Some((r.received_ms, r.seq)),
@@ -308,16 +369,24 @@ fn files_of(dir: &Path, kind: &str) -> io::Result<Vec<PathBuf>> {
 
 /// The lines of a kind's files, each parsed as `T`: `Some` if it parses, `None` if not.
 struct Parsed<T> {
-    files: std::vec::IntoIter<PathBuf>,
+    /// Each file with the offset reading starts at.
+    files: std::vec::IntoIter<(PathBuf, u64)>,
     current: Option<BufReader<File>>,
     line: Vec<u8>,
     _of: std::marker::PhantomData<T>,
 }
 
 impl<T> Parsed<T> {
-    fn open(dir: &Path, kind: &str) -> io::Result<Self> {
+    fn open(dir: &Path, kind: &str, covered: &OutputPosition) -> io::Result<Self> {
+        let files: Vec<(PathBuf, u64)> = files_of(dir, kind)?
+            .into_iter()
+            .map(|path| {
+                let start = covered.start(kind, &path);
+                (path, start)
+            })
+            .collect();
         Ok(Parsed {
-            files: files_of(dir, kind)?.into_iter(),
+            files: files.into_iter(),
             current: None,
             line: Vec::new(),
             _of: std::marker::PhantomData,
@@ -332,10 +401,15 @@ impl<T: serde::de::DeserializeOwned> Iterator for Parsed<T> {
         loop {
             let reader = match &mut self.current {
                 Some(reader) => reader,
-                None => match File::open(self.files.next()?) {
-                    Ok(file) => self.current.insert(BufReader::new(file)),
-                    Err(e) => return Some(Err(e)),
-                },
+                None => {
+                    let (path, start) = self.files.next()?;
+                    match File::open(path)
+                        .and_then(|mut f| f.seek(SeekFrom::Start(start)).map(|_| f))
+                    {
+                        Ok(file) => self.current.insert(BufReader::new(file)),
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
             };
             self.line.clear();
             match reader.read_until(b'\n', &mut self.line) {
@@ -361,9 +435,9 @@ struct Rows {
 }
 
 impl Rows {
-    fn open(dir: &Path, kind: &str, bad: bool) -> io::Result<Rows> {
+    fn open(dir: &Path, kind: &str, bad: bool, covered: &OutputPosition) -> io::Result<Rows> {
         Ok(Rows {
-            lines: Parsed::open(dir, kind)?,
+            lines: Parsed::open(dir, kind, covered)?,
             bad,
             ahead: None,
         })

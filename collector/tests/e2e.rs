@@ -337,6 +337,76 @@ fn a_collector_killed_and_restarted_over_its_output_counts_every_impression_once
     assert_eq!(m.get("sightline_impressions_total"), 1 + 3);
 }
 
+/// A log without its ANSI colour codes, so its `field=value` pairs can be searched.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_collector_killed_after_a_snapshot_and_more_writes_restarts_with_exact_counts() {
+    let dir = TempDir::new("snapshot-kill");
+    let out = dir.path().join("out");
+    let first = Collector::start(&out, &Opts::files());
+    let mut d1 = small_batches("snap-1", 4);
+    let mut d2 = small_batches("snap-2", 4);
+    d1.page_view(9);
+    d1.settle(&first.transport());
+    // A graceful stop snapshots the dedup state.
+    assert!(first.terminate().success());
+    assert!(out.join("snapshot.json").exists());
+
+    let second = Collector::start(&out, &Opts::files());
+    assert!(
+        plain(&second.log()).contains("snapshot_sessions=1"),
+        "{}",
+        second.log()
+    );
+    // More writes after the snapshot, one of them never acknowledged, then a crash.
+    d1.page_view(5);
+    d2.page_view(6);
+    d2.settle(&second.transport());
+    d1.flush();
+    let unacked = d1.poll().expect("a batch is due");
+    assert_eq!(second.post_upload(&unacked).counts(), (4, 0, 0));
+    second.kill9();
+    d1.settle_one(&unacked, UploadOutcome::NetworkError);
+
+    // The restart takes the snapshot and replays only what followed it: d2's 6 rows and
+    // the unacknowledged 4.
+    let third = Collector::start(&out, &Opts::files());
+    let log = plain(&third.log());
+    assert!(log.contains("snapshot_sessions=1"), "{log}");
+    assert!(log.contains("replayed_good=10"), "{log}");
+    for d in [&mut d1, &mut d2] {
+        let seen = d.settle(&third.transport());
+        assert!(seen.statuses().iter().all(|&s| s == 200), "{seen:?}");
+        d.assert_settled();
+    }
+    let good = good_rows(&out);
+    let mut expected = keys_of(&d1.session(), 14);
+    expected.extend(keys_of(&d2.session(), 6));
+    assert_eq!(distinct_keys(&good), expected);
+    let sessions = third.sessions();
+    for (d, n) in [(&d1, 14), (&d2, 6)] {
+        let r = sessions[&d.session()];
+        assert_eq!((r.issued, r.delivered, r.missing), (n, n, 0), "{r:?}");
+    }
+    assert_eq!(
+        sessions[&d1.session()].duplicates,
+        4,
+        "the unacknowledged batch, resent"
+    );
+}
+
 // ---- 4. 413 splitting ----
 
 #[test]

@@ -5,7 +5,7 @@ use prost::Message;
 use sightline_collector::ingest::Ingestor;
 use sightline_core::kit::Capture;
 use sightline_core::{
-    Config, Impression, Logger, MemoryStore, Now, Platform, UploadOutcome, gzip, wire,
+    Config, Impression, Logger, MemoryStore, Now, Platform, Rule, UploadOutcome, gzip, proto, wire,
 };
 
 fn at(ms: u64) -> Now {
@@ -132,5 +132,57 @@ fn the_same_seq_from_another_install_is_a_conflict_in_the_kit_too() {
     assert_eq!(
         kit_conflicts, collector_conflicts,
         "the kit dedups them as retries"
+    );
+}
+
+/// Seqs 0 and 1 of a real upload, the first with no identity and the second first visible
+/// at the end of time: the collector writes both to bad rows with their rules; on a retry
+/// seq 1 is a duplicate of its stored bad row and seq 0, which nothing identifies, a bad
+/// row again. The kit finds the same rules and accounts the session the same way.
+#[test]
+fn seqs_and_times_out_of_range_are_the_same_violations_in_the_kit_as_in_the_collector() {
+    let bodies = two_uploads();
+    let mut batch = wire::decode_gzip_batch(&bodies[0]).unwrap();
+    let pv = batch.page_views[0];
+    batch.page_views.push(proto::PageView {
+        ordinal: pv.ordinal + 1,
+        start_offset_ms: u64::MAX,
+        ..pv
+    });
+    let cols = batch.impressions.as_mut().unwrap();
+    cols.first_seq = 0;
+    cols.page_view_delta = vec![0, 1];
+    let body = gzip::gzip(&batch.encode_to_vec());
+    let mut ingestor = Ingestor::new(config().contract);
+    let mut capture = Capture::new(config().contract);
+    let name = |r: Rule| r.name().to_string();
+    let seq_0 = (0, vec![name(Rule::SeqOutOfRange)]);
+    let seq_1 = (1, vec![name(Rule::TimeOutsideBatch)]);
+    for (duplicates, bad) in [
+        (0, vec![seq_0.clone(), seq_1.clone()]),
+        (1, vec![seq_0.clone()]),
+    ] {
+        let out = ingestor.ingest(&body, 1_700_000_100_000).unwrap();
+        let rows: Vec<(u64, Vec<String>)> =
+            out.bad.into_iter().map(|b| (b.row.seq, b.rules)).collect();
+        assert_eq!((out.good.len(), out.duplicates, rows), (0, duplicates, bad));
+        assert_eq!(capture.receive(&body).unwrap().duplicates, duplicates);
+    }
+    let kit: Vec<(u64, Vec<String>)> = capture
+        .impressions()
+        .iter()
+        .map(|i| (i.seq, i.rules.iter().map(|&r| name(r)).collect()))
+        .collect();
+    assert_eq!(kit, [seq_0.clone(), seq_1, seq_0]);
+    capture.assert_violation(Rule::SeqOutOfRange, None).unwrap();
+    let (session, collector) = ingestor.sessions().next().unwrap();
+    assert_eq!(capture.accounting(session), Some(collector));
+    assert_eq!(
+        (
+            collector.delivered,
+            collector.rejected,
+            collector.duplicates
+        ),
+        (1, 1, 1)
     );
 }

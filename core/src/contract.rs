@@ -26,6 +26,22 @@ pub const DEFAULT_MAX_VISIBLE_MS: u32 = 4 * 60 * 60 * 1000;
 /// Lists and grids longer than this are not laid out by any client we serve.
 pub const DEFAULT_MAX_POSITION: u32 = 10_000;
 
+/// The largest seq: 2^53 - 1, the largest integer every JSON reader keeps exact (rows carry
+/// seqs as JSON numbers). A session issuing 100 impressions a second reaches it in 2.8
+/// million years, so a larger seq is forged, and would carry a session's dedup window and
+/// loss accounting to the end of the range.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// An impression first visible longer than this before its batch was sent is a broken or
+/// forged clock: the default queue gives up on a batch after about a day of retries, and
+/// a retry delay is at most a day, so a month covers any configuration in use.
+pub const MAX_IMPRESSION_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// How far after the batch's send (or close) time an impression's first-visible time may
+/// lie when only wall clocks place it (no monotonic time shared with the send): wall clocks
+/// are stepped (NTP, a user fixing the time), and a step of hours is a clock, not a forgery.
+pub const WALL_CLOCK_SLACK_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// The rules, as data.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -109,11 +125,16 @@ pub enum Rule {
     PageViewFull,
     /// Focused for longer than visible: focus is counted only while the item is visible.
     FocusExceedsVisible,
+    /// A seq of 0 or above [`MAX_SEQ`]: seqs start at 1, so it identifies no impression.
+    SeqOutOfRange,
+    /// First visible after the batch was sent, or more than [`MAX_IMPRESSION_AGE_MS`]
+    /// before it, by the batch's own clock; or the batch states no time to place it by.
+    TimeOutsideBatch,
 }
 
 impl Rule {
     /// Every rule, in order of [`Rule::code`] (so `ALL[code]` is the rule of `code`).
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 20] = [
         Rule::ItemId,
         Rule::ArtworkId,
         Rule::PageName,
@@ -132,6 +153,8 @@ impl Rule {
         Rule::CountersInconsistent,
         Rule::PageViewFull,
         Rule::FocusExceedsVisible,
+        Rule::SeqOutOfRange,
+        Rule::TimeOutsideBatch,
     ];
 
     /// The stable numeric code, as stored (journal records, per-rule counters in `state`).
@@ -158,6 +181,8 @@ impl Rule {
             Rule::CountersInconsistent => 15,
             Rule::PageViewFull => 16,
             Rule::FocusExceedsVisible => 17,
+            Rule::SeqOutOfRange => 18,
+            Rule::TimeOutsideBatch => 19,
         }
     }
 
@@ -183,6 +208,8 @@ impl Rule {
             15 => Rule::CountersInconsistent,
             16 => Rule::PageViewFull,
             17 => Rule::FocusExceedsVisible,
+            18 => Rule::SeqOutOfRange,
+            19 => Rule::TimeOutsideBatch,
             _ => return None,
         })
     }
@@ -208,6 +235,8 @@ impl Rule {
             Rule::CountersInconsistent => "counters_inconsistent",
             Rule::PageViewFull => "page_view_full",
             Rule::FocusExceedsVisible => "focus_exceeds_visible",
+            Rule::SeqOutOfRange => "seq_out_of_range",
+            Rule::TimeOutsideBatch => "time_outside_batch",
         }
     }
 
@@ -250,9 +279,11 @@ impl Rule {
     pub fn kind(self) -> RuleKind {
         match self {
             Rule::UnknownPageView | Rule::PageViewFull => RuleKind::Misuse,
-            Rule::DuplicateExposure | Rule::SeqNotIncreasing | Rule::CountersInconsistent => {
-                RuleKind::Collector
-            }
+            Rule::DuplicateExposure
+            | Rule::SeqNotIncreasing
+            | Rule::CountersInconsistent
+            | Rule::SeqOutOfRange
+            | Rule::TimeOutsideBatch => RuleKind::Collector,
             _ => RuleKind::Contract,
         }
     }
@@ -286,6 +317,13 @@ impl Rule {
             }
             Rule::PageViewFull => "the page view already tracks as many exposures as one may have",
             Rule::FocusExceedsVisible => "the item was focused for longer than it was visible",
+            Rule::SeqOutOfRange => {
+                "the sequence number is 0 or too large to be one a session issued"
+            }
+            Rule::TimeOutsideBatch => {
+                "the item became visible after its batch was sent, too long before, or at no \
+                 time the batch can place"
+            }
         }
     }
 }
@@ -389,10 +427,11 @@ impl Contract {
         let mut out = Vec::new();
         let reentry = Reentry::from_proto(batch.reentry);
         let duplicate = duplicate_exposures(batch, ids, impressions, reentry);
+        let sent = SendTime::of(batch);
         let mut rules = Vec::new();
         for (imp, &duplicate) in impressions.iter().zip(&duplicate) {
             rules.clear();
-            self.batch_rules(batch, ids, imp, &mut rules);
+            self.batch_rules(batch, ids, sent, imp, &mut rules);
             if duplicate {
                 rules.push(Rule::DuplicateExposure);
             }
@@ -421,9 +460,13 @@ impl Contract {
         &self,
         batch: &proto::Batch,
         ids: &wire::Ids,
+        sent: SendTime,
         imp: &DecodedImpression,
         rules: &mut Vec<Rule>,
     ) {
+        if imp.seq == 0 || imp.seq > MAX_SEQ {
+            rules.push(Rule::SeqOutOfRange);
+        }
         let facts = ImpressionFacts {
             item_id: ids.item(imp),
             artwork_id: ids.artwork(imp),
@@ -447,9 +490,62 @@ impl Contract {
                 if imp.first_visible_ms < 0 || (pv.ended && shown > pv.duration_ms) {
                     rules.push(Rule::OutsidePageView);
                 }
+                if !sent.places(batch, pv, imp.first_visible_ms) {
+                    rules.push(Rule::TimeOutsideBatch);
+                }
             }
             None => rules.push(Rule::UnknownPageView),
         }
+    }
+}
+
+/// When a batch was sent, by the batch's own clock: what an impression's first-visible
+/// time is judged against ([`Rule::TimeOutsideBatch`]). The same choice of clock as the
+/// collector's skew correction, so a row it stores as good has a time near its receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SendTime {
+    /// The send info shares the batch's monotonic epoch: event times compare exactly.
+    Mono(u64),
+    /// Only wall clocks: the send's, or without send info the close's (a batch rebuilt
+    /// after a restart is sent in another epoch than its page views started in).
+    Wall(u64),
+    /// Neither send info nor a close time: nothing places the batch's events.
+    Unknown,
+}
+
+impl SendTime {
+    fn of(batch: &proto::Batch) -> SendTime {
+        let clock = batch.clock.unwrap_or_default();
+        match batch.send {
+            Some(s) if s.mono_epoch == clock.mono_epoch => SendTime::Mono(s.sent_at_mono_ms),
+            Some(s) => SendTime::Wall(s.sent_at_wall_ms),
+            None if clock.closed_at_wall_ms > 0 => SendTime::Wall(clock.closed_at_wall_ms),
+            None => SendTime::Unknown,
+        }
+    }
+
+    /// Whether an impression of `pv` first visible `first_visible_ms` after the page view
+    /// started lies within the send window: not after the send, at most
+    /// [`MAX_IMPRESSION_AGE_MS`] before it (by wall clocks, give or take
+    /// [`WALL_CLOCK_SLACK_MS`]). Wire times are arbitrary: sums are taken in i128.
+    fn places(self, batch: &proto::Batch, pv: &proto::PageView, first_visible_ms: i64) -> bool {
+        let visible = i128::from(first_visible_ms);
+        let (event, sent, slack) = match self {
+            SendTime::Mono(sent) => {
+                let base = batch.clock.unwrap_or_default().mono_base_ms;
+                let start = i128::from(base) + i128::from(pv.start_offset_ms);
+                (start + visible, sent, 0)
+            }
+            SendTime::Wall(sent) => (
+                i128::from(pv.start_wall_ms) + visible,
+                sent,
+                WALL_CLOCK_SLACK_MS,
+            ),
+            SendTime::Unknown => return false,
+        };
+        let age = i128::from(sent) - event;
+        let slack = i128::from(slack);
+        -slack <= age && age <= i128::from(MAX_IMPRESSION_AGE_MS) + slack
     }
 }
 
@@ -582,8 +678,12 @@ mod tests {
     use alloc::string::ToString;
     use alloc::vec;
 
+    /// When [`batch_of`] batches are sent, by their monotonic clock (base 0): an hour in.
+    const SENT_MONO_MS: u64 = 3_600_000;
+
     /// One open page view ("home") and `n` impressions that break no rule on their own,
     /// at place `place(i)` = (item index, row, column); item ids `t<k>` are used in order.
+    /// Sent at [`SENT_MONO_MS`] in the batch's epoch.
     fn batch_of(n: usize, place: impl Fn(usize) -> (u32, u32, u32)) -> proto::Batch {
         let places: Vec<(u32, u32, u32)> = (0..n).map(place).collect();
         let items = places.iter().map(|p| p.0).max().map_or(0, |m| m + 1);
@@ -618,8 +718,132 @@ mod tests {
                 max_visible_pct: vec![100; n],
                 ..Default::default()
             }),
+            clock: Some(proto::BatchClock::default()),
+            send: Some(proto::SendInfo {
+                sent_at_mono_ms: SENT_MONO_MS,
+                attempt: 1,
+                ..Default::default()
+            }),
             ..Default::default()
         }
+    }
+
+    /// The rules `check_batch` finds for each impression of `batch`, in order.
+    fn rules_of(batch: &proto::Batch) -> Vec<(u64, Rule)> {
+        Contract::default()
+            .check_batch(batch)
+            .into_iter()
+            .filter_map(|v| Some((v.seq?, v.rule)))
+            .collect()
+    }
+
+    /// A one-impression batch whose impression is first visible `first_visible_ms` into
+    /// its page view.
+    fn visible_at(first_visible_ms: i64) -> proto::Batch {
+        let mut batch = batch_of(1, |_| (0, 0, 0));
+        batch.impressions.as_mut().unwrap().first_visible_delta_ms = vec![first_visible_ms];
+        batch
+    }
+
+    #[test]
+    fn a_seq_of_0_or_above_max_seq_is_out_of_range_and_the_seqs_between_are_not() {
+        for (first_seq, out_of_range) in [
+            (0, vec![(0, Rule::SeqOutOfRange)]),
+            (1, vec![]),
+            (MAX_SEQ - 1, vec![]),
+            (MAX_SEQ, vec![(MAX_SEQ + 1, Rule::SeqOutOfRange)]),
+            (
+                u64::MAX - 1,
+                vec![
+                    (u64::MAX - 1, Rule::SeqOutOfRange),
+                    (u64::MAX, Rule::SeqOutOfRange),
+                ],
+            ),
+        ] {
+            let mut batch = batch_of(2, |i| (i as u32, 0, i as u32));
+            batch.impressions.as_mut().unwrap().first_seq = first_seq;
+            assert_eq!(rules_of(&batch), out_of_range, "first seq {first_seq}");
+        }
+    }
+
+    #[test]
+    fn an_impression_first_visible_after_the_send_or_older_than_the_maximum_age_is_outside_the_batch()
+     {
+        let sent = SENT_MONO_MS as i64;
+        assert_eq!(rules_of(&visible_at(sent)), []);
+        assert_eq!(
+            rules_of(&visible_at(sent + 1)),
+            [(1, Rule::TimeOutsideBatch)]
+        );
+        let mut old = visible_at(0);
+        old.send.as_mut().unwrap().sent_at_mono_ms = MAX_IMPRESSION_AGE_MS;
+        assert_eq!(rules_of(&old), []);
+        old.send.as_mut().unwrap().sent_at_mono_ms = MAX_IMPRESSION_AGE_MS + 1;
+        assert_eq!(rules_of(&old), [(1, Rule::TimeOutsideBatch)]);
+        // The page view's start counts, by the batch's base.
+        let mut late = visible_at(0);
+        late.page_views[0].start_offset_ms = SENT_MONO_MS + 1;
+        assert_eq!(rules_of(&late), [(1, Rule::TimeOutsideBatch)]);
+        late.clock.as_mut().unwrap().mono_base_ms = 1;
+        late.page_views[0].start_offset_ms = SENT_MONO_MS;
+        assert_eq!(rules_of(&late), [(1, Rule::TimeOutsideBatch)]);
+    }
+
+    #[test]
+    fn by_wall_clocks_alone_an_impression_may_lie_a_day_either_side_of_the_window() {
+        const WALL: u64 = 1_767_225_600_000;
+        let by_wall = |start_wall: u64, sent_wall: u64| {
+            let mut batch = visible_at(0);
+            batch.page_views[0].start_wall_ms = start_wall;
+            // Sent by a later start of the logger: its monotonic time says nothing here.
+            let send = batch.send.as_mut().unwrap();
+            send.mono_epoch = 1;
+            send.sent_at_wall_ms = sent_wall;
+            batch
+        };
+        let slack = WALL_CLOCK_SLACK_MS;
+        assert_eq!(rules_of(&by_wall(WALL + slack, WALL)), []);
+        let after = by_wall(WALL + slack + 1, WALL);
+        assert_eq!(rules_of(&after), [(1, Rule::TimeOutsideBatch)]);
+        let oldest = WALL - MAX_IMPRESSION_AGE_MS - slack;
+        assert_eq!(rules_of(&by_wall(oldest, WALL)), []);
+        let older = by_wall(oldest - 1, WALL);
+        assert_eq!(rules_of(&older), [(1, Rule::TimeOutsideBatch)]);
+        // Without send info the close time stands in.
+        let mut closed = by_wall(WALL + slack + 1, 0);
+        closed.send = None;
+        closed.clock.as_mut().unwrap().closed_at_wall_ms = WALL;
+        assert_eq!(rules_of(&closed), [(1, Rule::TimeOutsideBatch)]);
+        closed.clock.as_mut().unwrap().closed_at_wall_ms = WALL + 1;
+        assert_eq!(rules_of(&closed), []);
+    }
+
+    #[test]
+    fn a_batch_stating_neither_send_nor_close_time_places_none_of_its_impressions() {
+        let mut batch = batch_of(2, |i| (i as u32, 0, i as u32));
+        batch.send = None;
+        assert_eq!(
+            rules_of(&batch),
+            [(1, Rule::TimeOutsideBatch), (2, Rule::TimeOutsideBatch)]
+        );
+        batch.clock = None;
+        assert_eq!(rules_of(&batch).len(), 2);
+    }
+
+    #[test]
+    fn hostile_times_at_the_ends_of_the_range_are_outside_the_batch_without_overflowing() {
+        for first_visible in [i64::MIN, i64::MAX] {
+            let rules = rules_of(&visible_at(first_visible));
+            assert!(rules.contains(&(1, Rule::TimeOutsideBatch)), "{rules:?}");
+        }
+        let mut batch = visible_at(i64::MAX);
+        batch.clock.as_mut().unwrap().mono_base_ms = u64::MAX;
+        batch.page_views[0].start_offset_ms = u64::MAX;
+        batch.page_views[0].start_wall_ms = u64::MAX;
+        assert!(rules_of(&batch).contains(&(1, Rule::TimeOutsideBatch)));
+        batch.send.as_mut().unwrap().mono_epoch = 1;
+        batch.send.as_mut().unwrap().sent_at_wall_ms = u64::MAX;
+        assert!(rules_of(&batch).contains(&(1, Rule::TimeOutsideBatch)));
     }
 
     /// `batch_of` with every impression at item 0, row 0, column 0, first visible at
@@ -736,6 +960,8 @@ mod tests {
             (Rule::CountersInconsistent, 15),
             (Rule::PageViewFull, 16),
             (Rule::FocusExceedsVisible, 17),
+            (Rule::SeqOutOfRange, 18),
+            (Rule::TimeOutsideBatch, 19),
         ];
         assert_eq!(pinned.len(), Rule::ALL.len(), "every rule is pinned");
         for (rule, code) in pinned {
@@ -744,7 +970,7 @@ mod tests {
             assert_eq!(rule.index(), usize::from(code));
             assert_eq!(Rule::ALL[usize::from(code)], rule, "ALL is ordered by code");
         }
-        assert_eq!(Rule::from_code(18), None);
+        assert_eq!(Rule::from_code(20), None);
         assert_eq!(Rule::from_code(u8::MAX), None);
     }
 
@@ -766,10 +992,12 @@ mod tests {
             [
                 "duplicate_exposure",
                 "seq_not_increasing",
-                "counters_inconsistent"
+                "counters_inconsistent",
+                "seq_out_of_range",
+                "time_outside_batch"
             ]
         );
-        assert_eq!(of(RuleKind::Contract).len(), Rule::ALL.len() - 5);
+        assert_eq!(of(RuleKind::Contract).len(), Rule::ALL.len() - 7);
     }
 
     #[test]
@@ -807,6 +1035,8 @@ mod tests {
                 "counters_inconsistent",
                 "page_view_full",
                 "focus_exceeds_visible",
+                "seq_out_of_range",
+                "time_outside_batch",
             ]
         );
     }

@@ -202,6 +202,8 @@ pub struct RuleCounts {
     pub counters_inconsistent: u64,
     pub page_view_full: u64,
     pub focus_exceeds_visible: u64,
+    pub seq_out_of_range: u64,
+    pub time_outside_batch: u64,
 }
 
 impl RuleCounts {
@@ -225,6 +227,8 @@ impl RuleCounts {
             Rule::CountersInconsistent => &self.counters_inconsistent,
             Rule::PageViewFull => &self.page_view_full,
             Rule::FocusExceedsVisible => &self.focus_exceeds_visible,
+            Rule::SeqOutOfRange => &self.seq_out_of_range,
+            Rule::TimeOutsideBatch => &self.time_outside_batch,
         }
     }
 
@@ -248,6 +252,8 @@ impl RuleCounts {
             Rule::CountersInconsistent => &mut self.counters_inconsistent,
             Rule::PageViewFull => &mut self.page_view_full,
             Rule::FocusExceedsVisible => &mut self.focus_exceeds_visible,
+            Rule::SeqOutOfRange => &mut self.seq_out_of_range,
+            Rule::TimeOutsideBatch => &mut self.time_outside_batch,
         }
     }
 

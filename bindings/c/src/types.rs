@@ -511,6 +511,8 @@ fn rule_name(rule: Rule) -> &'static core::ffi::CStr {
         Rule::CountersInconsistent => c"counters_inconsistent",
         Rule::PageViewFull => c"page_view_full",
         Rule::FocusExceedsVisible => c"focus_exceeds_visible",
+        Rule::SeqOutOfRange => c"seq_out_of_range",
+        Rule::TimeOutsideBatch => c"time_outside_batch",
     }
 }
 

@@ -208,9 +208,10 @@ impl Capture {
             }
             let captured = captured(batch, &ids, imp, rules);
             match session.arrive(imp.seq, digest(sender, &captured)) {
-                Arrival::New => {
+                // Out of range, as the collector does: kept with its rule, never deduped.
+                arrival @ (Arrival::New | Arrival::OutOfRange) => {
                     receipt.accepted += 1;
-                    if !captured.rules.is_empty() {
+                    if arrival == Arrival::New && !captured.rules.is_empty() {
                         session.rejected += 1;
                     }
                     self.findings

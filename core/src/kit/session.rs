@@ -6,6 +6,7 @@
 
 use alloc::collections::{BTreeMap, VecDeque};
 
+use crate::contract::MAX_SEQ;
 use crate::proto::Counters;
 use crate::stats::Drops;
 
@@ -21,8 +22,9 @@ pub const RECENT_DIGESTS: usize = 16_384;
 /// The rule name of a bad row whose (session, seq) had already arrived with other content.
 pub const SEQ_CONFLICT: &str = "seq_conflict";
 
-/// What the collector knows of one session.
-#[derive(Clone, Debug, Default)]
+/// What the collector knows of one session. Serialisable, so the collector can snapshot
+/// it instead of rebuilding it from its whole output at every start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionState {
     /// Every seq in 1..=high_water has arrived (or was given up as missing).
     high_water: u64,
@@ -59,12 +61,20 @@ pub enum Arrival {
     Duplicate,
     /// The seq arrived before with other content.
     Conflict,
+    /// A seq of 0 or above [`MAX_SEQ`] (the contract's `SeqOutOfRange`): it identifies no
+    /// impression, so it is neither remembered nor counted. The mark starts at 0, so taking
+    /// seq 0 in would read it as a retry; a seq near the top would carry the mark there,
+    /// after which every real seq would.
+    OutOfRange,
 }
 
 impl SessionState {
     /// Records the arrival of `seq` whose content digests to `digest` (see
     /// the collector's row digest) and says whether it is new, a retry or a conflict.
     pub fn arrive(&mut self, seq: u64, digest: u64) -> Arrival {
+        if seq == 0 || seq > MAX_SEQ {
+            return Arrival::OutOfRange;
+        }
         let known = if seq <= self.high_water {
             Some(self.recent_digest(seq))
         } else {
@@ -360,10 +370,41 @@ mod tests {
     }
 
     #[test]
-    fn hostile_seqs_and_counters_saturate_instead_of_panicking() {
+    fn seq_0_and_seqs_above_the_maximum_are_out_of_range_and_change_nothing() {
         let mut s = SessionState::default();
-        assert_eq!(s.arrive(u64::MAX, content(u64::MAX)), Arrival::New);
-        assert_eq!(s.arrive(u64::MAX, content(u64::MAX)), Arrival::Duplicate);
+        for seq in [0, MAX_SEQ + 1, u64::MAX] {
+            assert_eq!(s.arrive(seq, content(seq)), Arrival::OutOfRange, "{seq}");
+            assert_eq!(
+                s.arrive(seq, content(seq)),
+                Arrival::OutOfRange,
+                "{seq} again"
+            );
+        }
+        assert_eq!(s.reconcile(), SessionState::default().reconcile());
+        assert_eq!(s.arrive(1, content(1)), Arrival::New);
+        assert_eq!(s.arrive(MAX_SEQ, content(MAX_SEQ)), Arrival::New);
+        assert_eq!(
+            s.arrive(2, content(2)),
+            Arrival::New,
+            "the mark was not carried"
+        );
+    }
+
+    #[test]
+    fn a_full_window_near_the_maximum_seq_gives_up_without_wrapping() {
+        let mut s = SessionState::default();
+        let top = MAX_SEQ - DEDUP_WINDOW as u64;
+        for seq in top..=MAX_SEQ {
+            s.arrive(seq, content(seq));
+        }
+        assert_eq!(s.given_up, top - 1);
+        assert_eq!(s.high_water, MAX_SEQ);
+        assert_eq!(s.arrive(MAX_SEQ, content(MAX_SEQ)), Arrival::Duplicate);
+    }
+
+    #[test]
+    fn hostile_counters_saturate_instead_of_panicking() {
+        let mut s = SessionState::default();
         s.observe_counters(&Counters {
             last_seq: u64::MAX,
             dropped_overflow: u64::MAX,
@@ -372,6 +413,28 @@ mod tests {
         });
         let r = s.reconcile();
         assert_eq!((r.issued, r.dropped, r.missing), (u64::MAX, u64::MAX, 0));
+        assert_eq!(s.arrive(1, content(1)), Arrival::New);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_session_serialised_and_read_back_dedups_and_reconciles_as_before() {
+        let mut s = SessionState::default();
+        for seq in [1, 2, 4, 7] {
+            s.arrive(seq, content(seq));
+        }
+        s.observe_counters(&Counters {
+            recorded: 7,
+            last_seq: 7,
+            ..Counters::default()
+        });
+        let mut back: SessionState =
+            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.reconcile(), s.reconcile());
+        assert_eq!(back.arrive(2, content(2)), Arrival::Duplicate);
+        assert_eq!(back.arrive(4, content(4) + 1), Arrival::Conflict);
+        assert_eq!(back.arrive(3, content(3)), Arrival::New);
     }
 
     #[test]
