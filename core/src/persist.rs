@@ -16,6 +16,18 @@ use alloc::vec::Vec;
 
 use crate::stats::{Drops, Stats};
 
+/// Counts, seqs and ids read back above this are corrupt, as a record failing its checksum
+/// is: far beyond any real session (a thousand impressions a second for 8,900 years), and
+/// far enough below `u64::MAX` that what a running logger adds to them never overflows.
+pub const MAX_STORED_COUNT: u64 = 1 << 48;
+/// The same for the 32-bit counters (journal generations, starts, upload attempts).
+pub const MAX_STORED_SMALL_COUNT: u32 = 1 << 30;
+
+/// Whether every count is within [`MAX_STORED_COUNT`].
+fn counts_plausible(counts: impl IntoIterator<Item = u64>) -> bool {
+    counts.into_iter().all(|n| n < MAX_STORED_COUNT)
+}
+
 /// Store key of the session state.
 pub const STATE_KEY: &str = "state";
 /// Store key of the acknowledgement counters.
@@ -254,6 +266,32 @@ record_codec!(State {
     13 reserved_through,
 });
 
+impl State {
+    /// Whether the record can be a logger's: numbers within the bounds a running logger
+    /// can add to, and a session id the collector accepts. One that passed its checksum
+    /// but is not is treated as corrupt.
+    pub fn plausible(&self) -> bool {
+        crate::contract::valid_id(&self.session_id, crate::config::MAX_ID_LEN)
+            && self.generation < MAX_STORED_SMALL_COUNT
+            && self.starts < MAX_STORED_SMALL_COUNT
+            && counts_plausible(
+                [
+                    self.next_batch_id,
+                    self.next_batch_no,
+                    self.next_page_view,
+                    self.recorded,
+                    self.sampled_out,
+                    self.deduped,
+                    self.issued,
+                    self.invalid,
+                    self.reserved_through,
+                ]
+                .into_iter()
+                .chain(self.invalid_by_rule.iter().copied()),
+            )
+    }
+}
+
 /// Counters that change on upload outcomes; its protobuf codec is `record_codec!`'s
 /// (below: uint64 fields 1 to 19 in order, but `settled` packed `repeated uint64` 15 and
 /// `attempts` uint32 17).
@@ -341,6 +379,33 @@ impl Acks {
             dropped_journal_lost: d.journal_lost,
             settled_through_seq: 0,
         }
+    }
+
+    /// Whether the record can be a logger's (see [`State::plausible`]). The blocking times
+    /// are the host's clock, whatever it says, and are only ever added to saturating.
+    pub fn plausible(&self) -> bool {
+        self.attempts < MAX_STORED_SMALL_COUNT
+            && counts_plausible(
+                [
+                    self.delivered,
+                    self.dropped_overflow,
+                    self.dropped_rejected,
+                    self.dropped_too_large,
+                    self.dropped_retries_exhausted,
+                    self.dropped_purged,
+                    self.dropped_store_corrupt,
+                    self.uploads,
+                    self.retries,
+                    self.bytes_delivered,
+                    self.store_errors,
+                    self.corrupt_records,
+                    self.attempts_batch,
+                    self.dropped_journal_lost,
+                    self.settled_through_seq,
+                ]
+                .into_iter()
+                .chain(self.settled.iter().copied()),
+            )
     }
 
     /// The drop counters.
@@ -507,7 +572,20 @@ impl Entry<'_> {
             INVALID => Entry::Invalid { rule: r.u8()? },
             _ => return None,
         };
-        r.0.is_empty().then_some((generation, entry))
+        (r.0.is_empty() && entry.plausible()).then_some((generation, entry))
+    }
+
+    /// Seqs and page view ordinals within [`MAX_STORED_COUNT`] (times are the host's).
+    fn plausible(&self) -> bool {
+        match self {
+            Entry::PageViewStart { ordinal, .. } | Entry::PageViewEnd { ordinal, .. } => {
+                *ordinal < MAX_STORED_COUNT
+            }
+            Entry::Impression(i) => counts_plausible([i.seq, i.page_view]),
+            Entry::Epoch { .. } | Entry::SampledOut | Entry::Deduped | Entry::Invalid { .. } => {
+                true
+            }
+        }
     }
 }
 

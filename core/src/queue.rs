@@ -57,6 +57,20 @@ impl ClosedBatch {
         self.first_seq.checked_add(u64::from(self.count.max(1)) - 1)
     }
 
+    /// Whether a record read back can be a logger's: seqs from 1, ids, numbers and seqs
+    /// within [`crate::persist::MAX_STORED_COUNT`], attempts within
+    /// [`crate::persist::MAX_STORED_SMALL_COUNT`].
+    pub fn plausible(&self) -> bool {
+        use crate::persist::{MAX_STORED_COUNT, MAX_STORED_SMALL_COUNT};
+        self.first_seq >= 1
+            && self
+                .last_seq_bound()
+                .is_some_and(|last| last < MAX_STORED_COUNT)
+            && self.id < MAX_STORED_COUNT
+            && self.batch_no < MAX_STORED_COUNT
+            && self.attempts < MAX_STORED_SMALL_COUNT
+    }
+
     /// The stored form (framed by the caller).
     pub fn to_record(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(RECORD_HEADER + self.body.len());

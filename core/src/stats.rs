@@ -326,10 +326,15 @@ impl Stats {
     }
 
     /// The loss invariant: every recorded impression is sampled out, deduped, delivered,
-    /// dropped by a reason, or pending.
+    /// dropped by a reason, or pending. Counters whose sums overflow are not balanced (stored
+    /// ones are read back from the host).
     pub fn balanced(&self) -> bool {
-        self.recorded == self.sampled_out + self.deduped + self.issued
-            && self.issued >= self.delivered + self.dropped.total()
+        let accounted = self
+            .sampled_out
+            .checked_add(self.deduped)
+            .and_then(|skipped| skipped.checked_add(self.issued));
+        let settled = self.delivered.checked_add(self.dropped.total());
+        accounted == Some(self.recorded) && settled.is_some_and(|s| self.issued >= s)
     }
 
     /// Counts one refused input.

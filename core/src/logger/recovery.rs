@@ -15,8 +15,12 @@ impl Logger {
         let previous = stored
             .get(STATE_KEY)
             .map_or(0, |bytes| crate::rng::hash_bytes(0, bytes));
-        let mut state: Option<State> = self.get_record(stored, STATE_KEY);
-        let mut acks: Option<Acks> = self.get_record(stored, ACKS_KEY);
+        let mut state = self
+            .get_record::<State>(stored, STATE_KEY)
+            .and_then(|s| self.plausible(s, State::plausible));
+        let mut acks = self
+            .get_record::<Acks>(stored, ACKS_KEY)
+            .and_then(|a| self.plausible(a, Acks::plausible));
         let prefs: Prefs = self.get_record(stored, PREFS_KEY).unwrap_or_default();
         self.enabled = !prefs.opted_out;
         let resumed = state.is_some();
@@ -119,12 +123,23 @@ impl Logger {
     /// Seqs reserved beyond the highest one found may have been issued to impressions
     /// whose journal records never became durable: they count as recorded and dropped as
     /// `journal_lost` (at most [`SEQ_RESERVE`] per unclean stop, some possibly never used).
+    ///
+    /// Records that passed their checksums can still disagree with each other (a host's
+    /// bug, corruption the CRC missed): seqs counted as settled were issued, and recorded
+    /// impressions neither skipped nor issued had seqs whose records were lost. Left as
+    /// they were, the counters would flag every later batch of the session as inconsistent.
     pub(super) fn account_for_losses(&mut self, found_through: u64, purging: bool) {
         let st = &mut self.stats;
-        st.issued = st.issued.max(found_through);
+        let settled = st.delivered.saturating_add(st.dropped.total());
+        let skipped = st.sampled_out.saturating_add(st.deduped);
+        st.issued = st
+            .issued
+            .max(found_through)
+            .max(settled)
+            .max(st.recorded.saturating_sub(skipped));
         let unconfirmed = self.reserved.saturating_sub(st.issued);
-        st.issued += unconfirmed;
-        st.recorded = st.recorded.max(st.sampled_out + st.deduped + st.issued);
+        st.issued = st.issued.saturating_add(unconfirmed);
+        st.recorded = skipped.saturating_add(st.issued);
         let held = self.queue.impressions() + self.open.len() as u64;
         let lost = st.pending().saturating_sub(held);
         let reason = if purging {
@@ -151,8 +166,11 @@ impl Logger {
             .keys(BATCH_KEY_PREFIX)
             .filter_map(|k| Some((k, stored.get(k)?)))
         {
+            // A record under another batch's key could never be removed (removals name
+            // the batch's own key): every start would count it again.
             let record = read_single_frame(bytes)
                 .and_then(ClosedBatch::from_record)
+                .filter(|b| b.plausible() && b.key() == key)
                 .and_then(|b| b.last_seq_bound().map(|last| (b, last)));
             let Some((batch, last)) = record else {
                 // Unreadable: its impressions are counted lost once recovery is done.
@@ -289,6 +307,15 @@ impl Logger {
         }
         self.seal_open_batch(epoch);
         journaled_through
+    }
+
+    /// `record` if `check` finds it plausible; otherwise `None`, counted as corrupt.
+    fn plausible<T>(&mut self, record: T, check: impl FnOnce(&T) -> bool) -> Option<T> {
+        let ok = check(&record);
+        if !ok {
+            self.stats.corrupt_records += 1;
+        }
+        ok.then_some(record)
     }
 
     /// Reads a record: `None` when absent or corrupt (counted).

@@ -1,0 +1,106 @@
+//! The collector's ingest path (`Ingestor::ingest(body, received_wall_ms)`) on arbitrary
+//! bodies and receive times, several uploads to one ingestor so that dedup, conflicts and
+//! per-session state carry across them. The input layout is `sightline_fuzz::ingest`'s,
+//! which leaves room for each upload's request headers.
+//!
+//! Asserts: nothing panics; an accepted body is one the core's decoder accepts within the
+//! collector's size and expansion limits; every impression of an accepted upload is
+//! exactly one of a good row, a bad row or a duplicate, conflicts among the bad rows; the
+//! rows written stay within a constant factor of `MAX_OUTPUT_RATIO` times the decoded
+//! batch; the same body again (a retry) is all duplicates; the session reconciles.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sightline_collector::ingest::{
+    Ingestor, MAX_DECOMPRESSED_BYTES, MAX_EXPANSION_RATIO, MAX_OUTPUT_RATIO,
+};
+use sightline_core::contract::Contract;
+use sightline_core::{Reentry, gzip, wire};
+use sightline_fuzz::ingest::parse;
+
+/// How much larger real rows may be than the admission estimate: JSON escapes make a
+/// string byte at most 6 (`\u0000`), and a bad row's rule names add less than its fixed
+/// part. The estimate itself is at most `MAX_OUTPUT_RATIO` times the decoded batch.
+const ESTIMATE_SLACK: usize = 7;
+
+fuzz_target!(|data: &[u8]| {
+    let input = parse(data);
+    let contract = Contract {
+        reentry: if input.contract & 1 != 0 {
+            Reentry::AfterLeaving
+        } else {
+            Reentry::OncePerPageView
+        },
+        ..Contract::default()
+    };
+    let mut ingestor = Ingestor::new(contract);
+    for upload in &input.uploads {
+        let Ok(outcome) = ingestor.ingest(upload.body, upload.received_wall_ms) else {
+            continue;
+        };
+        let limit =
+            MAX_DECOMPRESSED_BYTES.min(upload.body.len().saturating_mul(MAX_EXPANSION_RATIO));
+        let raw = match gzip::gunzip(upload.body, limit) {
+            Ok(raw) => raw,
+            Err(e) => panic!("an accepted body does not gunzip within {limit} bytes: {e}"),
+        };
+        let batch = match wire::decode_batch(&raw) {
+            Ok(batch) => batch,
+            Err(e) => panic!("an accepted body does not decode: {e}"),
+        };
+        let n = match wire::impressions(&batch) {
+            Ok(rows) => rows.len() as u64,
+            Err(e) => panic!("an accepted batch has no impressions: {e}"),
+        };
+        let (good, bad) = (outcome.good.len() as u64, outcome.bad.len() as u64);
+        assert_eq!(
+            good + bad + outcome.duplicates,
+            n,
+            "{n} impressions became {good} good, {bad} bad and {} duplicates",
+            outcome.duplicates
+        );
+        assert!(outcome.conflicts <= bad, "conflicts are bad rows");
+        assert_eq!(outcome.session_id, batch.session_id);
+        let written: usize = outcome
+            .good
+            .iter()
+            .map(|r| serde_json::to_vec(r).map_or(0, |v| v.len() + 1))
+            .chain(
+                outcome
+                    .bad
+                    .iter()
+                    .map(|r| serde_json::to_vec(r).map_or(0, |v| v.len() + 1)),
+            )
+            .sum();
+        let budget = ESTIMATE_SLACK * MAX_OUTPUT_RATIO * raw.len();
+        assert!(
+            written <= budget,
+            "{written} bytes of rows from a {} byte batch (budget {budget})",
+            raw.len()
+        );
+        assert!(
+            outcome
+                .good
+                .iter()
+                .all(|r| r.session_id == batch.session_id),
+            "a good row of another session"
+        );
+
+        let retry = match ingestor.ingest(upload.body, upload.received_wall_ms) {
+            Ok(retry) => retry,
+            Err(refusal) => panic!("a retry of an accepted body was refused: {refusal:?}"),
+        };
+        assert!(
+            retry.good.is_empty() && retry.bad.is_empty() && retry.duplicates == n,
+            "a retry gave {} good, {} bad, {} duplicates of {n}",
+            retry.good.len(),
+            retry.bad.len(),
+            retry.duplicates
+        );
+        assert!(
+            ingestor.reconcile(&batch.session_id).is_some(),
+            "the session is known"
+        );
+    }
+    let _ = ingestor.sessions().count();
+});
