@@ -10,7 +10,7 @@ use std::time::Instant;
 use sightline_collector::ingest::Ingestor;
 use sightline_collector::sink::{NdjsonSink, Sink, replay};
 use sightline_collector::snapshot;
-use sightline_core::{Config, Contract, Impression, Logger, MemoryStore, Now, proto, wire};
+use sightline_core::Contract;
 
 /// Receive time of the first batch (any fixed wall time).
 const WALL: u64 = 1_767_225_600_000;
@@ -20,37 +20,6 @@ const PER_BATCH: u32 = 1000;
 const DEFAULT_ROWS: u64 = 3_600_000;
 /// Share of sessions uploaded after the snapshot, in percent.
 const TAIL_PCT: u64 = 5;
-
-/// A real batch of `PER_BATCH` impressions as the logger sends it.
-fn template() -> proto::Batch {
-    let at = |ms: u64| Now::new(ms, WALL + ms);
-    let config = Config {
-        app_id: "com.example.streaming".into(),
-        app_version: "7.4.1".into(),
-        seed: 1,
-        ..Config::default()
-    };
-    let mut logger = Logger::start(config, &mut MemoryStore::new(), at(0)).unwrap();
-    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
-    for i in 0..PER_BATCH {
-        let id = format!("title:{i}");
-        let imp = Impression {
-            item_id: &id,
-            artwork_id: None,
-            row: i / 100,
-            column: i % 100,
-            first_visible_mono_ms: 100,
-            visible_ms: 1000,
-            max_visible_fraction: 1.0,
-            focused_ms: 0,
-        };
-        logger.record_impression(pv, &imp, at(2000)).unwrap();
-    }
-    logger.flush(at(3000));
-    logger.perform_store_ops(&mut MemoryStore::new());
-    let body = logger.poll_upload(at(3000)).unwrap().body;
-    wire::decode_gzip_batch(&body).unwrap()
-}
 
 fn main() {
     let rows: u64 = std::env::args()
@@ -63,7 +32,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut sink = NdjsonSink::open(&dir).unwrap();
     let mut live = Ingestor::new(Contract::default());
-    let mut batch = template();
+    let mut batch = sightline_sim::batches::logged(PER_BATCH);
     let mut written = None;
     let started = Instant::now();
     for s in 0..sessions {

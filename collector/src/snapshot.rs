@@ -283,7 +283,7 @@ impl Snapshots {
 mod tests {
     use std::collections::BTreeMap;
 
-    use sightline_core::{Config, Contract, Impression, Logger, MemoryStore, Now, proto, wire};
+    use sightline_core::{Contract, proto};
 
     use super::*;
     use crate::session::Reconciliation;
@@ -291,37 +291,6 @@ mod tests {
 
     const WALL: u64 = 1_767_225_600_000;
     const HOUR_MS: u64 = 3_600_000;
-
-    /// A real batch of `n` impressions (seqs 1..=n) as the logger sends it.
-    fn template(n: u32) -> proto::Batch {
-        let at = |ms: u64| Now::new(ms, WALL + ms);
-        let config = Config {
-            app_id: "app".into(),
-            app_version: "1".into(),
-            seed: 1,
-            ..Config::default()
-        };
-        let mut logger = Logger::start(config, &mut MemoryStore::new(), at(0)).unwrap();
-        let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
-        for i in 0..n {
-            let id = format!("title:{i}");
-            let imp = Impression {
-                item_id: &id,
-                artwork_id: None,
-                row: 0,
-                column: i,
-                first_visible_mono_ms: 100,
-                visible_ms: 1000,
-                max_visible_fraction: 1.0,
-                focused_ms: 0,
-            };
-            logger.record_impression(pv, &imp, at(2000)).unwrap();
-        }
-        logger.flush(at(3000));
-        logger.perform_store_ops(&mut MemoryStore::new());
-        let body = logger.poll_upload(at(3000)).unwrap().body;
-        wire::decode_gzip_batch(&body).unwrap()
-    }
 
     /// `template`'s impressions as seqs `first..` of `session`, counters to match.
     fn batch(template: &proto::Batch, session: &str, first: u64) -> proto::Batch {
@@ -417,7 +386,7 @@ mod tests {
     #[test]
     fn a_restart_replays_only_what_was_written_after_the_snapshot_and_reconciles_as_a_full_replay()
     {
-        let t = template(4);
+        let t = sightline_sim::batches::logged(4);
         let mut out = Output::new("tail");
         history(&mut out, &t, 1);
         out.snapshot();
@@ -452,7 +421,7 @@ mod tests {
 
     #[test]
     fn without_a_snapshot_a_restart_replays_the_whole_output() {
-        let t = template(4);
+        let t = sightline_sim::batches::logged(4);
         let mut out = Output::new("none");
         history(&mut out, &t, 1);
         let (restarted, restored) = out.restart();
@@ -466,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_torn_corrupt_foreign_or_other_version_snapshot_falls_back_to_a_full_replay() {
-        let t = template(4);
+        let t = sightline_sim::batches::logged(4);
         let mut out = Output::new("bad");
         history(&mut out, &t, 1);
         out.snapshot();
@@ -504,7 +473,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_covering_output_that_is_gone_falls_back_to_a_full_replay() {
-        let t = template(4);
+        let t = sightline_sim::batches::logged(4);
         let mut out = Output::new("gone");
         history(&mut out, &t, 1);
         out.snapshot();
@@ -523,7 +492,7 @@ mod tests {
 
     #[test]
     fn rows_appended_to_an_earlier_hour_after_the_snapshot_are_replayed_once() {
-        let t = template(4);
+        let t = sightline_sim::batches::logged(4);
         let mut out = Output::new("earlier");
         out.upload(&batch(&t, "a", 1), WALL);
         out.upload(&batch(&t, "a", 5), WALL + HOUR_MS);
@@ -539,7 +508,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_is_taken_every_so_many_rows_and_after_a_start_that_replayed_as_many() {
-        let t = template(4);
+        let t = sightline_sim::batches::logged(4);
         let mut out = Output::new("cadence");
         let Output {
             dir,
@@ -574,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_session_state_in_a_snapshot_is_the_live_one() {
-        let t = template(3);
+        let t = sightline_sim::batches::logged(3);
         let mut out = Output::new("state");
         out.upload(&batch(&t, "a", 1), WALL);
         // Seqs 5..=7: a gap, so seqs are held above the mark too.

@@ -8,7 +8,7 @@ use sightline_collector::ingest::Ingestor;
 use sightline_collector::session::Reconciliation;
 use sightline_collector::sink::{NdjsonSink, Sink, replay};
 use sightline_collector::snapshot::{self, Restored};
-use sightline_core::{Config, Contract, Impression, Logger, MemoryStore, Now, proto, wire};
+use sightline_core::Contract;
 
 const WALL: u64 = 1_767_225_600_000;
 /// Impressions per batch: the SDK's default maximum.
@@ -17,37 +17,6 @@ const PER_BATCH: u32 = 1000;
 const SESSIONS: u64 = 1000;
 /// Of those, uploaded after the snapshot.
 const AFTER_SNAPSHOT: u64 = 50;
-
-/// A real batch of `PER_BATCH` impressions as the logger sends it.
-fn template() -> proto::Batch {
-    let at = |ms: u64| Now::new(ms, WALL + ms);
-    let config = Config {
-        app_id: "app".into(),
-        app_version: "1".into(),
-        seed: 1,
-        ..Config::default()
-    };
-    let mut logger = Logger::start(config, &mut MemoryStore::new(), at(0)).unwrap();
-    let pv = logger.start_page_view("home", None, None, at(0)).unwrap();
-    for i in 0..PER_BATCH {
-        let id = format!("title:{i}");
-        let imp = Impression {
-            item_id: &id,
-            artwork_id: None,
-            row: i / 100,
-            column: i % 100,
-            first_visible_mono_ms: 100,
-            visible_ms: 1000,
-            max_visible_fraction: 1.0,
-            focused_ms: 0,
-        };
-        logger.record_impression(pv, &imp, at(2000)).unwrap();
-    }
-    logger.flush(at(3000));
-    logger.perform_store_ops(&mut MemoryStore::new());
-    let body = logger.poll_upload(at(3000)).unwrap().body;
-    wire::decode_gzip_batch(&body).unwrap()
-}
 
 fn accounting(ingestor: &Ingestor) -> BTreeMap<String, Reconciliation> {
     ingestor
@@ -62,7 +31,7 @@ fn a_restart_over_a_million_rows_replays_only_the_tail_after_the_snapshot() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut sink = NdjsonSink::open(&dir).unwrap();
     let mut live = Ingestor::new(Contract::default());
-    let mut batch = template();
+    let mut batch = sightline_sim::batches::logged(PER_BATCH);
     for s in 0..SESSIONS {
         if s == SESSIONS - AFTER_SNAPSHOT {
             snapshot::write(&dir, &live, &mut sink).unwrap();

@@ -48,7 +48,8 @@ pub struct Runtime {
 /// The driver while running; its final counters once shut down.
 enum State {
     Running(Driver),
-    Stopped(core::Stats),
+    /// The final counters, boxed: they are several times the size of a running driver.
+    Stopped(Box<core::Stats>),
 }
 
 impl Runtime {
@@ -240,7 +241,7 @@ impl Runtime {
     pub fn stats(&self) -> Result<Stats, SightlineError> {
         match &*self.state.read().map_err(|_| poisoned())? {
             State::Running(driver) => Ok(driver.stats().into()),
-            State::Stopped(last) => Ok(last.clone().into()),
+            State::Stopped(last) => Ok((**last).clone().into()),
         }
     }
 
@@ -250,11 +251,11 @@ impl Runtime {
     /// return the final counters again.
     pub fn shutdown(&self, max_wait_ms: u64) -> Result<Stats, SightlineError> {
         let mut state = self.state.write().map_err(|_| poisoned())?;
-        let last = match std::mem::replace(&mut *state, State::Stopped(core::Stats::default())) {
+        let last = match std::mem::replace(&mut *state, State::Stopped(Box::default())) {
             State::Running(driver) => driver.shutdown(Duration::from_millis(max_wait_ms)),
-            State::Stopped(last) => last,
+            State::Stopped(last) => *last,
         };
-        *state = State::Stopped(last.clone());
+        *state = State::Stopped(Box::new(last.clone()));
         Ok(last.into())
     }
 }

@@ -2,6 +2,7 @@
 //! pages through the real core on virtual time, a faulty network, and a model collector
 //! that dedups by (session, seq). Used by the simulation tests, the benchmarks and the demo.
 
+pub mod batches;
 pub mod collector;
 pub mod feed;
 pub mod harness;
