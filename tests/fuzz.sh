@@ -37,7 +37,8 @@ for t in $(cargo +nightly fuzz list); do
   step "$t for ${seconds} s"
   mkdir -p "$work/$t/corpus" "$work/$t/artifacts"
   cp fuzz/corpus/"$t"/* "$work/$t/corpus/"
-  cargo +nightly fuzz run "$t" "$work/$t/corpus" -- \
+  # TMPDIR: check_inputs writes its files under the temporary directory, removed at exit.
+  TMPDIR="$work" cargo +nightly fuzz run "$t" "$work/$t/corpus" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 \
     -artifact_prefix="$work/$t/artifacts/" -print_final_stats=1 2>"$work/$t.log" || {
     tail -n 60 "$work/$t.log"

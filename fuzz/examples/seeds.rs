@@ -319,6 +319,15 @@ fn check_seeds(golden_gz: &[u8], golden_pb: &[u8]) {
 fn ingest_seeds(golden_gz: &[u8], first: &[u8], second: &[u8]) {
     let upload = |received_wall_ms, body| Upload {
         received_wall_ms,
+        gzip: false,
+        body,
+    };
+    // The same uploads as protobuf for the target to gzip: mutations then reach the decoder.
+    let protobuf = |body: &[u8]| gzip::gunzip(body, usize::MAX).expect("a real upload gunzips");
+    let (first_pb, second_pb) = (protobuf(first), protobuf(second));
+    let to_gzip = |received_wall_ms, body| Upload {
+        received_wall_ms,
+        gzip: true,
         body,
     };
     let inputs = [
@@ -334,6 +343,10 @@ fn ingest_seeds(golden_gz: &[u8], first: &[u8], second: &[u8]) {
         (
             "skewed-clock",
             vec![upload(0, first), upload(u64::MAX, second)],
+        ),
+        (
+            "protobuf-session",
+            vec![to_gzip(WALL, &first_pb), to_gzip(WALL + 1, &second_pb)],
         ),
     ];
     for (name, uploads) in inputs {

@@ -35,12 +35,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut ingestor = Ingestor::new(contract);
     for upload in &input.uploads {
-        let Ok(outcome) = ingestor.ingest(upload.body, upload.received_wall_ms) else {
+        let body = if upload.gzip {
+            gzip::gzip(upload.body)
+        } else {
+            upload.body.to_vec()
+        };
+        let Ok(outcome) = ingestor.ingest(&body, upload.received_wall_ms) else {
             continue;
         };
-        let limit =
-            MAX_DECOMPRESSED_BYTES.min(upload.body.len().saturating_mul(MAX_EXPANSION_RATIO));
-        let raw = match gzip::gunzip(upload.body, limit) {
+        let limit = MAX_DECOMPRESSED_BYTES.min(body.len().saturating_mul(MAX_EXPANSION_RATIO));
+        let raw = match gzip::gunzip(&body, limit) {
             Ok(raw) => raw,
             Err(e) => panic!("an accepted body does not gunzip within {limit} bytes: {e}"),
         };
@@ -86,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
             "a good row of another session"
         );
 
-        let retry = match ingestor.ingest(upload.body, upload.received_wall_ms) {
+        let retry = match ingestor.ingest(&body, upload.received_wall_ms) {
             Ok(retry) => retry,
             Err(refusal) => panic!("a retry of an accepted body was refused: {refusal:?}"),
         };
