@@ -7,6 +7,7 @@
 # when missing. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/debian.sh
 root="$PWD"
 target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
@@ -20,14 +21,8 @@ step "C toolchain and test libraries"
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
-for pkg in libcjson-dev zlib1g-dev libssl-dev; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq "${missing[@]}"
-fi
+mapfile -t -O "${#missing[@]}" missing < <(debian_missing libcjson-dev zlib1g-dev libssl-dev)
+[ ${#missing[@]} -eq 0 ] || debian_install "${missing[@]}"
 cmake --version | sed -n 1p
 
 step "the header is what cbindgen makes of the sources"

@@ -7,6 +7,7 @@
 # gcc-arm-none-eabi, newlib and qemu-system-arm when missing. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/debian.sh
 root="$PWD"
 target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
@@ -20,14 +21,9 @@ step "cross toolchain and emulator"
 rustup target list --installed | grep -qx thumbv7em-none-eabihf || rustup target add thumbv7em-none-eabihf
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
-command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi)
-dpkg -s libnewlib-arm-none-eabi >/dev/null 2>&1 || missing+=(libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq "${missing[@]}"
-fi
+mapfile -t -O "${#missing[@]}" missing < <(debian_missing gcc-arm-none-eabi libnewlib-arm-none-eabi)
+[ ${#missing[@]} -eq 0 ] || debian_install "${missing[@]}"
 arm-none-eabi-gcc --version | sed -n 1p
 qemu-system-arm --version | sed -n 1p
 

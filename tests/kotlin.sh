@@ -6,6 +6,7 @@
 # Runnable alone from a clean checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/debian.sh
 root="$PWD"
 target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
@@ -17,9 +18,7 @@ step "JDK and Maven"
 java_major() { javac -version 2>&1 | sed -E 's/^javac ([0-9]+).*/\1/'; }
 if ! command -v mvn >/dev/null || ! command -v javac >/dev/null || ! command -v unzip >/dev/null \
   || [ "$(java_major)" -lt 17 ]; then
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq openjdk-17-jdk-headless maven unzip
+  debian_install openjdk-17-jdk-headless maven unzip
 fi
 java -version 2>&1 | sed -n 1p
 mvn -v 2>/dev/null | sed -n 1p

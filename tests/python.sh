@@ -5,17 +5,14 @@
 # example app against a real collector), then the benchmark. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/debian.sh
 target=$(realpath -m "${CARGO_TARGET_DIR:-$PWD/target}")
 export CARGO_TARGET_DIR="$target"
 
 step() { printf '\n==> python: %s\n' "$*"; }
 
 step "build tools (maturin, ruff, mypy) in $target/pytools"
-if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq python3-venv
-fi
+python3 -c 'import ensurepip, venv' 2>/dev/null || debian_install python3-venv
 tools="$target/pytools"
 [ -x "$tools/bin/pip" ] || python3 -m venv "$tools"
 # Pinned, so a new release cannot change the lint verdict or the wheel under us.

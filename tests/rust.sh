@@ -6,6 +6,7 @@
 # protoc a fresh machine lacks. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/debian.sh
 
 step() { printf '\n==> rust: %s\n' "$*"; }
 
@@ -16,11 +17,7 @@ for t in wasm32-unknown-unknown thumbv7em-none-eabihf; do
 done
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
-if ! command -v protoc >/dev/null; then
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq protobuf-compiler
-fi
+command -v protoc >/dev/null || debian_install protobuf-compiler
 
 step "format and lints"
 cargo fmt --all -- --check
