@@ -413,6 +413,14 @@ impl Ingestor {
         self.sessions.get(session_id).map(|t| t.state.reconcile())
     }
 
+    /// What each tracked session remembers for dedup: its seqs held above the high-water
+    /// mark and its content digests below it.
+    pub fn session_entries(&self) -> impl Iterator<Item = usize> {
+        self.sessions
+            .values()
+            .map(|t| t.state.held() + t.state.recent_digests())
+    }
+
     /// Loss accounting of every known session.
     pub fn sessions(&self) -> impl Iterator<Item = (&str, Reconciliation)> {
         self.sessions

@@ -10,9 +10,12 @@
 
 pub mod body;
 pub mod check;
+pub mod config;
 pub mod connections;
 pub mod ingest;
 pub mod limits;
+pub mod log_limit;
+pub mod metrics;
 pub mod row;
 pub mod server;
 pub use sightline_core::kit::session;

@@ -1,6 +1,7 @@
 //! The HTTP service: `POST /v1/batches` (gzip protobuf `Batch`), `/healthz`, Prometheus
-//! `/metrics`, the micro-mode query API (`/micro/*`) and, only when enabled, a fault
-//! injection endpoint for demos and tests (`/admin/faults`).
+//! `/metrics`, `/sessions`, the micro-mode query API (`/micro/*`), only when enabled a fault
+//! injection endpoint for demos and tests (`/admin/faults`), and `/openapi.json`: the
+//! OpenAPI document (`collector/openapi.json`) of exactly the routes this server mounted.
 //!
 //! Every hostile input gets a clear 4xx and the server keeps serving: the body size is
 //! capped before it is read, gzip expansion is capped while it is inflated, and a bad
@@ -16,7 +17,7 @@ use axum::body::HttpBody;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use sightline_core::contract::Contract;
 use sightline_core::proto;
@@ -28,6 +29,8 @@ use crate::body::{BodyError, Budget};
 use crate::connections::{self, Gauges};
 use crate::ingest::{Decoder, Ingestor, Refused as Refused_};
 use crate::limits::{BUSY_RETRY_AFTER_S, INGEST_QUEUE_TIMEOUT, Limits};
+use crate::log_limit::LogLimit;
+use crate::metrics::{self, Instruments, Snapshot};
 use crate::sink::{MemorySink, NdjsonSink, Sink};
 use crate::snapshot::Snapshots;
 
@@ -139,6 +142,9 @@ struct Shared {
     refused: Refused,
     connections: Arc<Gauges>,
     open_files: Option<u64>,
+    instruments: Arc<Instruments>,
+    /// Bounds the one log line per refused upload.
+    refusal_log: LogLimit,
 }
 
 type State_ = Arc<Shared>;
@@ -214,6 +220,8 @@ impl Server {
             refused: Refused::default(),
             connections: Arc::new(Gauges::default()),
             open_files,
+            instruments: Arc::new(Instruments::default()),
+            refusal_log: LogLimit::default(),
             settings,
         };
         Ok(Server {
@@ -233,23 +241,13 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let settings = &self.shared.settings;
-        let mut router = Router::new()
-            .route("/v1/batches", post(ingest))
-            .route("/healthz", get(|| async { "ok\n" }))
-            .route("/metrics", get(metrics))
-            // Loss accounting in either mode; micro mode also serves it under /micro/.
-            .route("/sessions", get(micro_sessions));
-        if settings.micro {
-            router = router
-                .route("/micro/good", get(micro_good))
-                .route("/micro/bad", get(micro_bad))
-                .route("/micro/sessions", get(micro_sessions))
-                .route("/micro/reset", post(micro_reset));
-        }
-        if settings.fault_injection {
-            router = router.route("/admin/faults", post(set_faults));
-        }
-        let router = router.with_state(self.shared.clone());
+        let router = routes(settings)
+            .build()?
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.shared.instruments.clone(),
+                metrics::track,
+            ))
+            .with_state(self.shared.clone());
         let limits = settings.limits.clone();
         connections::serve(
             self.listener,
@@ -269,6 +267,136 @@ impl Server {
     }
 }
 
+/// The routes a server with `settings` mounts (besides `/openapi.json`).
+fn routes(settings: &Settings) -> Routes {
+    let mut routes = Routes::default()
+        .add(Verb::Post, "/v1/batches", ingest)
+        .add(Verb::Get, "/healthz", healthz)
+        .add(Verb::Get, "/metrics", metrics)
+        // Loss accounting in either mode; micro mode also serves it under /micro/.
+        .add(Verb::Get, "/sessions", micro_sessions);
+    if settings.micro {
+        routes = routes
+            .add(Verb::Get, "/micro/good", micro_good)
+            .add(Verb::Get, "/micro/bad", micro_bad)
+            .add(Verb::Get, "/micro/sessions", micro_sessions)
+            .add(Verb::Post, "/micro/reset", micro_reset);
+    }
+    if settings.fault_injection {
+        routes = routes.add(Verb::Post, "/admin/faults", set_faults);
+    }
+    routes
+}
+
+/// The OpenAPI document of every route the server can mount.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// An HTTP method a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl Verb {
+    /// The method's key in an OpenAPI path item.
+    pub fn openapi_key(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+        }
+    }
+}
+
+/// The routes a server mounts, kept as a list so that `/openapi.json` documents exactly
+/// those: the router and the served document are built from the same list.
+#[derive(Default)]
+struct Routes {
+    list: Vec<(Verb, &'static str, MethodRouter<State_>)>,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, verb: Verb, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, State_>,
+        T: 'static,
+    {
+        self.list.push((verb, path, on(verb.filter(), handler)));
+        self
+    }
+
+    /// Method and path of each route, `/openapi.json` included.
+    fn mounted(&self) -> Vec<(Verb, &'static str)> {
+        let mut mounted: Vec<_> = self.list.iter().map(|(v, p, _)| (*v, *p)).collect();
+        mounted.push((Verb::Get, "/openapi.json"));
+        mounted
+    }
+
+    /// The router, with `/openapi.json` documenting these routes and itself.
+    fn build(self) -> std::io::Result<Router<State_>> {
+        let mounted = self.mounted();
+        let document =
+            serde_json::to_vec(&openapi_document(&mounted)?).map_err(std::io::Error::other)?;
+        let document = axum::body::Bytes::from(document);
+        let mut router = Router::new().route(
+            "/openapi.json",
+            on(MethodFilter::GET, move || {
+                let document = document.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], document) }
+            }),
+        );
+        for (_, path, method_router) in self.list {
+            router = router.route(path, method_router);
+        }
+        Ok(router)
+    }
+}
+
+/// The OpenAPI document narrowed to the `mounted` routes. Fails if one of them is not
+/// documented, so no route goes undocumented.
+pub fn openapi_document(mounted: &[(Verb, &str)]) -> std::io::Result<serde_json::Value> {
+    let mut document: serde_json::Value =
+        serde_json::from_str(OPENAPI).map_err(std::io::Error::other)?;
+    let paths = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or_else(|| std::io::Error::other("openapi.json has no paths"))?;
+    for (verb, path) in mounted {
+        if paths
+            .get(*path)
+            .and_then(|item| item.get(verb.openapi_key()))
+            .is_none()
+        {
+            return Err(std::io::Error::other(format!(
+                "openapi.json does not document {} {path}",
+                verb.openapi_key()
+            )));
+        }
+    }
+    paths.retain(|path, item| {
+        if let Some(methods) = item.as_object_mut() {
+            methods.retain(|key, _| {
+                mounted
+                    .iter()
+                    .any(|(verb, p)| p == path && verb.openapi_key() == key)
+            });
+        }
+        item.as_object().is_some_and(|m| !m.is_empty())
+    });
+    Ok(document)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -279,10 +407,23 @@ fn refuse(status: StatusCode, reason: &str) -> Response {
     (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
+/// A refused upload: its answer, and one structured log line (within the rate limit).
+fn refuse_upload(shared: &Shared, status: StatusCode, reason: &str) -> Response {
+    if let Some(suppressed) = shared.refusal_log.admit(std::time::Instant::now()) {
+        tracing::warn!(
+            status = status.as_u16(),
+            reason,
+            suppressed,
+            "refused upload"
+        );
+    }
+    refuse(status, reason)
+}
+
 /// 503 with Retry-After: the device keeps the batch and comes back.
 fn busy(shared: &Shared, reason: &str) -> Response {
     shared.refused.busy.fetch_add(1, Ordering::Relaxed);
-    let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, reason);
+    let mut response = refuse_upload(shared, StatusCode::SERVICE_UNAVAILABLE, reason);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_S));
@@ -306,11 +447,16 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
         Ok(()) => {}
         Err(HeaderRefusal::AppKey) => {
             shared.refused.app_key.fetch_add(1, Ordering::Relaxed);
-            return refuse(StatusCode::UNAUTHORIZED, "missing or unknown app key");
+            return refuse_upload(
+                &shared,
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown app key",
+            );
         }
         Err(HeaderRefusal::ContentType) => {
             shared.refused.content_type.fetch_add(1, Ordering::Relaxed);
-            return refuse(
+            return refuse_upload(
+                &shared,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 &format!("content type must be {CONTENT_TYPE}"),
             );
@@ -324,14 +470,16 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             shared.refused.too_large.fetch_add(1, Ordering::Relaxed);
-            return refuse(
+            return refuse_upload(
+                &shared,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("body over {max} bytes"),
             );
         }
         Err(BodyError::Timeout) => {
             shared.refused.body_timeout.fetch_add(1, Ordering::Relaxed);
-            return closing(refuse(
+            return closing(refuse_upload(
+                &shared,
                 StatusCode::REQUEST_TIMEOUT,
                 "body not received in time",
             ));
@@ -340,7 +488,11 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
             return busy(&shared, "server busy: too many uploads in flight");
         }
         Err(BodyError::Broken(e)) => {
-            return refuse(StatusCode::BAD_REQUEST, &format!("unreadable body: {e}"));
+            return refuse_upload(
+                &shared,
+                StatusCode::BAD_REQUEST,
+                &format!("unreadable body: {e}"),
+            );
         }
     };
     let worker =
@@ -353,7 +505,7 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
         let _worker = worker;
         let decoded = work.decoder.decode(&body.bytes);
         let mut app = lock(&work.app);
-        accept(&mut app, body.bytes.len(), decoded)
+        accept(&work, &mut app, body.bytes.len(), decoded)
     })
     .await
     .unwrap_or_else(|e| {
@@ -387,7 +539,12 @@ pub fn check_headers(app_keys: &[String], headers: &HeaderMap) -> Result<(), Hea
 }
 
 /// Counts, validates, dedups and stores one decoded upload under the state's lock.
-fn accept(app: &mut App, body_len: usize, decoded: Result<proto::Batch, Refused_>) -> Response {
+fn accept(
+    shared: &Shared,
+    app: &mut App,
+    body_len: usize,
+    decoded: Result<proto::Batch, Refused_>,
+) -> Response {
     if let Some(ms) = app.faults.stall_ms.filter(|_| app.faults.remaining > 0) {
         app.faults.remaining -= 1;
         std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -399,22 +556,21 @@ fn accept(app: &mut App, body_len: usize, decoded: Result<proto::Batch, Refused_
         Ok(batch) => batch,
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            tracing::info!(
-                status = refusal.status(),
-                reason = refusal.reason(),
-                "refused batch"
-            );
-            return refuse(status, refusal.reason());
+            return refuse_upload(shared, status, refusal.reason());
         }
     };
     let checkpoint = app.ingestor.checkpoint(&batch.session_id);
     let outcome = app.ingestor.accept(&batch, received);
     let record = outcome.record(&batch, received);
-    if let Err(e) = app
+    let writing = std::time::Instant::now();
+    let written = app
         .output
         .sink()
-        .write(&record, &outcome.good, &outcome.bad)
-    {
+        .write(&record, &outcome.good, &outcome.bad);
+    shared
+        .instruments
+        .sink_write(writing.elapsed().as_secs_f64());
+    if let Err(e) = written {
         // Not acknowledged, so the SDK retries: forget this upload, or dedup would count
         // the retry as a duplicate of rows that were never stored.
         app.ingestor.rollback(checkpoint);
@@ -438,137 +594,124 @@ fn accept(app: &mut App, body_len: usize, decoded: Result<proto::Batch, Refused_
 }
 
 async fn metrics(State(shared): State<State_>) -> Response {
-    with_app(&shared, |shared, app| metrics_text(shared, app))
-        .await
-        .map(|text| ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
-        .unwrap_or_else(|e| e)
+    with_app(&shared, |shared, app| {
+        let snapshot = snapshot(shared, app);
+        match shared.instruments.encode(snapshot) {
+            Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+            Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed"),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| e)
 }
 
-fn metrics_text(shared: &Shared, app: &App) -> String {
+/// The counts a scrape reads: the ingestor's under the state's lock, the rest from atomics.
+fn snapshot(shared: &Shared, app: &App) -> Snapshot {
     let m = &app.ingestor.metrics;
     let refused = &shared.refused;
     let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
-    let mut out = String::new();
-    let mut line = |name: &str, kind: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    line(
-        "sightline_batches_total",
-        "counter",
-        "Batches accepted.",
-        m.batches,
-    );
-    line(
-        "sightline_impressions_total",
-        "counter",
-        "Distinct impressions written as good rows.",
-        m.impressions,
-    );
-    line(
-        "sightline_dedup_hits_total",
-        "counter",
-        "Impressions already received (retries).",
-        m.duplicates,
-    );
-    line(
-        "sightline_seq_conflicts_total",
-        "counter",
-        "Impressions whose (session, seq) had arrived with other content: a shared session id.",
-        m.conflicts,
-    );
-    line(
-        "sightline_bytes_in_total",
-        "counter",
-        "Compressed request bytes received.",
-        m.bytes_in,
-    );
-    line(
-        "sightline_refused_app_key_total",
-        "counter",
-        "Requests with a missing or unknown app key.",
-        load(&refused.app_key),
-    );
-    line(
-        "sightline_refused_content_type_total",
-        "counter",
-        "Requests with the wrong content type.",
-        load(&refused.content_type),
-    );
-    line(
-        "sightline_body_timeouts_total",
-        "counter",
-        "Uploads whose body did not arrive within the body timeout (408).",
-        load(&refused.body_timeout),
-    );
-    line(
-        "sightline_injected_faults_total",
-        "counter",
-        "Requests answered by fault injection.",
-        app.injected,
-    );
     let gauges = &shared.connections;
-    line(
-        "sightline_connections",
-        "gauge",
-        "Connections being served.",
-        gauges.open.load(Ordering::Relaxed) as u64,
-    );
-    line(
-        "sightline_max_connections",
-        "gauge",
-        "Connections served at once; more are refused with 503.",
-        shared.settings.limits.max_connections as u64,
-    );
-    line(
-        "sightline_refused_connections_total",
-        "counter",
-        "Connections refused with 503 for the connection cap.",
-        load(&gauges.refused),
-    );
-    line(
-        "sightline_open_files_limit",
-        "gauge",
-        "The process's open-files limit after raising it at start (0: unknown).",
-        shared.open_files.unwrap_or(0),
-    );
-    line(
-        "sightline_buffered_bytes",
-        "gauge",
-        "Request bytes buffered by in-flight uploads.",
-        shared.budget.in_use() as u64,
-    );
-    line(
-        "sightline_buffer_budget_bytes",
-        "gauge",
-        "Request bytes in-flight uploads may buffer; more are refused with 503.",
-        shared.settings.limits.buffer_budget_bytes as u64,
-    );
-    out.push_str("# HELP sightline_rejects_total Impressions refused by the contract, by rule.\n# TYPE sightline_rejects_total counter\n");
-    let mut rules: Vec<_> = m.rejects_by_rule.iter().collect();
-    rules.sort();
-    for (rule, n) in rules {
-        out.push_str(&format!("sightline_rejects_total{{rule=\"{rule}\"}} {n}\n"));
-    }
-    out.push_str("# HELP sightline_refused_batches_total Whole uploads refused, by reason.\n# TYPE sightline_refused_batches_total counter\n");
-    let mut kinds = m.refused_batches.clone();
+    let session_entries: Vec<u64> = app.ingestor.session_entries().map(|n| n as u64).collect();
+    let mut refused_batches = m.refused_batches.clone();
     for (kind, n) in [
         ("busy", load(&refused.busy)),
         ("too_large", load(&refused.too_large)),
     ] {
         if n > 0 {
-            *kinds.entry(kind).or_default() += n;
+            *refused_batches.entry(kind).or_default() += n;
         }
     }
-    let mut kinds: Vec<_> = kinds.into_iter().collect();
-    kinds.sort();
-    for (kind, n) in kinds {
-        out.push_str(&format!(
-            "sightline_refused_batches_total{{reason=\"{kind}\"}} {n}\n"
-        ));
+    Snapshot {
+        counters: vec![
+            ("sightline_batches", "Batches accepted.", m.batches),
+            (
+                "sightline_impressions",
+                "Distinct impressions written as good rows.",
+                m.impressions,
+            ),
+            (
+                "sightline_dedup_hits",
+                "Impressions already received (retries).",
+                m.duplicates,
+            ),
+            (
+                "sightline_seq_conflicts",
+                "Impressions whose (session, seq) had arrived with other content: a shared \
+                 session id.",
+                m.conflicts,
+            ),
+            (
+                "sightline_bytes_in",
+                "Compressed request bytes received.",
+                m.bytes_in,
+            ),
+            (
+                "sightline_refused_app_key",
+                "Requests with a missing or unknown app key.",
+                load(&refused.app_key),
+            ),
+            (
+                "sightline_refused_content_type",
+                "Requests with the wrong content type.",
+                load(&refused.content_type),
+            ),
+            (
+                "sightline_body_timeouts",
+                "Uploads whose body did not arrive within the body timeout (408).",
+                load(&refused.body_timeout),
+            ),
+            (
+                "sightline_injected_faults",
+                "Requests answered by fault injection.",
+                app.injected,
+            ),
+            (
+                "sightline_refused_connections",
+                "Connections refused with 503 for the connection cap.",
+                load(&gauges.refused),
+            ),
+        ],
+        gauges: vec![
+            (
+                "sightline_connections",
+                "Connections being served.",
+                gauges.open.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "sightline_max_connections",
+                "Connections served at once; more are refused with 503.",
+                shared.settings.limits.max_connections as u64,
+            ),
+            (
+                "sightline_open_files_limit",
+                "The process's open-files limit after raising it at start (0: unknown).",
+                shared.open_files.unwrap_or(0),
+            ),
+            (
+                "sightline_buffered_bytes",
+                "Request bytes buffered by in-flight uploads.",
+                shared.budget.in_use() as u64,
+            ),
+            (
+                "sightline_buffer_budget_bytes",
+                "Request bytes in-flight uploads may buffer; more are refused with 503.",
+                shared.settings.limits.buffer_budget_bytes as u64,
+            ),
+            (
+                "sightline_sessions_tracked",
+                "Sessions whose dedup and loss state is held.",
+                session_entries.len() as u64,
+            ),
+            (
+                "sightline_session_state_entries_held",
+                "Seqs and content digests remembered across all tracked sessions.",
+                session_entries.iter().sum(),
+            ),
+        ],
+        rejects_by_rule: m.rejects_by_rule.clone(),
+        refused_batches,
+        session_entries,
     }
-    out
 }
 
 /// A JSON answer serialised on the blocking thread that built it.
@@ -634,4 +777,77 @@ async fn set_faults(State(shared): State<State_>, Json(faults): Json<Faults>) ->
     })
     .await
     .unwrap_or_else(|e| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(micro: bool, fault_injection: bool) -> Settings {
+        Settings {
+            listen: ([127, 0, 0, 1], 0).into(),
+            out_dir: PathBuf::from("unused"),
+            app_keys: vec!["k".to_string()],
+            micro,
+            contract: Contract::default(),
+            max_body_bytes: 1024,
+            fault_injection,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Every (method, path) of a document.
+    fn operations(document: &serde_json::Value) -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                all.push((method.clone(), path.clone()));
+            }
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn openapi_documents_exactly_the_routes_a_server_can_mount() {
+        let mut mounted: Vec<(String, String)> = routes(&settings(true, true))
+            .mounted()
+            .into_iter()
+            .map(|(verb, path)| (verb.openapi_key().to_string(), path.to_string()))
+            .collect();
+        mounted.sort();
+        let written: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json");
+        assert_eq!(operations(&written), mounted);
+    }
+
+    #[test]
+    fn the_served_document_lists_only_what_this_server_mounted() {
+        let served = openapi_document(&routes(&settings(false, false)).mounted()).expect("doc");
+        let paths: Vec<String> = operations(&served).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            paths,
+            [
+                "/healthz",
+                "/metrics",
+                "/openapi.json",
+                "/sessions",
+                "/v1/batches"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_missing_from_the_document_is_an_error() {
+        let error = openapi_document(&[(Verb::Get, "/undocumented")]).expect_err("undocumented");
+        assert!(error.to_string().contains("/undocumented"), "{error}");
+    }
+
+    #[test]
+    fn the_documented_upload_content_type_is_the_sdks() {
+        let written: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json");
+        let content = &written["paths"]["/v1/batches"]["post"]["requestBody"]["content"];
+        assert!(content.get(CONTENT_TYPE).is_some(), "{content}");
+        let key = &written["components"]["securitySchemes"]["app_key"]["name"];
+        assert_eq!(key, APP_KEY_HEADER);
+    }
 }

@@ -83,6 +83,10 @@ pub struct Opts {
     pub args: Vec<String>,
     /// A command the collector runs under (`prlimit ...`), before the binary.
     pub under: Vec<String>,
+    /// Environment variables set for the collector.
+    pub env: Vec<(String, String)>,
+    /// Leaves out `--app-key APP_KEY`, so keys come from elsewhere.
+    pub no_key_flag: bool,
 }
 
 impl Opts {
@@ -111,6 +115,18 @@ impl Opts {
     pub fn with(mut self, flag: &str, value: impl ToString) -> Opts {
         self.args.push(flag.to_string());
         self.args.push(value.to_string());
+        self
+    }
+
+    /// Sets environment variable `name` for the collector.
+    pub fn env(mut self, name: &str, value: impl ToString) -> Opts {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts without `--app-key APP_KEY` on the command line.
+    pub fn no_key_flag(mut self) -> Opts {
+        self.no_key_flag = true;
         self
     }
 
@@ -153,8 +169,11 @@ impl Collector {
             }
             None => Command::new(binary()),
         };
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--app-key", APP_KEY])
-            .arg("--out")
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        if !opts.no_key_flag {
+            cmd.args(["--app-key", APP_KEY]);
+        }
+        cmd.arg("--out")
             .arg(out)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -170,6 +189,11 @@ impl Collector {
             cmd.args(["--max-body-bytes", &n.to_string()]);
         }
         cmd.args(&opts.args);
+        // Only what the test sets: a developer's SIGHTLINE_* must not change the settings.
+        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SIGHTLINE_")) {
+            cmd.env_remove(name);
+        }
+        cmd.envs(opts.env.iter().map(|(n, v)| (n, v)));
         let mut child = cmd.spawn().expect("spawn the collector");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -337,7 +361,8 @@ impl Collector {
         assert_eq!(r.status, 204, "fault injection refused: {}", r.body);
     }
 
-    /// The Prometheus counters, by full series name (`name` or `name{label="v"}`).
+    /// The Prometheus series, by full name (`name` or `name{label="v"}`). The exposition
+    /// itself is checked by the Prometheus project's parser in tests/api.sh.
     pub fn metrics(&self) -> Metrics {
         let r = self.get("/metrics");
         assert_eq!(r.status, 200);
@@ -392,11 +417,12 @@ impl Drop for Collector {
 
 /// Prometheus series read from `/metrics`; an absent series reads as 0.
 #[derive(Debug)]
-pub struct Metrics(BTreeMap<String, u64>);
+pub struct Metrics(BTreeMap<String, f64>);
 
 impl Metrics {
+    /// A count (counters, gauges, histogram counts and buckets are whole numbers).
     pub fn get(&self, series: &str) -> u64 {
-        self.0.get(series).copied().unwrap_or(0)
+        self.0.get(series).copied().unwrap_or(0.0) as u64
     }
 }
 
