@@ -15,12 +15,16 @@ impl Logger {
         let previous = stored
             .get(STATE_KEY)
             .map_or(0, |bytes| crate::rng::hash_bytes(0, bytes));
-        let mut state = self
-            .get_record::<State>(stored, STATE_KEY)
-            .and_then(|s| self.plausible(s, State::plausible));
-        let mut acks = self
-            .get_record::<Acks>(stored, ACKS_KEY)
-            .and_then(|a| self.plausible(a, Acks::plausible));
+        // Checked where they lie: through `Option::and_then` each record would be copied
+        // into the closure and out again.
+        let mut state = self.get_record::<State>(stored, STATE_KEY);
+        if self.implausible(state.as_ref().is_some_and(|s| !s.plausible())) {
+            state = None;
+        }
+        let mut acks = self.get_record::<Acks>(stored, ACKS_KEY);
+        if self.implausible(acks.as_ref().is_some_and(|a| !a.plausible())) {
+            acks = None;
+        }
         let prefs: Prefs = self.get_record(stored, PREFS_KEY).unwrap_or_default();
         self.enabled = !prefs.opted_out;
         let resumed = state.is_some();
@@ -309,13 +313,13 @@ impl Logger {
         journaled_through
     }
 
-    /// `record` if `check` finds it plausible; otherwise `None`, counted as corrupt.
-    fn plausible<T>(&mut self, record: T, check: impl FnOnce(&T) -> bool) -> Option<T> {
-        let ok = check(&record);
-        if !ok {
+    /// Counts a record that passed its checksum but is `implausible` as corrupt; returns
+    /// whether it is.
+    fn implausible(&mut self, implausible: bool) -> bool {
+        if implausible {
             self.stats.corrupt_records += 1;
         }
-        ok.then_some(record)
+        implausible
     }
 
     /// Reads a record: `None` when absent or corrupt (counted).
