@@ -9,6 +9,11 @@ const SESSION_ID_DIGITS: usize = 16;
 impl Logger {
     /// Restores the session, counters, queue and journaled events from the store. A read
     /// error fails the start (absent and unreadable must not be confused).
+    ///
+    /// Never inlined: inlined into the C ABI's resume, it shared one frame of about 3 KiB
+    /// with the config conversion and the stored values, and its accesses to records and
+    /// counters became wide stack-relative instructions (736 B more flash on the firmware).
+    #[inline(never)]
     pub(super) fn recover(&mut self, stored: &Stored) {
         // Whatever is stored, even unreadable, seeds a new session id, so a logger whose
         // state was lost does not reuse its old session id (and collide on seqs).
