@@ -211,7 +211,9 @@ impl Logger {
     /// Applies the journal records of the stored generation and later ones (a later one
     /// exists when a checkpoint's state write failed and the journal was kept): counters,
     /// and impressions that are not already in a stored batch, which are closed into a
-    /// batch of their own epoch. Returns the highest seq journaled.
+    /// batch of their own epoch. Returns the highest seq journaled. Never inlined, as
+    /// [`Logger::recover`] is not.
+    #[inline(never)]
     pub(super) fn replay_journal(&mut self, stored: &Stored, stored_through: u64) -> u64 {
         let frames = read_frames(&stored.journal);
         let mut journaled_through = 0;
@@ -327,7 +329,9 @@ impl Logger {
         implausible
     }
 
-    /// Reads a record: `None` when absent or corrupt (counted).
+    /// Reads a record: `None` when absent or corrupt (counted). Never inlined, as
+    /// [`Logger::recover`] is not: each record type's decoder in a frame of its own.
+    #[inline(never)]
     pub(super) fn get_record<T: Message + Default>(
         &mut self,
         stored: &Stored,
