@@ -23,9 +23,15 @@ pub const MAX_STORED_COUNT: u64 = 1 << 48;
 /// The same for the 32-bit counters (journal generations, starts, upload attempts).
 pub const MAX_STORED_SMALL_COUNT: u32 = 1 << 30;
 
-/// Whether every count is within [`MAX_STORED_COUNT`].
-fn counts_plausible(counts: impl IntoIterator<Item = u64>) -> bool {
-    counts.into_iter().all(|n| n < MAX_STORED_COUNT)
+// The plausibility checks test counts OR-ed together against these bounds, which is
+// exact for powers of two only.
+const _: () =
+    assert!(MAX_STORED_COUNT.is_power_of_two() && MAX_STORED_SMALL_COUNT.is_power_of_two());
+
+/// The bits set in any of `counts`: below a power-of-two bound exactly when each count is,
+/// so a record's counts take one test, not a loop over an iterator chain.
+fn any_bits(counts: &[u64]) -> u64 {
+    counts.iter().fold(0, |bits, &n| bits | n)
 }
 
 /// Store key of the session state.
@@ -272,23 +278,18 @@ impl State {
     /// but is not is treated as corrupt.
     pub fn plausible(&self) -> bool {
         crate::contract::valid_id(&self.session_id, crate::config::MAX_ID_LEN)
-            && self.generation < MAX_STORED_SMALL_COUNT
-            && self.starts < MAX_STORED_SMALL_COUNT
-            && counts_plausible(
-                [
-                    self.next_batch_id,
-                    self.next_batch_no,
-                    self.next_page_view,
-                    self.recorded,
-                    self.sampled_out,
-                    self.deduped,
-                    self.issued,
-                    self.invalid,
-                    self.reserved_through,
-                ]
-                .into_iter()
-                .chain(self.invalid_by_rule.iter().copied()),
-            )
+            && (self.generation | self.starts) < MAX_STORED_SMALL_COUNT
+            && (self.next_batch_id
+                | self.next_batch_no
+                | self.next_page_view
+                | self.recorded
+                | self.sampled_out
+                | self.deduped
+                | self.issued
+                | self.invalid
+                | self.reserved_through
+                | any_bits(&self.invalid_by_rule))
+                < MAX_STORED_COUNT
     }
 }
 
@@ -385,27 +386,23 @@ impl Acks {
     /// are the host's clock, whatever it says, and are only ever added to saturating.
     pub fn plausible(&self) -> bool {
         self.attempts < MAX_STORED_SMALL_COUNT
-            && counts_plausible(
-                [
-                    self.delivered,
-                    self.dropped_overflow,
-                    self.dropped_rejected,
-                    self.dropped_too_large,
-                    self.dropped_retries_exhausted,
-                    self.dropped_purged,
-                    self.dropped_store_corrupt,
-                    self.uploads,
-                    self.retries,
-                    self.bytes_delivered,
-                    self.store_errors,
-                    self.corrupt_records,
-                    self.attempts_batch,
-                    self.dropped_journal_lost,
-                    self.settled_through_seq,
-                ]
-                .into_iter()
-                .chain(self.settled.iter().copied()),
-            )
+            && (self.delivered
+                | self.dropped_overflow
+                | self.dropped_rejected
+                | self.dropped_too_large
+                | self.dropped_retries_exhausted
+                | self.dropped_purged
+                | self.dropped_store_corrupt
+                | self.uploads
+                | self.retries
+                | self.bytes_delivered
+                | self.store_errors
+                | self.corrupt_records
+                | self.attempts_batch
+                | self.dropped_journal_lost
+                | self.settled_through_seq
+                | any_bits(&self.settled))
+                < MAX_STORED_COUNT
     }
 
     /// The drop counters.
@@ -581,7 +578,7 @@ impl Entry<'_> {
             Entry::PageViewStart { ordinal, .. } | Entry::PageViewEnd { ordinal, .. } => {
                 *ordinal < MAX_STORED_COUNT
             }
-            Entry::Impression(i) => counts_plausible([i.seq, i.page_view]),
+            Entry::Impression(i) => (i.seq | i.page_view) < MAX_STORED_COUNT,
             Entry::Epoch { .. } | Entry::SampledOut | Entry::Deduped | Entry::Invalid { .. } => {
                 true
             }

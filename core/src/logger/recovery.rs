@@ -9,18 +9,27 @@ const SESSION_ID_DIGITS: usize = 16;
 impl Logger {
     /// Restores the session, counters, queue and journaled events from the store. A read
     /// error fails the start (absent and unreadable must not be confused).
+    ///
+    /// Never inlined: inlined into the C ABI's resume, it shared one frame of about 3 KiB
+    /// with the config conversion and the stored values, and its accesses to records and
+    /// counters became wide stack-relative instructions (736 B more flash on the firmware).
+    #[inline(never)]
     pub(super) fn recover(&mut self, stored: &Stored) {
         // Whatever is stored, even unreadable, seeds a new session id, so a logger whose
         // state was lost does not reuse its old session id (and collide on seqs).
         let previous = stored
             .get(STATE_KEY)
             .map_or(0, |bytes| crate::rng::hash_bytes(0, bytes));
-        let mut state = self
-            .get_record::<State>(stored, STATE_KEY)
-            .and_then(|s| self.plausible(s, State::plausible));
-        let mut acks = self
-            .get_record::<Acks>(stored, ACKS_KEY)
-            .and_then(|a| self.plausible(a, Acks::plausible));
+        // Checked where they lie: through `Option::and_then` each record would be copied
+        // into the closure and out again.
+        let mut state = self.get_record::<State>(stored, STATE_KEY);
+        if self.implausible(state.as_ref().is_some_and(|s| !s.plausible())) {
+            state = None;
+        }
+        let mut acks = self.get_record::<Acks>(stored, ACKS_KEY);
+        if self.implausible(acks.as_ref().is_some_and(|a| !a.plausible())) {
+            acks = None;
+        }
         let prefs: Prefs = self.get_record(stored, PREFS_KEY).unwrap_or_default();
         self.enabled = !prefs.opted_out;
         let resumed = state.is_some();
@@ -202,7 +211,9 @@ impl Logger {
     /// Applies the journal records of the stored generation and later ones (a later one
     /// exists when a checkpoint's state write failed and the journal was kept): counters,
     /// and impressions that are not already in a stored batch, which are closed into a
-    /// batch of their own epoch. Returns the highest seq journaled.
+    /// batch of their own epoch. Returns the highest seq journaled. Never inlined, as
+    /// [`Logger::recover`] is not.
+    #[inline(never)]
     pub(super) fn replay_journal(&mut self, stored: &Stored, stored_through: u64) -> u64 {
         let frames = read_frames(&stored.journal);
         let mut journaled_through = 0;
@@ -309,16 +320,18 @@ impl Logger {
         journaled_through
     }
 
-    /// `record` if `check` finds it plausible; otherwise `None`, counted as corrupt.
-    fn plausible<T>(&mut self, record: T, check: impl FnOnce(&T) -> bool) -> Option<T> {
-        let ok = check(&record);
-        if !ok {
+    /// Counts a record that passed its checksum but is `implausible` as corrupt; returns
+    /// whether it is.
+    fn implausible(&mut self, implausible: bool) -> bool {
+        if implausible {
             self.stats.corrupt_records += 1;
         }
-        ok.then_some(record)
+        implausible
     }
 
-    /// Reads a record: `None` when absent or corrupt (counted).
+    /// Reads a record: `None` when absent or corrupt (counted). Never inlined, as
+    /// [`Logger::recover`] is not: each record type's decoder in a frame of its own.
+    #[inline(never)]
     pub(super) fn get_record<T: Message + Default>(
         &mut self,
         stored: &Stored,
