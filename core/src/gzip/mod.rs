@@ -1,8 +1,8 @@
 //! Gzip framing (RFC 1952) for upload batches, in `no_std` + `alloc`.
 //!
 //! This module owns the member layout only: header, trailer and the walk over
-//! concatenated members, plus a table-driven CRC-32 (1 KiB of flash rather
-//! than the 16 KiB tables of a slice-by-16 crate). Raw deflate comes from
+//! concatenated members; CRC-32 comes from the `crc` crate (slice-by-16, or
+//! bitwise with no table under `compact`). Raw deflate comes from
 //! `miniz_oxide` ([`MinizGzipper`]) or from the small encoder in `compact.rs`
 //! ([`CompactGzipper`]); inflate from `miniz_oxide`, or with the `compact`
 //! feature from the small decoder in `inflate.rs`. [`Gzipper`] is the one the
@@ -356,63 +356,24 @@ fn write_trailer(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
 }
 
-/// CRC-32 as gzip, zlib and PNG define it (IEEE 802.3: reflected, polynomial
-/// 0xEDB88320, initial value and final XOR all ones).
+/// Slice-by-16: 16 KiB of tables for several times the speed of one byte
+/// table.
 #[cfg(not(feature = "compact"))]
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        // The index is a u8, so it is always within the 256 entries.
-        crc = CRC_TABLE[usize::from(crc as u8 ^ b)] ^ (crc >> 8);
-    }
-    !crc
-}
+type CrcImpl = crc::Table<16>;
+/// Bit by bit, no table: the firmware is short of flash, not of CRC speed
+/// (a 1 KiB `Table<1>` measured about 1 KiB more flash than this).
+#[cfg(feature = "compact")]
+type CrcImpl = crc::NoTable;
+
+/// A `static`, not a `const`: a `const` could be copied, tables and all, to
+/// where it is used.
+static CRC32: crc::Crc<u32, CrcImpl> = crc::Crc::<u32, CrcImpl>::new(&crc::CRC_32_ISO_HDLC);
 
 /// CRC-32 as gzip, zlib and PNG define it (IEEE 802.3: reflected, polynomial
-/// 0xEDB88320, initial value and final XOR all ones). The compact build takes four bits
-/// at a time from a 64-byte table instead of a byte from a 1 KiB one: the same value at
-/// half the speed, in a sixteenth of the flash.
-#[cfg(feature = "compact")]
+/// 0xEDB88320, initial value and final XOR all ones). The same value in every
+/// build; only its speed and flash differ.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        // The index is masked to four bits, so it is always within the 16 entries.
-        crc = CRC_NIBBLE_TABLE[(crc & 15) as usize] ^ (crc >> 4);
-        crc = CRC_NIBBLE_TABLE[(crc & 15) as usize] ^ (crc >> 4);
-    }
-    !crc
-}
-
-/// One entry per byte value: the CRC of that byte alone (without the
-/// initial and final inversion). Built at compile time; 1 KiB of flash.
-#[cfg(any(not(feature = "compact"), test))]
-static CRC_TABLE: [u32; 256] = crc_table::<256>();
-
-/// One entry per four-bit value, as [`CRC_TABLE`] has per byte: 64 bytes of flash.
-#[cfg(feature = "compact")]
-static CRC_NIBBLE_TABLE: [u32; 16] = crc_table::<16>();
-
-/// The CRC of each value below `N` (256: a byte, 16: four bits) fed in alone.
-const fn crc_table<const N: usize>() -> [u32; N] {
-    let bits = if N == 16 { 4 } else { 8 };
-    let mut table = [0u32; N];
-    let mut i = 0;
-    while i < N {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < bits {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
+    CRC32.checksum(bytes)
 }
 
 /// Decompresses untrusted gzip data of one or more concatenated members.
@@ -1031,35 +992,28 @@ mod tests {
     }
 
     #[test]
-    fn crc32_of_every_build_matches_the_byte_table() {
-        let by_table = |bytes: &[u8]| {
-            let mut crc = !0u32;
-            for &b in bytes {
-                crc = CRC_TABLE[usize::from(crc as u8 ^ b)] ^ (crc >> 8);
+    fn crc32_is_the_same_in_the_default_and_compact_builds() {
+        // A build compiles one of the two; each is checked against both, at
+        // every length around the 16-byte step of slice-by-16 and at every
+        // alignment.
+        static SLICE_BY_16: crc::Crc<u32, crc::Table<16>> =
+            crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
+        static BITWISE: crc::Crc<u32, crc::NoTable> =
+            crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+        let data = Rng(0x5eed).bytes(4200);
+        for start in 0..16 {
+            for len in (0..=48).chain([255, 256, 4099]) {
+                let bytes = &data[start..start + len];
+                assert_eq!(crc32(bytes), SLICE_BY_16.checksum(bytes), "{start}+{len}");
+                assert_eq!(crc32(bytes), BITWISE.checksum(bytes), "{start}+{len}");
             }
-            !crc
-        };
-        let mut rng = Rng(0x5eed);
-        for len in [0, 1, 2, 7, 256, 4099] {
-            let data = rng.bytes(len);
-            assert_eq!(crc32(&data), by_table(&data), "{len} bytes");
         }
-        let every_byte: Vec<u8> = (0..=255).collect();
-        assert_eq!(crc32(&every_byte), by_table(&every_byte));
-    }
-
-    #[test]
-    fn crc32_table_matches_the_published_one() {
-        assert_eq!(CRC_TABLE[0], 0);
-        assert_eq!(CRC_TABLE[1], 0x7707_3096);
-        assert_eq!(CRC_TABLE[128], 0xedb8_8320);
-        assert_eq!(CRC_TABLE[255], 0x2d02_ef8d);
     }
 
     #[test]
     fn crc32_matches_flate2_gzip_trailer() {
         let mut rng = Rng(0xc7c3);
-        for len in [0, 1, 3, 255, 256, 4096, 65_537, 300_000] {
+        for len in [0, 1, 3, 15, 16, 17, 255, 256, 4096, 65_537, 300_000] {
             let data = rng.bytes(len);
             let mut enc = GzBuilder::new().write(Vec::new(), Compression::fast());
             enc.write_all(&data).unwrap();

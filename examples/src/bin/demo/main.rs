@@ -145,12 +145,9 @@ fn main() -> ExitCode {
         url: collector.url(),
         pages_done: &pages_done,
     };
-    let (runs, events) = run(&fleet, &mut collector, options.pages, started);
+    let runs = run(&fleet, &mut collector, options.pages, started);
     let mut problems: Vec<String> = Vec::new();
     println!();
-    for event in &events {
-        println!("{event}");
-    }
     match collector.stop() {
         Ok(c) => println!(
             "collector: {} batches accepted, {} uploads refused by the injected faults, {} \
@@ -169,17 +166,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Plays every session while the main thread draws progress and injects the faults.
-/// Returns the device runs and a log of the faults.
-fn run(
-    fleet: &Fleet,
-    collector: &mut Collector,
-    pages: usize,
-    started: Instant,
-) -> (Vec<DeviceRun>, Vec<String>) {
-    let mut progress = Progress::new(pages);
-    let mut events = Vec::new();
-    let mut note = String::from("collector healthy");
+/// Plays every session while the main thread shows progress and injects the faults, each
+/// reported once, when it is injected.
+fn run(fleet: &Fleet, collector: &mut Collector, pages: usize, started: Instant) -> Vec<DeviceRun> {
+    let mut state = Fault::Heal.state();
+    let mut progress = Progress::new(pages, started, &state);
     let runs = thread::scope(|s| {
         let devices = s.spawn(|| device::run_all(fleet));
         let mut next = SCHEDULE.iter().peekable();
@@ -189,25 +180,40 @@ fn run(
                 next.next_if(|(share, _)| done as f64 >= share * pages as f64)
             {
                 if matches!(fault, Fault::Restart) {
-                    progress.draw(done, "collector down, restarting");
+                    progress.event(done, "collector down, restarting", "collector down");
                 }
-                note = inject(collector, *fault);
-                let at = started.elapsed().as_secs_f64();
-                events.push(format!("{at:>5.1} s  {done:>4}/{pages} pages  {note}"));
+                let event = match inject(collector, *fault) {
+                    Ok(event) => {
+                        state = fault.state();
+                        event
+                    }
+                    Err(e) => format!("fault injection FAILED: {e}"),
+                };
+                progress.event(done, &event, &state);
             }
-            progress.draw(done, &note);
+            progress.set(done);
             thread::sleep(TICK);
         }
-        progress.draw(fleet.pages_done.load(Ordering::Relaxed), "devices drained");
         devices.join().expect("device threads do not panic")
     });
-    progress.finish();
-    (runs, events)
+    progress.finish(fleet.pages_done.load(Ordering::Relaxed));
+    runs
 }
 
-/// Applies one fault; returns what the collector now does, for the progress bar and log.
-fn inject(collector: &mut Collector, fault: Fault) -> String {
-    let result = match fault {
+impl Fault {
+    /// What the collector does after this fault, for as long as it lasts.
+    fn state(self) -> String {
+        match self {
+            Fault::Refuse { status, .. } => format!("collector answers {status}"),
+            Fault::LoseAcks => "collector loses acknowledgements".to_string(),
+            Fault::Heal | Fault::Restart => "collector healthy".to_string(),
+        }
+    }
+}
+
+/// Applies one fault; returns the event to report.
+fn inject(collector: &mut Collector, fault: Fault) -> Result<String, String> {
+    match fault {
         Fault::Refuse {
             status,
             retry_after_s,
@@ -217,15 +223,16 @@ fn inject(collector: &mut Collector, fault: Fault) -> String {
         Fault::LoseAcks => collector
             .lose_acks()
             .map(|()| "collector stores uploads but loses their acknowledgements".to_string()),
-        Fault::Heal => collector.heal().map(|()| "collector healthy".to_string()),
+        Fault::Heal => collector
+            .heal()
+            .map(|()| "collector healthy again".to_string()),
         Fault::Restart => collector.restart(DOWNTIME).map(|addr| {
             format!(
                 "collector restarted on {addr} after {:.1} s down",
                 DOWNTIME.as_secs_f64()
             )
         }),
-    };
-    result.unwrap_or_else(|e| format!("fault injection FAILED: {e}"))
+    }
 }
 
 /// Prints the verdict; returns whether loss accounting reconciled.

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+use comfy_table::{CellAlignment, ContentArrangement, LineStyle, Table, TableStyle};
 use sightline_collector::ingest::Ingestor;
 use sightline_collector::session::Reconciliation;
 use sightline_collector::sink::{Stored, replay};
@@ -237,8 +238,7 @@ impl Summary {
     }
 
     fn print_main_table(&self) {
-        println!(
-            "{:<8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7} {:>10}",
+        let mut table = table([
             "platform",
             "sessions",
             "recorded",
@@ -250,12 +250,13 @@ impl Summary {
             "B/imp",
             "uploads",
             "retries",
-            "violations"
-        );
+            "violations",
+        ]);
         for (platform, row) in &self.rows {
-            print_row(platform_name(*platform), row);
+            table.add_row(main_row(platform_name(*platform), row));
         }
-        print_row("total", &self.total);
+        table.add_row(main_row("total", &self.total));
+        println!("{table}");
         println!(
             "  delivered: distinct (session, seq) in the collector's good and bad rows; missing: \
              the collector's reconciliation"
@@ -267,8 +268,7 @@ impl Summary {
     }
 
     fn print_drop_table(&self) {
-        println!(
-            "{:<17} {:>8} {:>8} {:>9} {:>17} {:>6} {:>13} {:>12}",
+        let mut table = table([
             "dropped by reason",
             "overflow",
             "rejected",
@@ -276,24 +276,24 @@ impl Summary {
             "retries exhausted",
             "purged",
             "store corrupt",
-            "journal lost"
-        );
+            "journal lost",
+        ]);
         let total = ("total", &self.total);
         let rows = self.rows.iter().map(|(p, r)| (platform_name(*p), r));
         for (name, row) in rows.chain([total]) {
             let d = &row.dropped;
-            println!(
-                "{:<17} {:>8} {:>8} {:>9} {:>17} {:>6} {:>13} {:>12}",
-                name,
-                d.overflow,
-                d.rejected,
-                d.too_large,
-                d.retries_exhausted,
-                d.purged,
-                d.store_corrupt,
-                d.journal_lost
-            );
+            table.add_row([
+                name.to_string(),
+                d.overflow.to_string(),
+                d.rejected.to_string(),
+                d.too_large.to_string(),
+                d.retries_exhausted.to_string(),
+                d.purged.to_string(),
+                d.store_corrupt.to_string(),
+                d.journal_lost.to_string(),
+            ]);
         }
+        println!("{table}");
     }
 
     fn print_verdict(&self) {
@@ -315,20 +315,61 @@ impl Summary {
     }
 }
 
-fn print_row(name: &str, r: &Tally) {
-    println!(
-        "{:<8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7} {:>7} {:>6.1} {:>7} {:>7} {:>10}",
-        name,
-        r.sessions,
-        r.recorded,
-        r.delivered,
-        r.sampled_out,
-        r.deduped,
-        r.dropped.total(),
-        r.missing,
-        r.bytes_per_impression(),
-        r.uploads,
-        r.retries,
-        r.violations
-    );
+/// Columns apart by one space, the header above a rule.
+const STYLE: TableStyle = TableStyle::new().header_separator(LineStyle::none().fill('-'));
+
+/// A table that reads the same in a CI log as on a terminal: ASCII, never styled (the
+/// crate is built without its terminal feature, so it writes no escape codes), as wide as
+/// its content whatever the terminal's width. Names on the left, numbers right-aligned.
+fn table<const N: usize>(header: [&str; N]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(STYLE)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        if i == 0 {
+            column.set_padding((0, 0));
+        } else {
+            column.set_padding((1, 0));
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+fn main_row(name: &str, r: &Tally) -> [String; 12] {
+    [
+        name.to_string(),
+        r.sessions.to_string(),
+        r.recorded.to_string(),
+        r.delivered.to_string(),
+        r.sampled_out.to_string(),
+        r.deduped.to_string(),
+        r.dropped.total().to_string(),
+        r.missing.to_string(),
+        format!("{:.1}", r.bytes_per_impression()),
+        r.uploads.to_string(),
+        r.retries.to_string(),
+        r.violations.to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_is_plain_ascii_as_wide_as_its_content_with_numbers_right_aligned() {
+        let mut t = table(["platform", "sessions", "B/imp"]);
+        t.add_row(["tv", "11", "21.0"]);
+        t.add_row(["total", "1234567890", "9.5"]);
+        assert_eq!(
+            t.to_string(),
+            "platform   sessions B/imp\n\
+             -------------------------\n\
+             tv               11  21.0\n\
+             total    1234567890   9.5"
+        );
+    }
 }
