@@ -23,6 +23,7 @@ use crate::limits::{
     BUSY_RETRY_AFTER_S, CONNECTION_BUFFER_BYTES, INGEST_QUEUE_TIMEOUT, Limits, MAX_HEADER_BYTES,
     MAX_HEADERS,
 };
+use crate::log_limit::LogLimit;
 
 /// Time to write the 503 to a connection over the cap; it is refused, not served.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -68,11 +69,14 @@ pub async fn serve(
         .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    // Refused connections get their own bucket: a connection flood cannot hide the upload
+    // refusals' lines, nor the other way round.
+    let refusal_log = LogLimit::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -83,6 +87,15 @@ pub async fn serve(
         };
         if gauges.open.load(Ordering::Relaxed) >= limits.max_connections {
             gauges.refused.fetch_add(1, Ordering::Relaxed);
+            if let Some(suppressed) = refusal_log.admit(std::time::Instant::now()) {
+                tracing::warn!(
+                    status = 503,
+                    reason = "connection cap reached",
+                    %peer,
+                    suppressed,
+                    "refused connection"
+                );
+            }
             tokio::spawn(refuse(stream));
             continue;
         }

@@ -219,6 +219,12 @@ fn connections_over_the_cap_get_503_at_once_and_slots_free_as_idle_ones_close() 
     }
     drop(idle);
     assert!(c.metrics().get("sightline_refused_connections_total") >= 1);
+    let log = c.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("refused connection") && l.contains("connection cap reached")),
+        "no log line for the refused connection:\n{log}"
+    );
 }
 
 #[test]
