@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use sightline_core::contract::Contract;
@@ -72,8 +73,8 @@ pub struct ServeArgs {
     /// Output directory for NDJSON rows [default: sightline-out].
     #[arg(long, env = "SIGHTLINE_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// A key apps send in x-sightline-app-key; repeat the flag, or separate keys with
-    /// commas in the environment variable.
+    /// A key apps send in x-sightline-app-key; repeat the flag or separate keys with
+    /// commas (in the flag and in the environment variable alike).
     #[arg(
         long = "app-key",
         env = "SIGHTLINE_APP_KEYS",
@@ -87,7 +88,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_APP_KEYS_FILE", value_name = "FILE")]
     pub app_keys_file: Option<PathBuf>,
     /// Keep rows in memory behind the /micro/* query API (producers' contract tests).
-    #[arg(long, env = "SIGHTLINE_MICRO", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(
+        long,
+        env = "SIGHTLINE_MICRO",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
     pub micro: Option<bool>,
     /// Data contract (JSON) to validate against [default: the built-in contract].
     #[arg(long, env = "SIGHTLINE_CONTRACT", value_name = "FILE")]
@@ -96,7 +103,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_MAX_BODY_BYTES", value_name = "N")]
     pub max_body_bytes: Option<usize>,
     /// Serve POST /admin/faults, which makes uploads fail on purpose (demos and tests).
-    #[arg(long, env = "SIGHTLINE_ALLOW_FAULT_INJECTION", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(
+        long,
+        env = "SIGHTLINE_ALLOW_FAULT_INJECTION",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
     pub allow_fault_injection: Option<bool>,
     /// Connections at once, lowered to fit the open-files limit (raised to its hard limit
     /// at start) [default: 8192].
@@ -138,13 +151,23 @@ pub struct Resolved {
 }
 
 impl ServeArgs {
-    /// The settings of the `--config` file, if one is named.
+    /// The settings of the `--config` file, if one is named. Its relative paths are
+    /// relative to the file's directory, as a config file's readers expect.
     pub fn file(&self) -> Result<ServeArgs, String> {
         let Some(path) = &self.config else {
             return Ok(ServeArgs::default());
         };
         let text = read(path)?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let file: ServeArgs =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let near = |p: Option<PathBuf>| p.map(|p| dir.join(p));
+        Ok(ServeArgs {
+            out: near(file.out),
+            app_keys_file: near(file.app_keys_file),
+            contract: near(file.contract),
+            ..file
+        })
     }
 
     /// These settings, each taken from `lower` where unset here.
@@ -365,7 +388,26 @@ mod tests {
     fn switches_take_an_optional_value() {
         assert_eq!(args(&["--micro"]).micro, Some(true));
         assert_eq!(args(&["--micro=false"]).micro, Some(false));
+        assert_eq!(args(&["--micro=yes"]).micro, Some(true));
+        assert_eq!(args(&["--micro=0"]).micro, Some(false));
         assert_eq!(args(&[]).micro, None);
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_are_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("sightline-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("collector.toml");
+        std::fs::write(&config, "out = \"rows\"\napp_keys_file = \"/etc/keys\"\n")
+            .expect("write config");
+        let with_file = ServeArgs {
+            config: Some(config),
+            ..ServeArgs::default()
+        };
+        let file = with_file.file().expect("reads");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        assert_eq!(file.out, Some(dir.join("rows")));
+        assert_eq!(file.app_keys_file, Some(PathBuf::from("/etc/keys")));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::connections::{self, Gauges};
 use crate::ingest::{Decoder, Ingestor, Refused as Refused_};
 use crate::limits::{BUSY_RETRY_AFTER_S, INGEST_QUEUE_TIMEOUT, Limits};
 use crate::log_limit::LogLimit;
-use crate::metrics::{self, Instruments, Snapshot};
+use crate::metrics::{self, Instruments, SessionSizes, Snapshot};
 use crate::sink::{MemorySink, NdjsonSink, Sink};
 use crate::snapshot::Snapshots;
 
@@ -594,15 +594,16 @@ fn accept(
 }
 
 async fn metrics(State(shared): State<State_>) -> Response {
-    with_app(&shared, |shared, app| {
-        let snapshot = snapshot(shared, app);
-        match shared.instruments.encode(snapshot) {
-            Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
-            Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed"),
-        }
-    })
-    .await
-    .unwrap_or_else(|e| e)
+    let snapshot = match with_app(&shared, |shared, app| snapshot(shared, app)).await {
+        Ok(snapshot) => snapshot,
+        Err(response) => return response,
+    };
+    // Encoded off the state's lock, on a blocking thread like every other answer's work.
+    let instruments = shared.instruments.clone();
+    match tokio::task::spawn_blocking(move || instruments.encode(snapshot)).await {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed"),
+    }
 }
 
 /// The counts a scrape reads: the ingestor's under the state's lock, the rest from atomics.
@@ -611,7 +612,10 @@ fn snapshot(shared: &Shared, app: &App) -> Snapshot {
     let refused = &shared.refused;
     let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
     let gauges = &shared.connections;
-    let session_entries: Vec<u64> = app.ingestor.session_entries().map(|n| n as u64).collect();
+    let mut session_entries = SessionSizes::default();
+    for entries in app.ingestor.session_entries() {
+        session_entries.observe(entries);
+    }
     let mut refused_batches = m.refused_batches.clone();
     for (kind, n) in [
         ("busy", load(&refused.busy)),
@@ -700,12 +704,12 @@ fn snapshot(shared: &Shared, app: &App) -> Snapshot {
             (
                 "sightline_sessions_tracked",
                 "Sessions whose dedup and loss state is held.",
-                session_entries.len() as u64,
+                session_entries.sessions,
             ),
             (
                 "sightline_session_state_entries_held",
                 "Seqs and content digests remembered across all tracked sessions.",
-                session_entries.iter().sum(),
+                session_entries.entries,
             ),
         ],
         rejects_by_rule: m.rejects_by_rule.clone(),

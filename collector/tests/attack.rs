@@ -331,3 +331,42 @@ fn a_valid_upload_with_200_extra_headers_is_accepted_and_300_get_431() {
     let (answer, _) = read_until_closed(&mut stream);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
 }
+
+#[test]
+fn an_upload_abandoned_while_it_waits_leaves_no_request_in_flight() {
+    let dir = TempDir::new("abandoned");
+    let c = Collector::start(&dir.path().join("out"), &Opts::micro().with_faults());
+    c.stall(1, 1500);
+    let held = real_upload("held", 2);
+    let abandoned = real_upload("abandoned", 2);
+    std::thread::scope(|s| {
+        let post = s.spawn(|| c.post_upload(&held));
+        // Sequencing only: the held upload takes the state's lock first.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut stream = connect(&c);
+        stream
+            .write_all(upload_head(abandoned.body.len()).as_bytes())
+            .expect("send the head");
+        stream.write_all(&abandoned.body).expect("send the body");
+        // Waiting for the lock behind the held upload, its client hangs up.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(stream);
+        assert_eq!(post.join().expect("post").status, 200);
+    });
+    let patience = Instant::now();
+    let abandoned_series = "sightline_http_request_duration_seconds_count{route=\"/v1/batches\",method=\"POST\",code=\"499\"}";
+    loop {
+        let m = c.metrics();
+        // The scrape itself is the one request in flight.
+        if m.get(abandoned_series) == 1 {
+            assert_eq!(m.get("sightline_http_requests_in_flight"), 1);
+            break;
+        }
+        assert!(
+            patience.elapsed() < PATIENCE,
+            "the abandoned upload was never counted; in flight: {}",
+            m.get("sightline_http_requests_in_flight")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

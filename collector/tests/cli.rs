@@ -12,9 +12,13 @@ use sightline_collector::log_limit::{REFUSAL_LOG_BURST, REFUSAL_LOG_PER_SECOND};
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(binary())
+    let mut command = Command::new(binary());
+    // Only what the test passes: a developer's SIGHTLINE_* must not change the settings.
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SIGHTLINE_")) {
+        command.env_remove(name);
+    }
+    command
         .args(args)
-        .env_remove("SIGHTLINE_APP_KEYS")
         .output()
         .expect("run the collector binary")
 }
@@ -90,7 +94,7 @@ fn settings_come_from_the_environment() {
         &Opts::default()
             .no_key_flag()
             .env("SIGHTLINE_APP_KEYS", "first,second")
-            .env("SIGHTLINE_MICRO", "true")
+            .env("SIGHTLINE_MICRO", "1")
             .env("SIGHTLINE_MAX_BODY_BYTES", 1000),
     );
     assert_eq!(upload_status(&c, "second", 10), 400);
@@ -221,5 +225,4 @@ fn refused_uploads_log_one_json_line_each_within_the_rate_limit() {
     assert_eq!(all[lines.len()]["status"], 415);
     let suppressed: u64 = all.iter().filter_map(|l| l["suppressed"].as_u64()).sum();
     assert_eq!(suppressed, (refusals - lines.len()) as u64);
-    assert!(all[lines.len()]["suppressed"].as_u64() > Some(0));
 }
