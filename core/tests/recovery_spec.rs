@@ -706,3 +706,28 @@ fn acks_dropping_more_than_issued_leave_journaled_impressions_pending() {
     assert_eq!(s.corrupt_records, 0, "{s:?}");
     assert_eq!((s.delivered, s.dropped.store_corrupt), (1, 100), "{s:?}");
 }
+
+#[test]
+fn a_purge_whose_state_write_fails_never_uploads_purged_data_or_counts_it_twice() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0); // in the open batch, journaled
+    l.sync();
+    // The checkpoint after the purge fails to write `state`, so the journal is kept; `acks`
+    // (3 purged) and `prefs` (the purge done) are written.
+    store.borrow_mut().fail_put = Some("state");
+    l.set_enabled(false, true, at(2000));
+    l.sync();
+    store.borrow_mut().fail_put = None;
+    drop(l);
+
+    let mut l = logger_on(&store, config(), 0);
+    let sent = deliver_all_items(&mut l, 0);
+    assert!(
+        sent.is_empty(),
+        "purged impressions uploaded after opt-out: {sent:?}"
+    );
+    let s = l.stats();
+    assert_eq!((s.delivered, s.dropped.purged), (0, 3), "{s:?}");
+    assert!(s.balanced(), "{s:?}");
+}
