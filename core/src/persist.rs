@@ -384,6 +384,11 @@ impl Acks {
 
     /// Whether the record can be a logger's (see [`State::plausible`]). The blocking times
     /// are the host's clock, whatever it says, and are only ever added to saturating.
+    ///
+    /// Impressions delivered or dropped with their batch each had a seq of their own up to
+    /// `settled_through_seq`, so they are at most that many. Drops counted at a start
+    /// (`store_corrupt`, `journal_lost`, `purged` while purging) and purges of the open
+    /// batch are counted against seqs no settled batch held.
     pub fn plausible(&self) -> bool {
         self.attempts < MAX_STORED_SMALL_COUNT
             && (self.delivered
@@ -403,6 +408,13 @@ impl Acks {
                 | self.settled_through_seq
                 | any_bits(&self.settled))
                 < MAX_STORED_COUNT
+            // Cannot overflow: each count is below `MAX_STORED_COUNT` here.
+            && self.delivered
+                + self.dropped_overflow
+                + self.dropped_rejected
+                + self.dropped_too_large
+                + self.dropped_retries_exhausted
+                <= self.settled_through_seq
     }
 
     /// The drop counters.
@@ -904,6 +916,45 @@ mod tests {
         }
         let stack = State::decode(&[0x12, 0x00][..]).unwrap_err().to_string();
         assert!(stack.contains("State.generation"), "{stack}");
+    }
+
+    #[test]
+    fn acks_settling_more_impressions_with_batches_than_settled_seqs_are_implausible() {
+        let settled = |acks: Acks| Acks {
+            settled_through_seq: 4,
+            ..acks
+        };
+        assert!(
+            settled(Acks {
+                delivered: 2,
+                dropped_overflow: 1,
+                dropped_too_large: 1,
+                ..Acks::default()
+            })
+            .plausible()
+        );
+        for beyond in [
+            Acks {
+                delivered: 5,
+                ..Acks::default()
+            },
+            Acks {
+                delivered: 1,
+                dropped_rejected: 2,
+                dropped_retries_exhausted: 2,
+                ..Acks::default()
+            },
+        ] {
+            assert!(!settled(beyond.clone()).plausible(), "{beyond:?}");
+        }
+        // Counted at a start, against seqs no settled batch held.
+        let at_start = Acks {
+            dropped_purged: 9,
+            dropped_store_corrupt: 9,
+            dropped_journal_lost: 9,
+            ..Acks::default()
+        };
+        assert!(settled(at_start).plausible());
     }
 
     fn round_trip(entry: Entry<'_>) {

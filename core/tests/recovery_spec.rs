@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use common::*;
+use prost::Message;
 use sightline_core::logger::SEQ_RESERVE;
+use sightline_core::persist::{Acks, Entry, JournalImpression, State};
 use sightline_core::queue::ClosedBatch;
 use sightline_core::store::frame_into;
 use sightline_core::wire;
@@ -577,4 +579,155 @@ fn a_stored_batch_under_another_batchs_key_is_not_counted_again_after_a_purge() 
             assert!(l.stats().balanced(), "{:?}", l.stats());
         }
     }
+}
+
+/// The stored values and journal of the store_resume crash: the session's `state` (seqs 1
+/// to 4 issued and checkpointed, 32 more reserved), `acks`, and a journal that a failed
+/// checkpoint kept: its page view and the impression with seq 6 (seq 5's record was
+/// lost).
+fn stored_with_journaled_seq_6(acks: Acks) -> Stored {
+    let state = State {
+        session_id: "8f4bfe5e96d55fbc".into(),
+        generation: 2,
+        starts: 1,
+        next_batch_id: 2,
+        next_batch_no: 2,
+        next_page_view: 2,
+        recorded: 4,
+        issued: 4,
+        reserved_through: 4 + SEQ_RESERVE,
+        ..State::default()
+    };
+    let framed = |payload: &[u8]| {
+        let mut out = Vec::new();
+        frame_into(&mut out, payload);
+        out
+    };
+    let mut journal = Vec::new();
+    for entry in [
+        Entry::Epoch { mono_epoch: 1 },
+        Entry::PageViewStart {
+            ordinal: 1,
+            start_mono: 100,
+            start_wall: WALL0 + 100,
+            page: "home",
+            request_id: Some("req-0"),
+        },
+        Entry::Impression(JournalImpression {
+            seq: 6,
+            page_view: 1,
+            item: "title:3",
+            artwork: None,
+            row: 0,
+            column: 7,
+            first_visible_ms: 10_510,
+            visible_ms: 1500,
+            focused_ms: 500,
+            max_visible_pct: 100,
+        }),
+    ] {
+        let mut payload = Vec::new();
+        entry.encode(2, &mut payload);
+        frame_into(&mut journal, &payload);
+    }
+    Stored {
+        values: [
+            ("state".to_string(), framed(&state.encode_to_vec())),
+            ("acks".to_string(), framed(&acks.encode_to_vec())),
+        ]
+        .into(),
+        journal,
+    }
+}
+
+/// Resumes from `stored`, delivers everything and restarts: the journaled impression is
+/// delivered exactly once and the counters balance throughout. Returns the stats after the
+/// delivery.
+fn resume_deliver_and_restart(stored: Stored) -> sightline_core::Stats {
+    let mut store = MemoryStore::new();
+    let mut l = Logger::resume(config(), stored, at(12_000)).unwrap();
+    assert!(l.stats().balanced(), "after resume: {:?}", l.stats());
+    let mut sent = Vec::new();
+    loop {
+        l.perform_store_ops(&mut store);
+        let Some(u) = l.poll_upload(at(12_000)) else {
+            break;
+        };
+        sent.extend(decode(&u).1.iter().map(|r| r.seq));
+        l.handle_upload_result(u.id, ok(), at(12_000)).unwrap();
+        assert!(
+            l.stats().balanced(),
+            "after delivering {sent:?}: {:?}",
+            l.stats()
+        );
+    }
+    assert_eq!(sent, [6], "the journaled impression, once");
+    let stats = l.stats().clone();
+    drop(l);
+
+    let mut l = Logger::start(config(), &mut store, at(13_000)).unwrap();
+    l.perform_store_ops(&mut store);
+    assert!(l.stats().balanced(), "after a restart: {:?}", l.stats());
+    assert_eq!(l.poll_upload(at(13_000)).map(|u| u.id), None, "sent again");
+    stats
+}
+
+// Found by fuzz/fuzz_targets/store_resume.rs: `acks` claimed 122 impressions delivered,
+// though the highest seq it ever settled was 4. Trusted, they left no seq pending for the
+// journaled seq 6, whose delivery then made delivered exceed issued.
+#[test]
+fn acks_claiming_more_delivered_than_settled_seqs_are_reconciled_not_trusted() {
+    let acks = Acks {
+        delivered: 122,
+        uploads: 1,
+        bytes_delivered: 237,
+        settled: vec![1],
+        settled_through_seq: 4,
+        ..Acks::default()
+    };
+    let s = resume_deliver_and_restart(stored_with_journaled_seq_6(acks));
+    // No logger writes such a record: it is corrupt, as one failing its checksum is, and
+    // the seqs it accounted for are counted lost with the others nothing holds.
+    assert_eq!(s.corrupt_records, 1, "{s:?}");
+    assert_eq!(s.delivered, 1, "{s:?}");
+    assert_eq!(s.issued, s.delivered + s.dropped.total(), "{s:?}");
+}
+
+#[test]
+fn acks_dropping_more_than_issued_leave_journaled_impressions_pending() {
+    // Drops not bound to settled seqs (counted at earlier starts, whose state writes
+    // failed) beyond everything the state issued: the journaled seq 6 is still pending.
+    let acks = Acks {
+        dropped_store_corrupt: 100,
+        settled_through_seq: 4,
+        ..Acks::default()
+    };
+    let s = resume_deliver_and_restart(stored_with_journaled_seq_6(acks));
+    assert_eq!(s.corrupt_records, 0, "{s:?}");
+    assert_eq!((s.delivered, s.dropped.store_corrupt), (1, 100), "{s:?}");
+}
+
+#[test]
+fn a_purge_whose_state_write_fails_never_uploads_purged_data_or_counts_it_twice() {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 3, 0); // in the open batch, journaled
+    l.sync();
+    // The checkpoint after the purge fails to write `state`, so the journal is kept; `acks`
+    // (3 purged) and `prefs` (the purge done) are written.
+    store.borrow_mut().fail_put = Some("state");
+    l.set_enabled(false, true, at(2000));
+    l.sync();
+    store.borrow_mut().fail_put = None;
+    drop(l);
+
+    let mut l = logger_on(&store, config(), 0);
+    let sent = deliver_all_items(&mut l, 0);
+    assert!(
+        sent.is_empty(),
+        "purged impressions uploaded after opt-out: {sent:?}"
+    );
+    let s = l.stats();
+    assert_eq!((s.delivered, s.dropped.purged), (0, 3), "{s:?}");
+    assert!(s.balanced(), "{s:?}");
 }

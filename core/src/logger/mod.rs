@@ -628,6 +628,9 @@ impl Logger {
         let open = self.open.len() as u64;
         self.open.clear();
         self.stats.dropped.add(DropReason::Purged, open);
+        // The open batch's seqs are settled too: a journal kept by a failed state write
+        // must not rebuild them.
+        self.settled_seq = self.settled_seq.max(self.stats.issued);
         for b in self.queue.drain() {
             self.stats
                 .dropped

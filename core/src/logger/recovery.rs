@@ -135,21 +135,23 @@ impl Logger {
     ///
     /// Records that passed their checksums can still disagree with each other (a host's
     /// bug, corruption the CRC missed): seqs counted as settled were issued, and recorded
-    /// impressions neither skipped nor issued had seqs whose records were lost. Left as
-    /// they were, the counters would flag every later batch of the session as inconsistent.
+    /// impressions neither skipped nor issued had seqs whose records were lost, and the
+    /// impressions still held (queued, rebuilt from the journal) are pending, whatever the
+    /// counts say. Left as they were, the counters would flag every later batch of the
+    /// session as inconsistent, or count a held impression delivered beyond issued.
     pub(super) fn account_for_losses(&mut self, found_through: u64, purging: bool) {
+        let held = self.queue.impressions() + self.open.len() as u64;
         let st = &mut self.stats;
         let settled = st.delivered.saturating_add(st.dropped.total());
         let skipped = st.sampled_out.saturating_add(st.deduped);
         st.issued = st
             .issued
             .max(found_through)
-            .max(settled)
+            .max(settled.saturating_add(held))
             .max(st.recorded.saturating_sub(skipped));
         let unconfirmed = self.reserved.saturating_sub(st.issued);
         st.issued = st.issued.saturating_add(unconfirmed);
         st.recorded = skipped.saturating_add(st.issued);
-        let held = self.queue.impressions() + self.open.len() as u64;
         let lost = st.pending().saturating_sub(held);
         let reason = if purging {
             DropReason::Purged
