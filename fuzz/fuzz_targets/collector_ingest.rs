@@ -7,14 +7,16 @@
 //! collector's size and expansion limits; every impression of an accepted upload is
 //! exactly one of a good row, a bad row or a duplicate, conflicts among the bad rows; the
 //! rows written stay within a constant factor of `MAX_OUTPUT_RATIO` times the decoded
-//! batch; the same body again (a retry) is all duplicates; the session reconciles.
+//! batch; the same body again (a retry) is all duplicates but for the impressions whose seq
+//! is out of range, which identify nothing to dedup by and are bad rows again; the session
+//! reconciles.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sightline_collector::ingest::{
     Ingestor, MAX_DECOMPRESSED_BYTES, MAX_EXPANSION_RATIO, MAX_OUTPUT_RATIO,
 };
-use sightline_core::contract::Contract;
+use sightline_core::contract::{Contract, MAX_SEQ};
 use sightline_core::{Reentry, gzip, wire};
 use sightline_fuzz::ingest::parse;
 
@@ -52,8 +54,13 @@ fuzz_target!(|data: &[u8]| {
             Ok(batch) => batch,
             Err(e) => panic!("an accepted body does not decode: {e}"),
         };
-        let n = match wire::impressions(&batch) {
-            Ok(rows) => rows.len() as u64,
+        let (n, out_of_range) = match wire::impressions(&batch) {
+            Ok(rows) => (
+                rows.len() as u64,
+                rows.iter()
+                    .filter(|r| r.seq == 0 || r.seq > MAX_SEQ)
+                    .count() as u64,
+            ),
             Err(e) => panic!("an accepted batch has no impressions: {e}"),
         };
         let (good, bad) = (outcome.good.len() as u64, outcome.bad.len() as u64);
@@ -95,11 +102,20 @@ fuzz_target!(|data: &[u8]| {
             Err(refusal) => panic!("a retry of an accepted body was refused: {refusal:?}"),
         };
         assert!(
-            retry.good.is_empty() && retry.bad.is_empty() && retry.duplicates == n,
-            "a retry gave {} good, {} bad, {} duplicates of {n}",
+            retry.good.is_empty()
+                && retry.bad.len() as u64 == out_of_range
+                && retry.duplicates == n - out_of_range,
+            "a retry gave {} good, {} bad, {} duplicates of {n} ({out_of_range} out of range)",
             retry.good.len(),
             retry.bad.len(),
             retry.duplicates
+        );
+        assert!(
+            retry
+                .bad
+                .iter()
+                .all(|b| b.rules.iter().any(|r| r == "seq_out_of_range")),
+            "a retry's bad row is not an out-of-range seq"
         );
         assert!(
             ingestor.reconcile(&batch.session_id).is_some(),
