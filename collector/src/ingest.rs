@@ -836,6 +836,10 @@ mod tests {
         // The first content stays the reference: its retry is a retry.
         let retry = ingestor.accept(&batch, WALL + 2);
         assert_eq!((retry.duplicates, retry.conflicts), (3, 0));
+        // The other device's retry is reported again: its content is never remembered, so
+        // never absorbed.
+        let again = ingestor.accept(&from_another_device(&batch), WALL + 3);
+        assert_eq!((again.duplicates, again.conflicts, again.bad.len()), (0, 3, 3));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! exactly one of a good row, a bad row or a duplicate, conflicts among the bad rows; the
 //! rows written stay within a constant factor of `MAX_OUTPUT_RATIO` times the decoded
 //! batch; the same body again (a retry) is all duplicates but for the impressions whose seq
-//! is out of range, which identify nothing to dedup by and are bad rows again; the session
-//! reconciles.
+//! is out of range, which identify nothing to dedup by, and the conflicts (another
+//! device's content for a stored seq is never absorbed as a retry): those are bad rows
+//! again; the session reconciles.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -101,21 +102,26 @@ fuzz_target!(|data: &[u8]| {
             Ok(retry) => retry,
             Err(refusal) => panic!("a retry of an accepted body was refused: {refusal:?}"),
         };
+        let again = out_of_range + outcome.conflicts;
         assert!(
             retry.good.is_empty()
-                && retry.bad.len() as u64 == out_of_range
-                && retry.duplicates == n - out_of_range,
-            "a retry gave {} good, {} bad, {} duplicates of {n} ({out_of_range} out of range)",
+                && retry.bad.len() as u64 == again
+                && retry.conflicts == outcome.conflicts
+                && retry.duplicates == n - again,
+            "a retry gave {} good, {} bad ({} conflicts), {} duplicates of {n} \
+             ({out_of_range} out of range, {} conflicts the first time)",
             retry.good.len(),
             retry.bad.len(),
-            retry.duplicates
+            retry.conflicts,
+            retry.duplicates,
+            outcome.conflicts
         );
         assert!(
-            retry
-                .bad
+            retry.bad.iter().all(|b| b
+                .rules
                 .iter()
-                .all(|b| b.rules.iter().any(|r| r == "seq_out_of_range")),
-            "a retry's bad row is not an out-of-range seq"
+                .any(|r| r == "seq_out_of_range" || r == "seq_conflict")),
+            "a retry's bad row is neither an out-of-range seq nor a conflict"
         );
         assert!(
             ingestor.reconcile(&batch.session_id).is_some(),
