@@ -839,7 +839,10 @@ mod tests {
         // The other device's retry is reported again: its content is never remembered, so
         // never absorbed.
         let again = ingestor.accept(&from_another_device(&batch), WALL + 3);
-        assert_eq!((again.duplicates, again.conflicts, again.bad.len()), (0, 3, 3));
+        assert_eq!(
+            (again.duplicates, again.conflicts, again.bad.len()),
+            (0, 3, 3)
+        );
     }
 
     #[test]
