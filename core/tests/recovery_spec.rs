@@ -337,14 +337,14 @@ fn check_batch_survives_hostile_counters() {
     assert!(!v.is_empty());
 }
 
-#[test]
-fn a_stored_batch_record_with_impossible_numbers_is_corrupt_not_a_panic() {
-    let store = Shared::default();
+/// A stored batch record, framed as the store holds it: batch `id` (number 1) of `count`
+/// impressions from `first_seq`, with an empty body.
+fn framed_batch_record(id: u64, first_seq: u64, count: u32) -> Vec<u8> {
     let rec = ClosedBatch {
-        id: 1,
+        id,
         batch_no: 1,
-        first_seq: u64::MAX,
-        count: 2,
+        first_seq,
+        count,
         attempts: 0,
         body: vec![],
         ready_after: 0,
@@ -353,6 +353,13 @@ fn a_stored_batch_record_with_impossible_numbers_is_corrupt_not_a_panic() {
     .to_record();
     let mut framed = Vec::new();
     frame_into(&mut framed, &rec);
+    framed
+}
+
+#[test]
+fn a_stored_batch_record_with_impossible_numbers_is_corrupt_not_a_panic() {
+    let store = Shared::default();
+    let framed = framed_batch_record(1, u64::MAX, 2);
     store
         .borrow_mut()
         .put("batch/00000000000000000001", &framed)
@@ -522,19 +529,7 @@ fn a_stored_state_with_exhausted_counters_is_corrupt_not_a_panic() {
 fn a_stored_batch_record_starting_at_seq_0_is_corrupt() {
     // Seqs start at 1: a record claiming seqs 0 and 1 would count two impressions for the
     // one seq it proves issued, and dropping it would unbalance the counters.
-    let rec = ClosedBatch {
-        id: 1,
-        batch_no: 1,
-        first_seq: 0,
-        count: 2,
-        attempts: 0,
-        body: vec![],
-        ready_after: 0,
-        stored: false,
-    }
-    .to_record();
-    let mut framed = Vec::new();
-    frame_into(&mut framed, &rec);
+    let framed = framed_batch_record(1, 0, 2);
     let stored = Stored {
         values: [("batch/00000000000000000001".to_string(), framed)].into(),
         journal: Vec::new(),
@@ -556,19 +551,7 @@ fn a_stored_batch_record_starting_at_seq_0_is_corrupt() {
 fn a_stored_batch_under_another_batchs_key_is_not_counted_again_after_a_purge() {
     // The record says batch 2 but lies under batch 3's key: removing "batch 2" after the
     // purge would leave it stored, and every later start would count it again.
-    let rec = ClosedBatch {
-        id: 2,
-        batch_no: 1,
-        first_seq: 1,
-        count: 4,
-        attempts: 0,
-        body: vec![],
-        ready_after: 0,
-        stored: false,
-    }
-    .to_record();
-    let mut framed = Vec::new();
-    frame_into(&mut framed, &rec);
+    let framed = framed_batch_record(2, 1, 4);
     let mut store = MemoryStore::new();
     store.put("batch/00000000000000000003", &framed).unwrap();
     for _ in 0..2 {
