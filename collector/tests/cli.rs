@@ -7,17 +7,12 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use common::{BATCH_HEADERS, Collector, Opts, TempDir, binary};
+use common::{BATCH_HEADERS, Collector, Opts, TempDir, binary, without_sightline_env};
 use sightline_collector::log_limit::{REFUSAL_LOG_BURST, REFUSAL_LOG_PER_SECOND};
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
 
 fn run(args: &[&str]) -> Output {
-    let mut command = Command::new(binary());
-    // Only what the test passes: a developer's SIGHTLINE_* must not change the settings.
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SIGHTLINE_")) {
-        command.env_remove(name);
-    }
-    command
+    without_sightline_env(&mut Command::new(binary()))
         .args(args)
         .output()
         .expect("run the collector binary")

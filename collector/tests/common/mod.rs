@@ -146,6 +146,15 @@ pub struct Collector {
     http: ureq::Agent,
 }
 
+/// `cmd` without the `SIGHTLINE_*` variables of the environment the tests run in: a
+/// developer's settings must not change what a test starts.
+pub fn without_sightline_env(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SIGHTLINE_")) {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
 /// The collector binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_sightline-collector")
@@ -189,11 +198,7 @@ impl Collector {
             cmd.args(["--max-body-bytes", &n.to_string()]);
         }
         cmd.args(&opts.args);
-        // Only what the test sets: a developer's SIGHTLINE_* must not change the settings.
-        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SIGHTLINE_")) {
-            cmd.env_remove(name);
-        }
-        cmd.envs(opts.env.iter().map(|(n, v)| (n, v)));
+        without_sightline_env(&mut cmd).envs(opts.env.iter().map(|(n, v)| (n, v)));
         let mut child = cmd.spawn().expect("spawn the collector");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
