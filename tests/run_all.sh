@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for platform in rust fuzz api python kotlin swift c firmware; do
+for platform in rust fuzz api python kotlin swift c firmware web; do
   started=$SECONDS
   bash "tests/$platform.sh"
   printf '\n==> %s: passed in %d s\n' "$platform" $((SECONDS - started))

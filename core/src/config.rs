@@ -150,18 +150,30 @@ pub enum ConfigError {
     Seed,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::BadId(field) => write!(f, "{field} is not a well-formed id"),
-            ConfigError::SampleRate => f.write_str("sample_rate_ppm must be at most 1000000"),
-            ConfigError::Limit(field) => write!(f, "{field} is out of range"),
-            ConfigError::Contract => f.write_str("contract thresholds are impossible"),
-            ConfigError::Seed => f.write_str(
+impl ConfigError {
+    /// The message, built without `core::fmt`, which the wasm and firmware builds would
+    /// otherwise link for this alone.
+    pub fn message(&self) -> String {
+        let (field, text) = match self {
+            ConfigError::BadId(field) => (Some(*field), " is not a well-formed id"),
+            ConfigError::SampleRate => (None, "sample_rate_ppm must be at most 1000000"),
+            ConfigError::Limit(field) => (Some(*field), " is out of range"),
+            ConfigError::Contract => (None, "contract thresholds are impossible"),
+            ConfigError::Seed => (
+                None,
                 "seed is 0: pass entropy from the platform at every start, or two devices \
                  without stored state can share a session id",
             ),
-        }
+        };
+        let mut message = String::from(field.unwrap_or(""));
+        message.push_str(text);
+        message
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
     }
 }
 

@@ -128,7 +128,8 @@ pub use config::{Config, ConfigError, Platform, Reentry};
 pub use contract::{Contract, Rule, RuleKind};
 pub use input::{Handled, Input, InputError, Item, Misuse, QualifiedImpression, layout_from_flat};
 pub use logger::{
-    Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownStoreOp, UnknownUpload,
+    ExposureOutcome, Impression, ItemRef, Logger, Now, Recorded, StartError, UnknownStoreOp,
+    UnknownUpload,
 };
 pub use sampling::SampleKey;
 pub use stats::{DropReason, Stats};

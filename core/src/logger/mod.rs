@@ -46,9 +46,12 @@ use crate::upload::{
 };
 use crate::viewability::{Place, Qualified, Tracker};
 use crate::wire;
+use outcomes::Outcomes;
+pub use outcomes::{ExposureOutcome, MAX_OUTCOMES};
 use page_view::PageView;
 use schedule::Schedule;
 
+mod outcomes;
 mod page_view;
 mod persistence;
 mod recovery;
@@ -251,6 +254,8 @@ pub struct Logger {
     splits: Vec<(u64, [u64; 2])>,
     /// Journal bytes appended since the last checkpoint.
     journal_bytes: usize,
+    /// What became of tracked exposures, when the host asked to see it.
+    outcomes: Outcomes,
 }
 
 impl Logger {
@@ -295,6 +300,7 @@ impl Logger {
             settled: Vec::new(),
             splits: Vec::new(),
             journal_bytes: 0,
+            outcomes: Outcomes::default(),
         };
         logger.recover(&stored);
         Ok(logger)
@@ -524,6 +530,18 @@ impl Logger {
         }
     }
 
+    /// Keeps (or stops keeping) what becomes of the exposures the logger tracks from
+    /// visibility and focus, for [`Logger::poll_exposure_outcome`]; off at start.
+    pub fn report_exposure_outcomes(&mut self, on: bool) {
+        self.outcomes.set(on);
+    }
+
+    /// The oldest outcome not yet polled: a tracked exposure logged, deduped, sampled out or
+    /// refused (at most [`MAX_OUTCOMES`] are kept; older ones are dropped).
+    pub fn poll_exposure_outcome(&mut self) -> Option<ExposureOutcome> {
+        self.outcomes.pop()
+    }
+
     /// Records an impression the host qualified itself.
     pub fn record_impression(
         &mut self,
@@ -738,12 +756,21 @@ impl Logger {
                 visible_ms: clamp_u32(q.visible_ms),
                 focused_ms: clamp_u32(q.focused_ms),
             };
-            if let Err(rule) = self.config.contract.check_impression(&facts) {
-                self.refuse(rule);
-                continue;
+            let result = match self.config.contract.check_impression(&facts) {
+                Err(rule) => Err(self.refuse(rule)),
+                // The page-view bound is counted inside.
+                Ok(()) => self.admit(i, q),
+            };
+            if self.outcomes.on() {
+                let pv = &self.page_views[i];
+                self.outcomes.push(ExposureOutcome {
+                    page_view: pv.ordinal,
+                    item_id: pv.names.get(q.place.item).into(),
+                    row: q.place.row,
+                    column: q.place.column,
+                    result,
+                });
             }
-            // The page-view bound is counted inside.
-            let _ = self.admit(i, q);
         }
         list.clear();
         self.qualified = list;

@@ -1,0 +1,168 @@
+// The host run loop around one core logger (ARCHITECTURE.md, "The host run loop"): after
+// every input, perform the store operations one at a time, start the upload the core
+// offers, and arm one timer for the core's next deadline. Time is passed in: monotonic
+// milliseconds from `performance.now()`, wall clock from `Date.now()`.
+//
+// A trap in the module (a bug: the core panicked) is caught here: the logger is abandoned,
+// the failure counted, and every later call does nothing. Nothing is thrown at the page.
+
+import { Logger, coreStats } from './core.js';
+import type { CoreStats } from './core.js';
+import type { SlotStore } from './store.js';
+import { request } from './transport.js';
+import type { Transport } from './transport.js';
+
+export interface Clock {
+  mono(): number;
+  wall(): number;
+}
+
+export const browserClock: Clock = {
+  mono: () => performance.now(),
+  wall: () => Date.now(),
+};
+
+/** The counters of the glue itself, beside the core's. */
+export interface HostStats {
+  /** Calls that trapped in the module; after one the logger is off. */
+  traps: number;
+  /** Upload answers the core did not expect (none in a correct host). */
+  unexpected_results: number;
+}
+
+export class Host {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = -1;
+  private inFlight = false;
+  private draining = false;
+  private closed = false;
+  readonly counters: HostStats = { traps: 0, unexpected_results: 0 };
+  /** Called after every drain: the page paints the overlay, adopted slots settle. */
+  onDrain: (() => void) | undefined;
+
+  constructor(
+    private logger: Logger | null,
+    readonly store: SlotStore,
+    private endpoint: string,
+    private transport: Transport,
+    readonly clock: Clock,
+    private onTrap: (error: unknown) => void,
+  ) {}
+
+  /** Whether the logger is still usable. */
+  get alive(): boolean {
+    return this.logger !== null && !this.closed;
+  }
+
+  /**
+   * Runs one input against the logger, then drains. Returns the input's value, or
+   * `fallback` when the logger is gone or trapped.
+   */
+  input<T>(fallback: T, f: (logger: Logger, mono: number, wall: number) => T): T {
+    const logger = this.logger;
+    if (logger === null || this.closed) return fallback;
+    let value = fallback;
+    try {
+      value = f(logger, this.clock.mono(), this.clock.wall());
+    } catch (error) {
+      this.trap(error);
+      return fallback;
+    }
+    this.drain();
+    return value;
+  }
+
+  /** Reads from the logger without an input (no drain). */
+  read<T>(fallback: T, f: (logger: Logger) => T): T {
+    const logger = this.logger;
+    if (logger === null) return fallback;
+    try {
+      return f(logger);
+    } catch (error) {
+      this.trap(error);
+      return fallback;
+    }
+  }
+
+  stats(): CoreStats | null {
+    return this.read<CoreStats | null>(null, coreStats);
+  }
+
+  /** Store operations, then the upload the core offers, then the timer. */
+  drain(): void {
+    const logger = this.logger;
+    if (logger === null || this.draining) return;
+    this.draining = true;
+    try {
+      for (;;) {
+        const op = logger.poll_store_op();
+        if (op === undefined) break;
+        const id = op.id;
+        const result = this.store.apply(op);
+        op.free();
+        logger.store_result(id, result.ok, result.quota);
+      }
+      if (!this.inFlight && !this.closed) {
+        const upload = logger.poll_upload(this.clock.mono(), this.clock.wall());
+        if (upload !== undefined) {
+          const id = upload.id;
+          const { url, init } = request(this.endpoint, upload);
+          upload.free();
+          this.inFlight = true;
+          void this.transport(url, init).then((answer) => {
+            this.inFlight = false;
+            const ok = this.input(true, (l, mono, wall) =>
+              l.upload_result(id, answer.status, answer.retryAfter, mono, wall),
+            );
+            if (!ok) this.counters.unexpected_results += 1;
+          });
+        }
+      }
+      this.arm(logger.poll_timeout());
+    } catch (error) {
+      this.draining = false;
+      this.trap(error);
+      return;
+    }
+    this.draining = false;
+    this.onDrain?.();
+  }
+
+  private arm(deadline: number): void {
+    if (deadline === this.timerAt) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = deadline;
+    if (deadline < 0 || this.closed) return;
+    const delay = Math.max(0, deadline - this.clock.mono());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = -1;
+      this.input(undefined, (l, mono, wall) => l.handle_timeout(mono, wall));
+    }, delay);
+  }
+
+  /** Stops timers and frees the logger; what is stored stays for the next page. */
+  close(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.closed = true;
+    const logger = this.logger;
+    this.logger = null;
+    if (logger !== null) {
+      // An answer still in flight finds no logger and is dropped: the batch stays stored.
+      try {
+        logger.free();
+      } catch {
+        // A trapped module cannot free; the page is done with it either way.
+      }
+    }
+  }
+
+  private trap(error: unknown): void {
+    this.counters.traps += 1;
+    this.logger = null;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.onTrap(error);
+  }
+}
