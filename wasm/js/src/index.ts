@@ -36,6 +36,8 @@ export interface Options extends CoreOptions {
   /** Sends uploads; `fetch` by default. */
   transport?: Transport;
   clock?: Clock;
+  /** How often to look for queues of closed tabs (default `ADOPT_SCAN_MS`). */
+  adoptScanMs?: number;
   /** Told about failures the SDK absorbed (a storage fallback, a trapped module). */
   onError?: (error: unknown) => void;
 }
@@ -77,6 +79,12 @@ export interface Stats extends CoreStats, HostStats {
 
 const DEFAULT_NAMESPACE = 'sightline';
 
+/**
+ * How often a tab looks again for slots of tabs that closed with data unsent: a tab open
+ * all day sends them without waiting for another tab to start.
+ */
+export const ADOPT_SCAN_MS = 30_000;
+
 /** Starts logging: loads the core, claims this tab's slot, resumes its queue. */
 export async function start(options: Options): Promise<Sightline> {
   await load(options.wasm);
@@ -84,7 +92,7 @@ export async function start(options: Options): Promise<Sightline> {
   const storage = options.storage === 'memory' ? null : localStorageOrNull();
   const slot = await claimSlot(namespace);
   const sdk = new Sightline(options, namespace, storage, slot.id, slot.release);
-  if (storage !== null) void sdk.adoptOrphans(storage);
+  if (storage !== null) sdk.watchOrphans(storage);
   return sdk;
 }
 
@@ -110,6 +118,8 @@ export class Sightline {
   private adoptedTotal = 0;
   private hidden = false;
   private closed = false;
+  private scan: ReturnType<typeof setInterval> | undefined;
+  private scanning = false;
   private readonly clock: Clock;
   private readonly listeners: Array<[EventTarget, string, EventListener]> = [];
 
@@ -278,9 +288,23 @@ export class Sightline {
     this.observer?.disconnect();
     this.overlay?.remove();
     for (const [target, type, listener] of this.listeners) target.removeEventListener(type, listener);
+    if (this.scan !== undefined) clearInterval(this.scan);
     this.host.close();
     for (const a of this.adopted) a.host.close();
     this.release();
+  }
+
+  /** Adopts closed tabs' slots now and every `ADOPT_SCAN_MS`. */
+  watchOrphans(storage: Storage): void {
+    const look = () => {
+      if (this.scanning || this.closed) return;
+      this.scanning = true;
+      void this.adoptOrphans(storage).finally(() => {
+        this.scanning = false;
+      });
+    };
+    look();
+    this.scan = setInterval(look, this.options.adoptScanMs ?? ADOPT_SCAN_MS);
   }
 
   /** Takes over the slots of tabs that closed with data unsent, and sends their queues. */

@@ -15,9 +15,12 @@ const REMOVE = 2;
 const APPEND = 3;
 const CLEAR_JOURNAL = 4;
 
-/** Under the slot's prefix: values live under `v/<key>`, the journal under `j`. */
+/**
+ * Under the slot's prefix: values live under `v/<key>`, the journal as one key per append
+ * under `j/<n>` (an append writes only its own bytes, not the journal so far).
+ */
 const VALUE = 'v/';
-const JOURNAL = 'j';
+const JOURNAL = 'j/';
 
 /** Bytes per `String.fromCharCode` call: far below engines' argument limits. */
 const CHUNK = 8192;
@@ -36,10 +39,13 @@ export function fromBinary(s: string): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
   return out;
 }
 
@@ -55,7 +61,9 @@ export interface Applied {
 /** One slot's values and journal, kept in localStorage while it works, and in memory. */
 export class SlotStore {
   private values = new Map<string, Uint8Array>();
-  private journal: Uint8Array = new Uint8Array(0);
+  /** The journal's appends in order, and the number the next one is stored under. */
+  private journal: Uint8Array[] = [];
+  private nextAppend = 0;
   private local: Storage | null;
   /** Errors that moved the slot to memory (0 or 1) and the reason, for stats. */
   fallbacks = 0;
@@ -75,13 +83,17 @@ export class SlotStore {
 
   private read(storage: Storage): void {
     try {
+      const appends: Array<[number, Uint8Array]> = [];
       for (const key of keysWithPrefix(storage, this.prefix)) {
         const value = storage.getItem(key);
         if (value === null) continue;
         const rest = key.slice(this.prefix.length);
-        if (rest === JOURNAL) this.journal = fromBinary(value);
+        if (rest.startsWith(JOURNAL)) appends.push([Number(rest.slice(JOURNAL.length)), fromBinary(value)]);
         else if (rest.startsWith(VALUE)) this.values.set(rest.slice(VALUE.length), fromBinary(value));
       }
+      appends.sort((a, b) => a[0] - b[0]);
+      this.journal = appends.map(([, bytes]) => bytes);
+      this.nextAppend = appends.length === 0 ? 0 : (appends[appends.length - 1] as [number, Uint8Array])[0] + 1;
     } catch (e) {
       this.fallBack(e);
     }
@@ -91,7 +103,7 @@ export class SlotStore {
   stored(): Stored {
     const stored = new Stored();
     for (const [key, value] of this.values) stored.put(key, value);
-    stored.set_journal(this.journal);
+    stored.set_journal(concat(this.journal));
     return stored;
   }
 
@@ -103,35 +115,43 @@ export class SlotStore {
   /** Performs one operation; in memory it always succeeds. */
   apply(op: StoreOp): Applied {
     const kind = op.kind;
-    let key = '';
-    let value = '';
     if (kind === PUT) {
       const bytes = op.bytes;
       this.values.set(op.key, bytes);
-      key = VALUE + op.key;
-      value = toBinary(bytes);
+      this.write(VALUE + op.key, toBinary(bytes));
     } else if (kind === REMOVE) {
       this.values.delete(op.key);
-      key = VALUE + op.key;
+      this.remove(VALUE + op.key);
     } else if (kind === APPEND) {
-      this.journal = concat(this.journal, op.bytes);
-      key = JOURNAL;
-      value = toBinary(this.journal);
+      const bytes = op.bytes;
+      this.journal.push(bytes);
+      this.write(JOURNAL + this.nextAppend++, toBinary(bytes));
     } else if (kind === CLEAR_JOURNAL) {
-      this.journal = new Uint8Array(0);
-      key = JOURNAL;
+      this.journal = [];
+      this.nextAppend = 0;
+      if (this.local !== null) removeWithPrefix(this.local, this.prefix + JOURNAL);
     } else {
       return { ok: false, quota: false };
     }
-    if (this.local !== null) {
-      try {
-        if (kind === PUT || kind === APPEND) this.local.setItem(this.prefix + key, value);
-        else this.local.removeItem(this.prefix + key);
-      } catch (e) {
-        this.fallBack(e);
-      }
-    }
     return { ok: true, quota: false };
+  }
+
+  private write(key: string, value: string): void {
+    if (this.local === null) return;
+    try {
+      this.local.setItem(this.prefix + key, value);
+    } catch (e) {
+      this.fallBack(e);
+    }
+  }
+
+  private remove(key: string): void {
+    if (this.local === null) return;
+    try {
+      this.local.removeItem(this.prefix + key);
+    } catch (e) {
+      this.fallBack(e);
+    }
   }
 
   /** The page wanted localStorage and could not have it (blocked site data, sandbox). */
@@ -152,7 +172,8 @@ export class SlotStore {
   /** Removes everything the slot holds, on disk and in memory. */
   clear(): void {
     this.values.clear();
-    this.journal = new Uint8Array(0);
+    this.journal = [];
+    this.nextAppend = 0;
     if (this.local !== null) removeWithPrefix(this.local, this.prefix);
   }
 }

@@ -214,3 +214,23 @@ test('worst-case ids (64 random characters, item and artwork) still give bodies 
   capture.assertAccounted();
   h.close();
 });
+
+test('a page killed with its batch open: the next page replays the journal, every append in order', async () => {
+  const storage = new FakeStorage();
+  const killed = host(storage);
+  record(killed.h, 12, killed.clock);
+  const appends = [...storage.map.keys()].filter((k) => k.startsWith('sightline/tab-1/j/'));
+  assert.ok(appends.length >= 10, `one key per append (${appends.length}), so j/10 must sort after j/9`);
+  // No hide, no flush: the page is gone.
+  killed.h.close();
+
+  const next = host(storage);
+  next.h.input(undefined, (l, m, w) => l.flush(m, w));
+  await settle();
+  assert.deepEqual(
+    next.capture.impressions.map((i) => i.item_id),
+    Array.from({ length: 12 }, (_, i) => `title:${i}`),
+  );
+  next.capture.assertAccounted();
+  next.h.close();
+});

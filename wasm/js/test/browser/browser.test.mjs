@@ -189,6 +189,29 @@ test('two tabs log two sessions; a tab adopts the queue of one that closed, and 
   await ctx.close();
 });
 
+test('a tab that stays open adopts the queue of a tab closed after it started', async () => {
+  const ctx = await context();
+  const stays = await open(ctx, '?scan=500');
+  const closes = await open(ctx);
+  await closes.evaluate(() => window.page.grid(1, 2));
+  await closes.waitForTimeout(1_300);
+  await collector.faults({ status: 503, remaining: 100 });
+  await closes.close({ runBeforeUnload: true });
+  await collector.faults({ status: 0, remaining: 0 });
+  await eventually('adopted by the open tab', async () => {
+    const s = await stays.evaluate(() => window.page.stats());
+    return s.adopted === 1 && s.adopting === 0;
+  }, 15_000);
+  assert.deepEqual(await tiles(), ['0-0', '0-1'], 'each impression stored once');
+  const [session] = Object.values(await collector.sessions());
+  assert.equal(session.delivered, 2);
+  assert.equal(session.missing, 0);
+  // The closing tab's keepalive upload may land after the fault is lifted (its answer lost
+  // with the page): then the adopted copy arrives twice and is absorbed.
+  assert.ok([0, 2].includes(session.duplicates), `duplicates ${session.duplicates}`);
+  await ctx.close();
+});
+
 test('blocked storage: the SDK runs in memory, counts it and throws nothing at the page', async () => {
   const ctx = await context();
   await ctx.addInitScript(() => {

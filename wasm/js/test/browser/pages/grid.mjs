@@ -1,5 +1,6 @@
 // A page of tiles in rows, each observed by the SDK; the specs drive it through
-// `window.page`. Query: `ns` (storage namespace), `debug`, `tv` (platform tv).
+// `window.page`. Query: `ns` (storage namespace), `debug`, `tv` (platform tv), `scan`
+// (how often to look for closed tabs' queues, ms).
 import { start } from '/sdk/index.js';
 
 const params = new URLSearchParams(location.search);
@@ -14,6 +15,7 @@ const sightline = await start({
   retryBaseMs: 500,
   retryMaxMs: 2000,
   debug: params.has('debug'),
+  ...(params.has('scan') ? { adoptScanMs: Number(params.get('scan')) } : {}),
   onError: (e) => errors.push(String(e)),
 });
 
