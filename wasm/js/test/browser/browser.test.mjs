@@ -2,45 +2,31 @@
 // real collector, each spec asserting exact counts there (nothing missing, nothing twice).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 
-import { eventually, launch, startCollector, startSite } from './harness.mjs';
+import { eventually, rig } from './harness.mjs';
 
-let collector;
-let site;
-let browser;
-
-before(async () => {
-  collector = await startCollector();
-  site = await startSite(collector.url);
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.stop();
-  await collector?.stop();
-});
+const env = rig();
 
 beforeEach(async () => {
-  await collector.reset();
+  await env.collector.reset();
 });
 
 /** A fresh browser profile (its own storage) with an 800x600 viewport. */
 function context() {
-  return browser.newContext({ viewport: { width: 800, height: 600 } });
+  return env.browser.newContext({ viewport: { width: 800, height: 600 } });
 }
 
 async function open(ctx, query = '') {
   const page = await ctx.newPage();
-  await page.goto(`${site.url}/grid.html${query}`);
+  await page.goto(`${env.site.url}/grid.html${query}`);
   await page.waitForFunction(() => window.page !== undefined);
   return page;
 }
 
 /** The collector's good rows as `row-column` names, sorted. */
 async function tiles() {
-  const rows = await collector.good();
+  const rows = await env.collector.good();
   return rows.map((r) => `${r.row}-${r.column}`).sort();
 }
 
@@ -52,7 +38,7 @@ function names(rows, columns) {
 
 /** Every session at the collector: delivered `n` in total, no duplicates, none missing. */
 async function accounted(expected) {
-  const sessions = Object.values(await collector.sessions());
+  const sessions = Object.values(await env.collector.sessions());
   const sum = (k) => sessions.reduce((n, s) => n + s[k], 0);
   assert.deepEqual(
     { delivered: sum('delivered'), duplicates: sum('duplicates'), missing: sum('missing'), rejected: sum('rejected') },
@@ -72,7 +58,7 @@ test('scrolling logs exactly the rows that stayed on screen long enough', async 
   await page.waitForTimeout(200);
   await page.evaluate(() => window.page.flush());
   const expected = names([0, 1, 2, 5, 6, 7], 5);
-  await eventually('30 impressions', async () => (await collector.good()).length >= expected.length);
+  await eventually('30 impressions', async () => (await env.collector.good()).length >= expected.length);
   assert.deepEqual(await tiles(), expected);
   await accounted(30);
   await ctx.close();
@@ -84,7 +70,7 @@ test('hiding the tab pauses the minimum time and closes the batch, which is sent
   await page.evaluate(() => window.page.grid(1, 2));
   await page.waitForTimeout(1_300);
   await page.evaluate(() => window.page.setHidden(true));
-  await eventually('the batch closed by hiding', async () => (await collector.good()).length >= 2);
+  await eventually('the batch closed by hiding', async () => (await env.collector.good()).length >= 2);
   assert.deepEqual(await tiles(), ['0-0', '0-1']);
 
   // A tile visible 0.6 s before hiding and 0.6 s after: the timers pause while hidden, so
@@ -97,8 +83,8 @@ test('hiding the tab pauses the minimum time and closes the batch, which is sent
   await page.evaluate(() => window.page.setHidden(false));
   await page.waitForTimeout(600);
   await page.evaluate(() => window.page.end());
-  await eventually('the detail tile', async () => (await collector.good()).length >= 3);
-  const detail = (await collector.good()).find((r) => r.page === 'detail');
+  await eventually('the detail tile', async () => (await env.collector.good()).length >= 3);
+  const detail = (await env.collector.good()).find((r) => r.page === 'detail');
   assert.ok(detail.visible_ms >= 1_000 && detail.visible_ms < 1_700, `visible ${detail.visible_ms} ms, hidden time excluded`);
   await accounted(3);
   await ctx.close();
@@ -110,7 +96,7 @@ test('closing the tab sends what qualified with a keepalive request', async () =
   await page.evaluate(() => window.page.grid(2, 5));
   await page.waitForTimeout(1_500);
   await page.close({ runBeforeUnload: true });
-  await eventually('the beacon', async () => (await collector.good()).length >= 10);
+  await eventually('the beacon', async () => (await env.collector.good()).length >= 10);
   assert.deepEqual(await tiles(), names([0, 1], 5));
   await accounted(10);
   await ctx.close();
@@ -120,16 +106,16 @@ test('a reload resumes the stored queue and sends it once', async () => {
   const ctx = await context();
   const page = await open(ctx);
   // The collector is down for the first page: its batch stays stored.
-  await collector.faults({ status: 503, remaining: 100 });
+  await env.collector.faults({ status: 503, remaining: 100 });
   await page.evaluate(() => window.page.grid(1, 4));
   await page.waitForTimeout(1_500);
   await page.evaluate(() => window.page.end());
   await eventually('a refused attempt', async () => (await page.evaluate(() => window.page.stats().uploads)) >= 1);
   const session = await page.evaluate(() => window.page.stats().session_id);
-  await collector.faults({ status: 0, remaining: 0 });
+  await env.collector.faults({ status: 0, remaining: 0 });
   await page.reload();
   await page.waitForFunction(() => window.page !== undefined);
-  await eventually('the resumed batch', async () => (await collector.good()).length >= 4, 15_000);
+  await eventually('the resumed batch', async () => (await env.collector.good()).length >= 4, 15_000);
   assert.deepEqual(await tiles(), names([0], 4));
   const [only] = await accounted(4);
   assert.ok(only !== undefined);
@@ -145,9 +131,9 @@ test('offline, the batch waits; back online it is delivered once', async () => {
   await page.waitForTimeout(1_500);
   await page.evaluate(() => window.page.end());
   await eventually('a failed attempt', async () => (await page.evaluate(() => window.page.stats().retries)) >= 1);
-  assert.equal((await collector.good()).length, 0);
+  assert.equal((await env.collector.good()).length, 0);
   await ctx.setOffline(false);
-  await eventually('delivery after the network is back', async () => (await collector.good()).length >= 3, 15_000);
+  await eventually('delivery after the network is back', async () => (await env.collector.good()).length >= 3, 15_000);
   assert.deepEqual(await tiles(), names([0], 3));
   await accounted(3);
   assert.equal(await page.evaluate(() => window.page.stats().delivered), 3);
@@ -162,10 +148,10 @@ test('two tabs log two sessions; a tab adopts the queue of one that closed, and 
   await a.evaluate(() => window.page.grid(1, 2));
   await a.waitForTimeout(1_300);
   // A's batch is stored by the collector, but every answer is lost: A keeps it.
-  await collector.faults({ status: 503, remaining: 100, after_ingest: true });
+  await env.collector.faults({ status: 503, remaining: 100, after_ingest: true });
   await a.close({ runBeforeUnload: true });
-  await eventually('the stored first copy', async () => (await collector.good()).length >= 2);
-  await collector.faults({ status: 0, remaining: 0 });
+  await eventually('the stored first copy', async () => (await env.collector.good()).length >= 2);
+  await env.collector.faults({ status: 0, remaining: 0 });
 
   await b.bringToFront();
   await b.evaluate(() => window.page.grid(1, 3));
@@ -177,15 +163,15 @@ test('two tabs log two sessions; a tab adopts the queue of one that closed, and 
     const s = await c.evaluate(() => window.page.stats());
     return s.adopted === 1 && s.adopting === 0;
   }, 15_000);
-  await eventually('B delivered', async () => (await collector.good()).length >= 5);
-  const sessions = Object.values(await collector.sessions());
+  await eventually('B delivered', async () => (await env.collector.good()).length >= 5);
+  const sessions = Object.values(await env.collector.sessions());
   assert.equal(sessions.length, 2, 'A and B; C logged nothing');
   const delivered = sessions.map((s) => s.delivered).sort();
   assert.deepEqual(delivered, [2, 3]);
   const duplicates = sessions.reduce((n, s) => n + s.duplicates, 0);
   assert.ok(duplicates >= 2, `A's batch arrived again and was absorbed (duplicates ${duplicates})`);
   assert.equal(sessions.reduce((n, s) => n + s.missing, 0), 0);
-  assert.equal((await collector.good()).length, 5, 'no impression stored twice');
+  assert.equal((await env.collector.good()).length, 5, 'no impression stored twice');
   await ctx.close();
 });
 
@@ -195,15 +181,15 @@ test('a tab that stays open adopts the queue of a tab closed after it started', 
   const closes = await open(ctx);
   await closes.evaluate(() => window.page.grid(1, 2));
   await closes.waitForTimeout(1_300);
-  await collector.faults({ status: 503, remaining: 100 });
+  await env.collector.faults({ status: 503, remaining: 100 });
   await closes.close({ runBeforeUnload: true });
-  await collector.faults({ status: 0, remaining: 0 });
+  await env.collector.faults({ status: 0, remaining: 0 });
   await eventually('adopted by the open tab', async () => {
     const s = await stays.evaluate(() => window.page.stats());
     return s.adopted === 1 && s.adopting === 0;
   }, 15_000);
   assert.deepEqual(await tiles(), ['0-0', '0-1'], 'each impression stored once');
-  const [session] = Object.values(await collector.sessions());
+  const [session] = Object.values(await env.collector.sessions());
   assert.equal(session.delivered, 2);
   assert.equal(session.missing, 0);
   // The closing tab's keepalive upload may land after the fault is lifted (its answer lost
@@ -228,7 +214,7 @@ test('blocked storage: the SDK runs in memory, counts it and throws nothing at t
   await page.evaluate(() => window.page.grid(1, 2));
   await page.waitForTimeout(1_300);
   await page.evaluate(() => window.page.end());
-  await eventually('delivery from memory', async () => (await collector.good()).length >= 2);
+  await eventually('delivery from memory', async () => (await env.collector.good()).length >= 2);
   const stats = await page.evaluate(() => window.page.stats());
   assert.equal(stats.storage, 'memory');
   assert.deepEqual(await page.evaluate(() => window.page.errors), ['Error: sightline: storage unavailable (unavailable)']);
@@ -247,8 +233,8 @@ test('an element removed from the page stops being tracked; its exposure ends th
   assert.equal(await page.evaluate(() => window.page.stats().recorded), 1, 'logged when it left');
   await page.waitForTimeout(400);
   await page.evaluate(() => window.page.end());
-  await eventually('three impressions', async () => (await collector.good()).length >= 3);
-  const removed = (await collector.good()).find((r) => r.column === 1);
+  await eventually('three impressions', async () => (await env.collector.good()).length >= 3);
+  const removed = (await env.collector.good()).find((r) => r.column === 1);
   assert.ok(removed.visible_ms >= 1_000 && removed.visible_ms < 1_600, `visible ${removed.visible_ms} ms`);
   await accounted(3);
   await ctx.close();
@@ -263,8 +249,8 @@ test('TV web apps: focus moved by the remote is counted on the focused tile', as
   await page.focus('#tile-0-1');
   await page.waitForTimeout(300);
   await page.evaluate(() => window.page.end());
-  await eventually('three impressions', async () => (await collector.good()).length >= 3);
-  const rows = await collector.good();
+  await eventually('three impressions', async () => (await env.collector.good()).length >= 3);
+  const rows = await env.collector.good();
   assert.ok(rows.every((r) => r.platform === 'tv'));
   const focused = Object.fromEntries(rows.map((r) => [r.column, r.focused_ms]));
   assert.ok(focused[0] >= 1_000, `tile 0 focused ${focused[0]} ms`);
@@ -286,16 +272,16 @@ test('opting out with purge sends nothing queued; opting in logs again', async (
   await page.evaluate(() => window.page.grid(1, 1, 'after'));
   await page.waitForTimeout(1_300);
   await page.evaluate(() => window.page.end());
-  await eventually('the impression after opting in', async () => (await collector.good()).length >= 1);
+  await eventually('the impression after opting in', async () => (await env.collector.good()).length >= 1);
   await page.waitForTimeout(300);
-  const rows = await collector.good();
+  const rows = await env.collector.good();
   assert.deepEqual(rows.map((r) => r.page), ['after']);
   const stats = await page.evaluate(() => window.page.stats());
   assert.equal(stats.dropped.purged, 1);
   await ctx.close();
 });
 
-/** README.md's web quickstart, as a module a page can run against this collector. */
+/** README.md's web quickstart, as a module a page can run against this env.collector. */
 function quickstart() {
   const readme = readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8');
   const m = /<!-- quickstart:web -->\s*```js\n([\s\S]*?)```/.exec(readme);
@@ -313,13 +299,13 @@ test("README's web quickstart logs the tiles a visitor saw", async () => {
     .join('');
   const html = `<!doctype html><script type="importmap">{"imports":{"@sightline/web":"/sdk/index.js"}}</script>
 <body>${tilesHtml}<script type="module">${quickstart()}\nwindow.started = true;</script></body>`;
-  await page.route(`${site.url}/quickstart.html`, (route) => route.fulfill({ body: html, contentType: 'text/html' }));
-  await page.goto(`${site.url}/quickstart.html`);
+  await page.route(`${env.site.url}/quickstart.html`, (route) => route.fulfill({ body: html, contentType: 'text/html' }));
+  await page.goto(`${env.site.url}/quickstart.html`);
   await page.waitForFunction(() => window.started === true);
   await page.waitForTimeout(1_300);
   await page.close({ runBeforeUnload: true });
-  await eventually('the quickstart impressions', async () => (await collector.good()).length >= 3);
-  const rows = await collector.good();
+  await eventually('the quickstart impressions', async () => (await env.collector.good()).length >= 3);
+  const rows = await env.collector.good();
   assert.deepEqual(rows.map((r) => r.item_id).sort(), ['title:0', 'title:1', 'title:2']);
   assert.ok(rows.every((r) => r.request_id === 'req-123' && r.platform === 'web'));
   await accounted(3);
@@ -329,14 +315,14 @@ test("README's web quickstart logs the tiles a visitor saw", async () => {
 test('the example page (examples/web) logs the tiles scrolled past', async () => {
   const ctx = await context();
   const page = await ctx.newPage();
-  await page.goto(`${site.url}/example/`);
+  await page.goto(`${env.site.url}/example/`);
   await page.waitForFunction(() => window.sightline !== undefined);
   await page.waitForTimeout(1_300);
   await page.evaluate(() => window.scrollTo(0, 2_000));
   await page.waitForFunction(() => document.querySelectorAll('[data-sightline="logged"]').length > 0);
   const logged = await page.evaluate(() => document.querySelectorAll('[data-sightline="logged"]').length);
   await page.close({ runBeforeUnload: true });
-  await eventually('the example impressions', async () => (await collector.good()).length >= logged);
+  await eventually('the example impressions', async () => (await env.collector.good()).length >= logged);
   assert.ok(logged >= 6, `logged ${logged}`);
   await ctx.close();
 });

@@ -6,6 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { after, before } from 'node:test';
+
 import { chromium } from 'playwright-core';
 
 import { startMicroCollector, startSite as startSite_ } from '../../../../examples/web/serve.mjs';
@@ -79,4 +81,23 @@ export async function eventually(what, check, ms = 10_000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Starts the collector, the site and Chromium before a file's specs and stops them after;
+ * the returned object holds them once started.
+ */
+export function rig() {
+  const r = { collector: null, site: null, browser: null };
+  before(async () => {
+    r.collector = await startCollector();
+    r.site = await startSite(r.collector.url);
+    r.browser = await launch();
+  });
+  after(async () => {
+    await r.browser?.close();
+    await r.site?.stop();
+    await r.collector?.stop();
+  });
+  return r;
 }

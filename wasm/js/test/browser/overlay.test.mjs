@@ -3,30 +3,16 @@
 // README (written to $CARGO_TARGET_DIR/web-overlay.png).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { eventually, launch, startCollector, startSite } from './harness.mjs';
+import { eventually, rig } from './harness.mjs';
 
-let collector;
-let site;
-let browser;
-
-before(async () => {
-  collector = await startCollector();
-  site = await startSite(collector.url);
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.stop();
-  await collector?.stop();
-});
+const env = rig();
 
 test('the overlay shows what counts: logged, deduped, refused by its rule, still tracking', async () => {
-  const ctx = await browser.newContext({ viewport: { width: 800, height: 600 } });
+  const ctx = await env.browser.newContext({ viewport: { width: 800, height: 600 } });
   const page = await ctx.newPage();
-  await page.goto(`${site.url}/grid.html?debug`);
+  await page.goto(`${env.site.url}/grid.html?debug`);
   await page.waitForFunction(() => window.page !== undefined);
   await page.evaluate(() => {
     const id = window.page.grid(6, 5);
