@@ -55,4 +55,4 @@ export -f fuzz_one step
 export work seconds target
 # One fuzzer per core at a time (each is single-threaded): the same time per target, in
 # less wall time. xargs fails if any target failed.
-cargo +nightly fuzz list | xargs -P "${SIGHTLINE_FUZZ_JOBS:-$(nproc)}" -I{} bash -c 'fuzz_one "$1"' _ {}
+cargo +nightly fuzz list | xargs -P "${SIGHTLINE_FUZZ_JOBS:-$(nproc)}" -I{} bash -euo pipefail -c 'fuzz_one "$1"' _ {}

@@ -10,7 +10,7 @@ import { Logger, coreStats } from './core.js';
 import type { CoreStats } from './core.js';
 import type { SlotStore } from './store.js';
 import { request } from './transport.js';
-import type { Transport } from './transport.js';
+import type { Answer, Transport } from './transport.js';
 
 export interface Clock {
   mono(): number;
@@ -109,13 +109,18 @@ export class Host {
           const { url, init } = request(this.endpoint, upload);
           upload.free();
           this.inFlight = true;
-          void this.transport(url, init).then((answer) => {
-            this.inFlight = false;
-            const ok = this.input(true, (l, mono, wall) =>
-              l.upload_result(id, answer.status, answer.retryAfter, mono, wall),
-            );
-            if (!ok) this.counters.unexpected_results += 1;
-          });
+          // A transport that throws or rejects is a request without an answer.
+          const failed = (): Answer => ({ status: 0, retryAfter: null });
+          void Promise.resolve()
+            .then(() => this.transport(url, init))
+            .then((answer) => answer, failed)
+            .then((answer) => {
+              this.inFlight = false;
+              const ok = this.input(true, (l, mono, wall) =>
+                l.upload_result(id, answer.status, answer.retryAfter, mono, wall),
+              );
+              if (!ok) this.counters.unexpected_results += 1;
+            });
         }
       }
       this.arm(logger.poll_timeout());

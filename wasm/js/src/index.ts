@@ -311,7 +311,12 @@ export class Sightline {
   async adoptOrphans(storage: Storage): Promise<void> {
     for (const orphan of await orphans(storage, this.namespace, this.slot)) {
       const store = new SlotStore(storage, `${this.namespace}/${orphan.id}/`);
-      if (this.closed || store.empty) {
+      // Closed while looking: the slot stays as it is for the next tab.
+      if (this.closed) {
+        orphan.release();
+        continue;
+      }
+      if (store.empty) {
         store.clear();
         orphan.release();
         continue;

@@ -9,8 +9,9 @@ export class FakeStorage {
   get length() {
     return this.map.size;
   }
+  /** In lexicographic order, as Chromium lists them (j/10 before j/2). */
   key(i) {
-    return [...this.map.keys()][i] ?? null;
+    return [...this.map.keys()].sort()[i] ?? null;
   }
   getItem(k) {
     return this.map.has(k) ? this.map.get(k) : null;

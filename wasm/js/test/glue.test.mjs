@@ -234,3 +234,27 @@ test('a page killed with its batch open: the next page replays the journal, ever
   next.capture.assertAccounted();
   next.h.close();
 });
+
+test('a transport that rejects is a network error: the batch stays queued and is retried', async () => {
+  const clock = new FakeClock();
+  let calls = 0;
+  const capture = new Capture();
+  const store = new SlotStore(new FakeStorage(), 'sightline/t/');
+  const logger = Logger.resume(coreConfig(options), store.stored(), 0, clock.wall());
+  const h = new Host(logger, store, 'https://collect.example', (url, init) => {
+    calls += 1;
+    if (calls === 1) return Promise.reject(new TypeError('Failed to fetch'));
+    return capture.transport()(url, init);
+  }, clock, () => {});
+  h.drain();
+  record(h, 2, clock);
+  h.input(undefined, (l, m, w) => l.flush(m, w));
+  await settle();
+  assert.equal(h.counters.traps, 0);
+  clock.t += 120_000;
+  h.input(undefined, (l, m, w) => l.handle_timeout(m, w));
+  await settle();
+  assert.equal(calls, 2, 'the next attempt was made');
+  assert.deepEqual(capture.impressions.map((i) => i.seq), [1, 2]);
+  h.close();
+});
