@@ -27,7 +27,9 @@ function serveFile(res, root, path) {
     res.writeHead(404).end();
     return;
   }
-  res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+  // Revalidated on every load, so a rebuilt package is seen at once; not `no-store`, which
+  // would keep pages out of the back/forward cache.
+  res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
   createReadStream(file).pipe(res);
 }
 

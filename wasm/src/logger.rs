@@ -22,12 +22,37 @@ fn now(mono_ms: f64, wall_ms: f64) -> Now {
     Now::new(ms(mono_ms), ms(wall_ms))
 }
 
-fn item<'a>(item_id: &'a str, artwork_id: Option<&'a str>, row: u32, column: u32) -> ItemRef<'a> {
+/// A row or column from JavaScript, where any number arrives: a whole number in `u32`, or
+/// `u32::MAX` for anything else (NaN, negative, fractional, too large), which every
+/// contract's `max_position` refuses, so a bad position is refused by the core's position
+/// rule and counted, never coerced to a real position.
+fn position(value: f64) -> u32 {
+    if value >= 0.0 && value < f64::from(u32::MAX) && value == (value as u32) as f64 {
+        value as u32
+    } else {
+        u32::MAX
+    }
+}
+
+/// An HTTP status from the transport: a whole number in 100..=999, or a network error for
+/// anything else (a broken transport's answer is no answer, so the batch is retried).
+fn upload_outcome(status: f64, retry_after: Option<String>) -> UploadOutcome {
+    if (100.0..=999.0).contains(&status) && status == (status as u16) as f64 {
+        UploadOutcome::Status {
+            code: status as u16,
+            retry_after,
+        }
+    } else {
+        UploadOutcome::NetworkError
+    }
+}
+
+fn item<'a>(item_id: &'a str, artwork_id: Option<&'a str>, row: f64, column: f64) -> ItemRef<'a> {
     ItemRef {
         item_id,
         artwork_id,
-        row,
-        column,
+        row: position(row),
+        column: position(column),
     }
 }
 
@@ -206,8 +231,8 @@ impl Logger {
         page_view: f64,
         item_id: &str,
         artwork_id: Option<String>,
-        row: u32,
-        column: u32,
+        row: f64,
+        column: f64,
         fraction: f32,
         mono_ms: f64,
         wall_ms: f64,
@@ -228,8 +253,8 @@ impl Logger {
         page_view: f64,
         item_id: &str,
         artwork_id: Option<String>,
-        row: u32,
-        column: u32,
+        row: f64,
+        column: f64,
         focused: bool,
         mono_ms: f64,
         wall_ms: f64,
@@ -256,8 +281,8 @@ impl Logger {
         page_view: f64,
         item_id: &str,
         artwork_id: Option<String>,
-        row: u32,
-        column: u32,
+        row: f64,
+        column: f64,
         first_visible_mono_ms: f64,
         visible_ms: f64,
         max_visible_fraction: f32,
@@ -268,8 +293,8 @@ impl Logger {
         let imp = Impression {
             item_id,
             artwork_id: artwork_id.as_deref(),
-            row,
-            column,
+            row: position(row),
+            column: position(column),
             first_visible_mono_ms: ms(first_visible_mono_ms),
             visible_ms: ms(visible_ms),
             max_visible_fraction,
@@ -350,21 +375,22 @@ impl Logger {
     }
 
     /// What happened to upload `id`: the HTTP status with the raw `Retry-After` text, or
-    /// status 0 for no answer (network error, timeout). False when `id` is not in flight.
+    /// status 0 for no answer (network error, timeout; so is any status that is not a whole
+    /// number from 100 to 999). False when `id` is not in flight.
     pub fn upload_result(
         &mut self,
         id: f64,
-        status: u16,
+        status: f64,
         retry_after: Option<String>,
         mono_ms: f64,
         wall_ms: f64,
     ) -> bool {
-        let outcome = match status {
-            0 => UploadOutcome::NetworkError,
-            code => UploadOutcome::Status { code, retry_after },
-        };
         self.inner
-            .handle_upload_result(ms(id), outcome, now(mono_ms, wall_ms))
+            .handle_upload_result(
+                ms(id),
+                upload_outcome(status, retry_after),
+                now(mono_ms, wall_ms),
+            )
             .is_ok()
     }
 
@@ -431,4 +457,35 @@ pub fn rule_names() -> Vec<String> {
 #[wasm_bindgen]
 pub fn drop_names() -> Vec<String> {
     outcome::drop_names()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_that_is_not_a_whole_u32_becomes_one_every_contract_refuses() {
+        assert_eq!(position(0.0), 0);
+        assert_eq!(position(41.0), 41);
+        for bad in [f64::NAN, -1.0, -0.5, 2.5, f64::INFINITY, 4_294_967_296.0] {
+            assert_eq!(position(bad), u32::MAX, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_status_that_is_not_an_http_status_is_no_answer() {
+        assert!(matches!(
+            upload_outcome(503.0, Some("7".into())),
+            UploadOutcome::Status {
+                code: 503,
+                retry_after: Some(_)
+            }
+        ));
+        for bad in [0.0, f64::NAN, -200.0, 200.5, 99.0, 1000.0, f64::INFINITY] {
+            assert!(
+                matches!(upload_outcome(bad, None), UploadOutcome::NetworkError),
+                "{bad}"
+            );
+        }
+    }
 }

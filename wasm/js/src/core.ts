@@ -164,14 +164,27 @@ const DEDUPED = -2;
 const DISABLED = -3;
 const REFUSED = -16;
 
-/** What happened to an input. */
+/**
+ * What an input returns when no core took it: the SDK was closed, or a trap turned it off.
+ * Not a number the module returns.
+ */
+export const UNAVAILABLE = Number.NaN;
+
+/** The name `refusal` gives to inputs no core took (`UNAVAILABLE`). */
+export const UNAVAILABLE_RULE = 'unavailable';
+
+/**
+ * What happened to an input: `unavailable` when no core took it (the SDK was closed, or a
+ * trap turned it off).
+ */
 export type Outcome =
   | { kind: 'accepted'; value: number }
-  | { kind: 'sampled_out' | 'deduped' | 'disabled' }
+  | { kind: 'sampled_out' | 'deduped' | 'disabled' | 'unavailable' }
   | { kind: 'refused'; rule: string };
 
 /** Decodes an input's return value. */
 export function outcome(value: number): Outcome {
+  if (Number.isNaN(value)) return { kind: 'unavailable' };
   if (value >= 0) return { kind: 'accepted', value };
   if (value <= REFUSED) return { kind: 'refused', rule: names().rules[REFUSED - value] ?? 'unknown' };
   if (value === SAMPLED_OUT) return { kind: 'sampled_out' };
@@ -180,8 +193,9 @@ export function outcome(value: number): Outcome {
   throw new Error(`sightline: unknown outcome ${value}`);
 }
 
-/** The rule that refused an input, or null when it was taken. */
+/** The rule that refused an input (`'unavailable'` when no core took it), or null. */
 export function refusal(value: number): string | null {
+  if (Number.isNaN(value)) return UNAVAILABLE_RULE;
   return value <= REFUSED ? (names().rules[REFUSED - value] ?? 'unknown') : null;
 }
 
@@ -216,11 +230,18 @@ const COUNTERS = [
   'corrupt_records',
 ] as const;
 
+/** Counters before any were read: every one 0. */
+export function zeroStats(): CoreStats {
+  const out = { dropped: {}, invalid_by_rule: {} } as CoreStats;
+  for (const name of COUNTERS) out[name] = 0;
+  return out;
+}
+
 /** Decodes `Logger.stats()`. */
 export function coreStats(logger: Logger): CoreStats {
   const values = logger.stats();
   const { rules, drops } = names();
-  const out = { dropped: {}, invalid_by_rule: {} } as CoreStats;
+  const out = zeroStats();
   let i = 0;
   for (const name of COUNTERS) out[name] = values[i++] ?? 0;
   for (const [list, into] of [

@@ -3,8 +3,9 @@
 // offers, and arm one timer for the core's next deadline. Time is passed in: monotonic
 // milliseconds from `performance.now()`, wall clock from `Date.now()`.
 //
-// A trap in the module (a bug: the core panicked) is caught here: the logger is abandoned,
-// the failure counted, and every later call does nothing. Nothing is thrown at the page.
+// A trap in the module (a bug: the core panicked) is caught here: the module is poisoned
+// for every logger in it (its memory may be inconsistent), the failure counted and
+// reported, and every later call does nothing. Nothing is thrown at the page.
 
 import { Logger, coreStats } from './core.js';
 import type { CoreStats } from './core.js';
@@ -22,10 +23,24 @@ export const browserClock: Clock = {
   wall: () => Date.now(),
 };
 
+/** Set by the first trap: no logger of this module is called again. */
+let poisoned = false;
+
+/** Whether a trap poisoned the module. */
+export function modulePoisoned(): boolean {
+  return poisoned;
+}
+
+/** What a host's logger is doing: `'trapped'` after a trap in any logger of the module. */
+export type HostState = 'running' | 'closed' | 'trapped';
+
 /** The counters of the glue itself, beside the core's. */
 export interface HostStats {
-  /** Calls that trapped in the module; after one the logger is off. */
+  /** Calls that trapped in the module; after one the module is off. */
   traps: number;
+  /** Inputs the module's glue threw for before the core saw them (a Symbol or BigInt
+   * where a number or string goes); the SDK goes on. */
+  input_errors: number;
   /** Upload answers the core did not expect (none in a correct host). */
   unexpected_results: number;
 }
@@ -36,7 +51,11 @@ export class Host {
   private inFlight = false;
   private draining = false;
   private closed = false;
-  readonly counters: HostStats = { traps: 0, unexpected_results: 0 };
+  /** Paused: store operations and uploads wait (the slot may not be this tab's). */
+  private paused = false;
+  /** The core's counters as last read: what `stats()` gives once the logger is gone. */
+  private last: CoreStats | null = null;
+  readonly counters: HostStats = { traps: 0, input_errors: 0, unexpected_results: 0 };
   /** Called after every drain: the page paints the overlay, adopted slots settle. */
   onDrain: (() => void) | undefined;
 
@@ -46,12 +65,17 @@ export class Host {
     private endpoint: string,
     private transport: Transport,
     readonly clock: Clock,
-    private onTrap: (error: unknown) => void,
+    private onError: (error: unknown) => void,
   ) {}
 
   /** Whether the logger is still usable. */
   get alive(): boolean {
-    return this.logger !== null && !this.closed;
+    return this.logger !== null && !this.closed && !poisoned;
+  }
+
+  get state(): HostState {
+    if (poisoned) return 'trapped';
+    return this.alive ? 'running' : 'closed';
   }
 
   /**
@@ -60,12 +84,17 @@ export class Host {
    */
   input<T>(fallback: T, f: (logger: Logger, mono: number, wall: number) => T): T {
     const logger = this.logger;
-    if (logger === null || this.closed) return fallback;
+    if (logger === null || this.closed || poisoned) return fallback;
     let value = fallback;
     try {
       value = f(logger, this.clock.mono(), this.clock.wall());
     } catch (error) {
-      this.trap(error);
+      if (error instanceof WebAssembly.RuntimeError) {
+        this.trap(error);
+      } else {
+        this.counters.input_errors += 1;
+        this.tell(error);
+      }
       return fallback;
     }
     this.drain();
@@ -75,7 +104,7 @@ export class Host {
   /** Reads from the logger without an input (no drain). */
   read<T>(fallback: T, f: (logger: Logger) => T): T {
     const logger = this.logger;
-    if (logger === null) return fallback;
+    if (logger === null || poisoned) return fallback;
     try {
       return f(logger);
     } catch (error) {
@@ -84,14 +113,16 @@ export class Host {
     }
   }
 
+  /** The core's counters; once the logger is closed or trapped, the last ones read. */
   stats(): CoreStats | null {
-    return this.read<CoreStats | null>(null, coreStats);
+    this.last = this.read(this.last, coreStats);
+    return this.last;
   }
 
   /** Store operations, then the upload the core offers, then the timer. */
   drain(): void {
     const logger = this.logger;
-    if (logger === null || this.draining) return;
+    if (logger === null || this.draining || this.paused || poisoned) return;
     this.draining = true;
     try {
       for (;;) {
@@ -106,7 +137,7 @@ export class Host {
         const upload = logger.poll_upload(this.clock.mono(), this.clock.wall());
         if (upload !== undefined) {
           const id = upload.id;
-          const { url, init } = request(this.endpoint, upload);
+          const { url, init, done } = request(this.endpoint, upload);
           upload.free();
           this.inFlight = true;
           // A transport that throws or rejects is a request without an answer.
@@ -115,6 +146,7 @@ export class Host {
             .then(() => this.transport(url, init))
             .then((answer) => answer, failed)
             .then((answer) => {
+              done();
               this.inFlight = false;
               const ok = this.input(true, (l, mono, wall) =>
                 l.upload_result(id, answer.status, answer.retryAfter, mono, wall),
@@ -147,10 +179,21 @@ export class Host {
     }, delay);
   }
 
+  /** Holds store operations and uploads back until `resume`; inputs still reach the core. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.drain();
+  }
+
   /** Stops timers and frees the logger; what is stored stays for the next page. */
   close(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.stats();
     this.closed = true;
     const logger = this.logger;
     this.logger = null;
@@ -165,9 +208,18 @@ export class Host {
   }
 
   private trap(error: unknown): void {
+    poisoned = true;
     this.counters.traps += 1;
     this.logger = null;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.onTrap(error);
+    this.tell(error);
+  }
+
+  private tell(error: unknown): void {
+    try {
+      this.onError(error);
+    } catch {
+      // The page's error handler threw; nothing reaches the page either way.
+    }
   }
 }

@@ -68,6 +68,8 @@ export class SlotStore {
   /** Errors that moved the slot to memory (0 or 1) and the reason, for stats. */
   fallbacks = 0;
   fallbackReason: string | null = null;
+  /** Told when the slot moves to memory. */
+  onFallback: ((reason: string) => void) | undefined;
 
   constructor(
     storage: Storage | null,
@@ -167,6 +169,7 @@ export class SlotStore {
     this.fallbacks += 1;
     this.fallbackReason = error instanceof Error ? error.name : 'error';
     if (storage !== null) removeWithPrefix(storage, this.prefix);
+    this.onFallback?.(this.fallbackReason);
   }
 
   /** Removes everything the slot holds, on disk and in memory. */

@@ -1,17 +1,17 @@
-// The browser runtime's glue, in Node against the real module: storage (binary values,
-// quota and blocked storage falling back to memory), the host loop (uploads, Retry-After,
-// a reload resuming the queue, a trap disabling the SDK), uploads as requests, and
-// configuration errors. Browser-only parts (observers, lifecycle, tabs) are specified in
-// Chromium (test/browser).
+// The browser runtime's glue, in Node against the real module: storage (binary values, a
+// quota error falling back to memory), the host loop (uploads, Retry-After, a reload
+// resuming the queue), uploads as requests within the keepalive budget, and configuration
+// errors. The SDK as started by a page is in sdk.test.mjs, traps in trap.test.mjs;
+// browser-only parts (observers, lifecycle, Web Locks) are specified in Chromium.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import './wasm.mjs';
 import { Logger, coreConfig, outcome } from '../dist/core.js';
 import { Host } from '../dist/host.js';
-import { SlotStore, fromBinary, localStorageOrNull, toBinary } from '../dist/store.js';
+import { SlotStore, fromBinary, toBinary } from '../dist/store.js';
 import { Capture } from '../dist/testing.js';
-import { KEEPALIVE_BYTES, request } from '../dist/transport.js';
+import { KEEPALIVE_BYTES, keepaliveBytesInFlight, request } from '../dist/transport.js';
 import { FakeClock, FakeStorage } from './fakes.mjs';
 
 const options = { appId: 'com.example.web', appVersion: '1.0.0', appKey: 'key-1' };
@@ -114,40 +114,6 @@ test('a quota error moves the slot to memory: counted, logging goes on, the stal
   h.close();
 });
 
-test('blocked storage (reading localStorage throws) gives no storage, and the slot lives in memory', () => {
-  const descriptor = Object.getOwnPropertyDescriptor(globalThis, 'localStorage');
-  Object.defineProperty(globalThis, 'localStorage', {
-    configurable: true,
-    get() {
-      throw new DOMException('blocked', 'SecurityError');
-    },
-  });
-  try {
-    assert.equal(localStorageOrNull(), null);
-    const store = new SlotStore(localStorageOrNull(), 'sightline/x/');
-    assert.equal(store.medium, 'memory');
-    store.blocked();
-    assert.deepEqual([store.fallbacks, store.fallbackReason], [1, 'unavailable']);
-  } finally {
-    if (descriptor === undefined) delete globalThis.localStorage;
-    else Object.defineProperty(globalThis, 'localStorage', descriptor);
-  }
-});
-
-test('a trap in the module disables the SDK, is counted and reported, and never reaches the page', () => {
-  const { h, traps } = host(new FakeStorage());
-  const value = h.input('fallback', () => {
-    throw new WebAssembly.RuntimeError('unreachable');
-  });
-  assert.equal(value, 'fallback');
-  assert.equal(h.counters.traps, 1);
-  assert.equal(traps.length, 1);
-  assert.equal(h.alive, false);
-  assert.equal(h.input(7, () => 1), 7, 'later inputs do nothing');
-  assert.equal(h.stats(), null);
-  h.close();
-});
-
 test('an upload becomes a POST of its path, headers and body, with keepalive within 64 KiB', () => {
   const clock = new FakeClock();
   const logger = Logger.resume(coreConfig(options), new SlotStore(null, 'p/').stored(), 0, clock.wall());
@@ -161,7 +127,8 @@ test('an upload becomes a POST of its path, headers and body, with keepalive wit
     logger.store_result(id, true, false);
   }
   const upload = logger.poll_upload(2000, clock.wall());
-  const { url, init } = request('https://collect.example/', upload);
+  const { url, init, done } = request('https://collect.example/', upload);
+  done();
   assert.equal(url, 'https://collect.example/v1/batches');
   assert.equal(init.method, 'POST');
   assert.equal(init.headers['x-sightline-app-key'], 'key-1');
@@ -257,4 +224,20 @@ test('a transport that rejects is a network error: the batch stays queued and is
   assert.equal(calls, 2, 'the next attempt was made');
   assert.deepEqual(capture.impressions.map((i) => i.seq), [1, 2]);
   h.close();
+});
+
+test('keepalive requests in flight together stay within 64 KiB; one beyond goes without keepalive', () => {
+  const upload = (n) => ({ path: '/v1/batches', headers: [], body: new Uint8Array(n) });
+  const own = request('https://collect.example', upload(40_000));
+  const adopted = request('https://collect.example', upload(40_000));
+  assert.deepEqual([own.init.keepalive, adopted.init.keepalive], [true, false]);
+  assert.equal(keepaliveBytesInFlight(), 40_000);
+  own.done();
+  own.done();
+  assert.equal(keepaliveBytesInFlight(), 0, 'answered once, returned once');
+  adopted.done();
+  assert.equal(keepaliveBytesInFlight(), 0);
+  const full = request('https://collect.example', upload(KEEPALIVE_BYTES));
+  assert.equal(full.init.keepalive, true);
+  full.done();
 });

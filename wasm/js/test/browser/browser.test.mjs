@@ -177,7 +177,7 @@ test('two tabs log two sessions; a tab adopts the queue of one that closed, and 
 
 test('a tab that stays open adopts the queue of a tab closed after it started', async () => {
   const ctx = await context();
-  const stays = await open(ctx, '?scan=500');
+  const stays = await open(ctx, '?scan=1000');
   const closes = await open(ctx);
   await closes.evaluate(() => window.page.grid(1, 2));
   await closes.waitForTimeout(1_300);
@@ -312,17 +312,141 @@ test("README's web quickstart logs the tiles a visitor saw", async () => {
   await ctx.close();
 });
 
-test('the example page (examples/web) logs the tiles scrolled past', async () => {
+test('the example page (examples/web) logs exactly the tiles its overlay marks logged', async () => {
   const ctx = await context();
   const page = await ctx.newPage();
   await page.goto(`${env.site.url}/example/`);
   await page.waitForFunction(() => window.sightline !== undefined);
   await page.waitForTimeout(1_300);
   await page.evaluate(() => window.scrollTo(0, 2_000));
-  await page.waitForFunction(() => document.querySelectorAll('[data-sightline="logged"]').length > 0);
-  const logged = await page.evaluate(() => document.querySelectorAll('[data-sightline="logged"]').length);
-  await page.close({ runBeforeUnload: true });
-  await eventually('the example impressions', async () => (await env.collector.good()).length >= logged);
-  assert.ok(logged >= 6, `logged ${logged}`);
+  await page.waitForTimeout(1_300);
+  await page.evaluate(() => {
+    window.sightline.endPageView(1);
+    window.sightline.flush();
+  });
+  const logged = await page.evaluate(() =>
+    [...document.querySelectorAll('[data-sightline="logged"]')].map((t) => t.dataset.item).sort(),
+  );
+  assert.ok(logged.length >= 12, `the first screen and the one scrolled to (${logged.length})`);
+  await eventually('the example impressions', async () => (await env.collector.good()).length >= logged.length);
+  assert.deepEqual((await env.collector.good()).map((r) => r.item_id).sort(), logged);
+  await accounted(logged.length);
+  await ctx.close();
+});
+
+/** Hides Web Locks from the context's pages, as in browsers without them (older TVs). */
+async function withoutLocks(ctx) {
+  await ctx.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined });
+  });
+}
+
+for (const locks of [true, false]) {
+  const how = locks ? 'with Web Locks' : 'without Web Locks (a heartbeat)';
+  test(`a duplicated tab (its sessionStorage copied) logs a session of its own, ${how}`, async () => {
+    const ctx = await context();
+    if (!locks) await withoutLocks(ctx);
+    const a = await open(ctx);
+    const [b] = await Promise.all([ctx.waitForEvent('page'), a.evaluate(() => window.open(location.href))]);
+    await b.waitForFunction(() => window.page !== undefined);
+    assert.equal(await b.evaluate(() => navigator.locks === undefined), !locks);
+    assert.deepEqual(
+      await b.evaluate(() => Object.keys(sessionStorage)),
+      await a.evaluate(() => Object.keys(sessionStorage)),
+      'the duplicate starts with a copy of the sessionStorage',
+    );
+    for (const p of [a, b]) await p.evaluate(() => window.page.grid(1, 2));
+    await a.waitForTimeout(1_300);
+    for (const p of [a, b]) await p.evaluate(() => window.page.end());
+    await eventually('both tabs delivered', async () => (await env.collector.good()).length >= 4);
+    const sessions = await accounted(4);
+    assert.deepEqual(sessions.map((s) => s.delivered), [2, 2]);
+    await ctx.close();
+  });
+}
+
+test('without Web Locks, a tab closed with its queue unsent is adopted by the next tab', async () => {
+  const ctx = await context();
+  await withoutLocks(ctx);
+  const closes = await open(ctx);
+  await closes.evaluate(() => window.page.grid(1, 2));
+  await closes.waitForTimeout(1_300);
+  await env.collector.faults({ status: 503, remaining: 100 });
+  await closes.close({ runBeforeUnload: true });
+  await env.collector.faults({ status: 0, remaining: 0 });
+  const next = await open(ctx);
+  await eventually('adopted and sent', async () => {
+    const s = await next.evaluate(() => window.page.stats());
+    return s.adopted === 1 && s.adopting === 0;
+  }, 15_000);
+  assert.deepEqual(await tiles(), ['0-0', '0-1'], 'each impression stored once');
+  const [session] = Object.values(await env.collector.sessions());
+  assert.deepEqual([session.delivered, session.missing], [2, 0]);
+  // As above: the closing tab's keepalive upload may land after the fault is lifted.
+  assert.ok([0, 2].includes(session.duplicates), `duplicates ${session.duplicates}`);
+  await ctx.close();
+});
+
+/** Leaves `page` for another page of the site, then comes back through the history. */
+async function awayAndBack(page, meanwhile) {
+  await page.goto(`${env.site.url}/elsewhere.html`);
+  await meanwhile();
+  await page.goBack({ waitUntil: 'commit' });
+  await page.waitForFunction(() => window.page?.shows.length === 2);
+  return page.evaluate(() => window.page.shows);
+}
+
+/** The names of the Web Locks held on the site, asked from `page`. */
+const heldLocks = (page) => page.evaluate(async () => (await navigator.locks.query()).held.map((l) => l.name));
+
+test('a page in the back/forward cache lets its slot go, and takes it back when shown again', async () => {
+  const ctx = await context();
+  const page = await open(ctx);
+  const witness = await ctx.newPage();
+  await witness.goto(`${env.site.url}/elsewhere.html`);
+  await page.evaluate(() => window.page.grid(1, 2));
+  await page.waitForTimeout(1_300);
+  const session = await page.evaluate(() => window.page.stats().session_id);
+  const shows = await awayAndBack(page, async () => {
+    await eventually('the batch sent at pagehide', async () => (await env.collector.good()).length >= 2);
+    assert.deepEqual(await heldLocks(witness), [], 'no lock held while in the cache');
+  });
+  assert.deepEqual(shows, [false, true], 'restored from the back/forward cache');
+  assert.equal((await heldLocks(witness)).length, 1, 'the slot is held again');
+  await page.evaluate(() => window.page.grid(1, 1, 'after'));
+  await page.waitForTimeout(1_300);
+  await page.evaluate(() => window.page.end());
+  await eventually('the impression after coming back', async () => (await env.collector.good()).length >= 3);
+  await accounted(3);
+  assert.deepEqual(Object.keys(await env.collector.sessions()), [session]);
+  assert.equal(await page.evaluate(() => window.page.stats().session_id), session, 'the same slot and session');
+  await ctx.close();
+});
+
+test('a page whose slot was adopted while it was in the back/forward cache goes on in a new slot, nothing twice', async () => {
+  const ctx = await context();
+  const page = await open(ctx);
+  await page.evaluate(() => window.page.grid(1, 2));
+  await page.waitForTimeout(1_300);
+  const session = await page.evaluate(() => window.page.stats().session_id);
+  await env.collector.faults({ status: 503, remaining: 100 });
+  let adopter;
+  const shows = await awayAndBack(page, async () => {
+    await env.collector.faults({ status: 0, remaining: 0 });
+    adopter = await open(ctx, '?scan=1000');
+    await eventually('adopted and sent', async () => {
+      const s = await adopter.evaluate(() => window.page.stats());
+      return s.adopted === 1 && s.adopting === 0;
+    }, 15_000);
+  });
+  assert.deepEqual(shows, [false, true]);
+  await page.evaluate(() => window.page.grid(1, 1, 'after'));
+  await page.waitForTimeout(1_300);
+  await page.evaluate(() => window.page.end());
+  await eventually('the impression in the new slot', async () => (await env.collector.good()).length >= 3);
+  const now = await page.evaluate(() => window.page.stats().session_id);
+  assert.notEqual(now, session, 'a new session in a new slot');
+  const sessions = await accounted(3);
+  assert.deepEqual(sessions.map((s) => s.delivered).sort(), [1, 2]);
   await ctx.close();
 });

@@ -62,11 +62,15 @@ export function startSite(collectorUrl) {
   return startSite_(collectorUrl, { '/sdk/': dist, '/example/': example, '/': pages });
 }
 
-/** Debian's Chromium, headless; as root it needs --no-sandbox. */
+/**
+ * Debian's Chromium, headless; as root it needs --no-sandbox. The back/forward cache stays
+ * on (Playwright turns it off by default), as in the browsers visitors use.
+ */
 export function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
+    ignoreDefaultArgs: ['--disable-back-forward-cache'],
     args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }

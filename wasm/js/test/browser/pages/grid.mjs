@@ -3,6 +3,10 @@
 // (how often to look for closed tabs' queues, ms).
 import { start } from '/sdk/index.js';
 
+/** `pageshow` events, from the first: true when the page came back from the back/forward cache. */
+const shows = [];
+addEventListener('pageshow', (e) => shows.push(e.persisted));
+
 const params = new URLSearchParams(location.search);
 const errors = [];
 const sightline = await start({
@@ -11,7 +15,7 @@ const sightline = await start({
   appVersion: '1.0.0',
   appKey: 'key-1',
   platform: params.has('tv') ? 'tv' : 'web',
-  namespace: params.get('ns') ?? 'sightline',
+  ...(params.has('ns') ? { namespace: params.get('ns') } : {}),
   retryBaseMs: 500,
   retryMaxMs: 2000,
   debug: params.has('debug'),
@@ -24,6 +28,7 @@ let pageView = null;
 window.page = {
   sightline,
   errors,
+  shows,
   /** Starts a page view and builds `rows` x `columns` observed tiles. */
   grid(rows, columns, page = 'home') {
     pageView = sightline.startPageView(page);
