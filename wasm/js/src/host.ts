@@ -73,6 +73,11 @@ export class Host {
     return this.logger !== null && !this.closed && !poisoned;
   }
 
+  /** Whether an upload is waiting for its answer. */
+  get uploading(): boolean {
+    return this.inFlight;
+  }
+
   get state(): HostState {
     if (poisoned) return 'trapped';
     return this.alive ? 'running' : 'closed';
