@@ -18,6 +18,8 @@ done
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 command -v protoc >/dev/null || debian_install protobuf-compiler
+# `ss` reads the collector's listen queue in the attack tests.
+command -v ss >/dev/null || debian_install iproute2
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -15,6 +15,12 @@ use crate::ingest::{
 /// Far above what one core's ingest needs (a device holds one connection while it uploads),
 /// low enough that their buffers stay within a few hundred megabytes.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 8_192;
+/// Connections the kernel may queue before the server accepts them. The 128 that
+/// `TcpListener::bind` gave overflowed when 2,000 idle connections closed by the header
+/// timeout reconnected at once, and each dropped SYN costs its client a 1 s retransmit
+/// (the soak bench's `/healthz` max went to 1 s); the kernel caps it at
+/// `net.core.somaxconn` (4,096 on current Linux), which the server logs at start.
+pub const LISTEN_BACKLOG: u32 = 8_192;
 /// File descriptors kept free of connections: the output files, the listener, the
 /// snapshot and the runtime's own.
 pub const RESERVED_FDS: u64 = 64;

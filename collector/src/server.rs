@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::body::{BodyError, Budget};
 use crate::connections::{self, Gauges};
 use crate::ingest::{Decoder, Ingestor, Refused as Refused_};
-use crate::limits::{BUSY_RETRY_AFTER_S, INGEST_QUEUE_TIMEOUT, Limits};
+use crate::limits::{BUSY_RETRY_AFTER_S, INGEST_QUEUE_TIMEOUT, LISTEN_BACKLOG, Limits};
 use crate::log_limit::LogLimit;
 use crate::metrics::{self, Instruments, SessionSizes, Snapshot};
 use crate::sink::{MemorySink, NdjsonSink, Sink};
@@ -205,7 +205,7 @@ impl Server {
             }
             (Output::Files(sink), Some(snapshots))
         };
-        let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+        let listener = listen(settings.listen)?;
         let shared = Shared {
             decoder: ingestor.decoder(),
             app: Mutex::new(App {
@@ -512,6 +512,25 @@ async fn ingest(State(shared): State<State_>, request: Request) -> Response {
         tracing::error!(error = %e, "ingest failed");
         refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     })
+}
+
+/// A listener on `addr` with a queue of [`LISTEN_BACKLOG`] (the kernel may cap it), which
+/// the log states.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart binds while old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let cap = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    let backlog = cap.map_or(LISTEN_BACKLOG, |cap| cap.min(LISTEN_BACKLOG));
+    tracing::info!(backlog, "listen queue of {backlog} connections");
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Why an upload's headers are refused.

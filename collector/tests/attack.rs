@@ -370,3 +370,40 @@ fn an_upload_abandoned_while_it_waits_leaves_no_request_in_flight() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The listen queue's length (`ss`'s Send-Q for a listening socket) of the socket on
+/// `port`, or None where `ss` cannot tell.
+fn listen_backlog(port: u16) -> Option<u32> {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[test]
+fn the_listen_queue_holds_a_reconnect_burst_of_thousands_of_connections() {
+    // 2,000 idle connections closed by the header timeout reconnect at once; the queue of
+    // 128 the listener had overflowed, and each dropped SYN cost its client (and /healthz)
+    // a 1 s retransmit. The kernel caps the queue at net.core.somaxconn.
+    let dir = TempDir::new("backlog");
+    let c = Collector::start(&dir.path().join("out"), &Opts::micro());
+    let port: u16 = c
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the collector's port");
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("a Linux kernel")
+        .trim()
+        .parse()
+        .expect("a number");
+    let expected = somaxconn.min(sightline_collector::limits::LISTEN_BACKLOG);
+    assert!(
+        expected > 1_024,
+        "this kernel caps the queue at {somaxconn}"
+    );
+    assert_eq!(listen_backlog(port), Some(expected));
+}
