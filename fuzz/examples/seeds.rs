@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sightline_collector::ingest::Ingestor;
 use sightline_core::gzip;
 use sightline_core::store::{MemoryStore, Store, StoreError};
+use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
 use sightline_core::{Config, Contract, Impression, Logger, Now, Stored, UploadOutcome};
 use sightline_fuzz::Writer;
 use sightline_fuzz::ingest::{self, Upload};
@@ -316,11 +317,20 @@ fn check_seeds(golden_gz: &[u8], golden_pb: &[u8]) {
     write("check_inputs", "rows-twice", &w.0);
 }
 
+/// The headers the SDK sends: the fuzzed collector's first key and the batch type.
+fn sdk_headers() -> Vec<(&'static [u8], &'static [u8])> {
+    vec![
+        (APP_KEY_HEADER.as_bytes(), ingest::APP_KEYS[0].as_bytes()),
+        (b"content-type", CONTENT_TYPE.as_bytes()),
+    ]
+}
+
 fn ingest_seeds(golden_gz: &[u8], first: &[u8], second: &[u8]) {
     let upload = |received_wall_ms, body| Upload {
         received_wall_ms,
         gzip: false,
         body,
+        headers: sdk_headers(),
     };
     // The same uploads as protobuf for the target to gzip: mutations then reach the decoder.
     let protobuf = |body: &[u8]| gzip::gunzip(body, usize::MAX).expect("a real upload gunzips");
@@ -329,6 +339,27 @@ fn ingest_seeds(golden_gz: &[u8], first: &[u8], second: &[u8]) {
         received_wall_ms,
         gzip: true,
         body,
+        headers: sdk_headers(),
+    };
+    // Through proxies: extra headers, a content type with parameters, the key repeated.
+    let proxied = Upload {
+        headers: vec![
+            (b"x-forwarded-for", b"203.0.113.7"),
+            (
+                b"content-type",
+                b"application/x-sightline-batch; charset=binary",
+            ),
+            (APP_KEY_HEADER.as_bytes(), ingest::APP_KEYS[1].as_bytes()),
+            (APP_KEY_HEADER.as_bytes(), b"stale-key"),
+        ],
+        ..upload(WALL, golden_gz)
+    };
+    let wrong_key = Upload {
+        headers: vec![
+            (APP_KEY_HEADER.as_bytes(), b"key-2"),
+            (b"content-type", CONTENT_TYPE.as_bytes()),
+        ],
+        ..upload(WALL, golden_gz)
     };
     let inputs = [
         ("golden", vec![upload(WALL, golden_gz)]),
@@ -348,6 +379,7 @@ fn ingest_seeds(golden_gz: &[u8], first: &[u8], second: &[u8]) {
             "protobuf-session",
             vec![to_gzip(WALL, &first_pb), to_gzip(WALL + 1, &second_pb)],
         ),
+        ("proxied-headers", vec![proxied, wrong_key]),
     ];
     for (name, uploads) in inputs {
         let input = ingest::Input {

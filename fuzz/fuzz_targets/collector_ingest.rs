@@ -1,9 +1,12 @@
-//! The collector's ingest path (`Ingestor::ingest(body, received_wall_ms)`) on arbitrary
-//! bodies and receive times, several uploads to one ingestor so that dedup, conflicts and
-//! per-session state carry across them. The input layout is `sightline_fuzz::ingest`'s,
-//! which leaves room for each upload's request headers.
+//! The collector's ingest path on arbitrary requests: each upload's headers through the
+//! check the server runs first (`server::check_headers`: app key, content type), then its
+//! body and receive time through `Ingestor::ingest`, several uploads to one ingestor so
+//! that dedup, conflicts and per-session state carry across them. The input layout is
+//! `sightline_fuzz::ingest`'s.
 //!
-//! Asserts: nothing panics; an accepted body is one the core's decoder accepts within the
+//! Asserts: nothing panics; headers hyper would accept are refused only when the app key
+//! or the content type is wrong (a request with exactly the right two always passes; one
+//! without an app key never does); an accepted body is one the core's decoder accepts within the
 //! collector's size and expansion limits; every impression of an accepted upload is
 //! exactly one of a good row, a bad row or a duplicate, conflicts among the bad rows; the
 //! rows written stay within a constant factor of `MAX_OUTPUT_RATIO` times the decoded
@@ -13,13 +16,16 @@
 //! again; the session reconciles.
 #![no_main]
 
+use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use sightline_collector::ingest::{
     Ingestor, MAX_DECOMPRESSED_BYTES, MAX_EXPANSION_RATIO, MAX_OUTPUT_RATIO,
 };
+use sightline_collector::server::{HeaderRefusal, check_headers};
 use sightline_core::contract::{Contract, MAX_SEQ};
+use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
 use sightline_core::{Reentry, gzip, wire};
-use sightline_fuzz::ingest::parse;
+use sightline_fuzz::ingest::{APP_KEYS, parse};
 
 /// How much larger real rows may be than the admission estimate: JSON escapes make a
 /// string byte at most 6 (`\u0000`), and a bad row's rule names add less than its fixed
@@ -37,7 +43,37 @@ fuzz_target!(|data: &[u8]| {
         ..Contract::default()
     };
     let mut ingestor = Ingestor::new(contract);
+    let keys: Vec<String> = APP_KEYS.iter().map(|k| k.to_string()).collect();
     for upload in &input.uploads {
+        // What hyper parses: a name or value it would refuse (400) never reaches the check.
+        let mut headers = HeaderMap::new();
+        for (name, value) in &upload.headers {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+                headers.append(n, v);
+            }
+        }
+        let checked = check_headers(&keys, &headers);
+        let exactly_right = headers.len() == 2
+            && headers
+                .get(APP_KEY_HEADER)
+                .is_some_and(|k| k == APP_KEYS[0])
+            && headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|c| c == CONTENT_TYPE);
+        assert!(
+            !exactly_right || checked.is_ok(),
+            "a request with the right key and type was refused: {checked:?}"
+        );
+        if !headers.contains_key(APP_KEY_HEADER) {
+            assert_eq!(
+                checked,
+                Err(HeaderRefusal::AppKey),
+                "no app key, yet {checked:?}"
+            );
+        }
+        if checked.is_err() {
+            continue;
+        }
         let body = if upload.gzip {
             gzip::gzip(upload.body)
         } else {

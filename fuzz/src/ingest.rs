@@ -1,17 +1,20 @@
 //! The input of `collector_ingest`: a contract choice, then uploads to one ingestor in
-//! order, each with the collector's receive time.
+//! order, each with the collector's receive time and its request headers.
 //!
 //! Layout: `contract: u8`, then per upload `received_wall_ms: u64`, `gzip: u8`, `body: u32
-//! length + bytes`. With `gzip` odd the body is a protobuf the target gzips itself, so that
-//! mutations reach the decoder and dedup behind the gzip checksums. Request headers (the app key, the batch header) go after the body of each
-//! upload once the ingest path takes them: [`Upload`] gains the field, [`parse`] and
-//! [`write`] one line each, and the seeds are made again with `examples/seeds.rs`.
+//! length + bytes`, `headers: u8` count (at most [`MAX_HEADERS`]) and per header `name` and
+//! `value` as `u32 length + bytes`. With `gzip` odd the body is a protobuf the target
+//! gzips itself, so that mutations reach the decoder and dedup behind the gzip checksums.
 
 use crate::{Reader, Writer};
 
 /// Uploads per input: enough for retries, duplicates and conflicts across batches of a
 /// few sessions, few enough that one input stays fast.
 pub const MAX_UPLOADS: usize = 8;
+/// Headers per upload: the two the collector reads, repeated or mixed with others.
+pub const MAX_HEADERS: usize = 8;
+/// The app keys the fuzzed collector takes; the seeds send the first.
+pub const APP_KEYS: [&str; 2] = ["key-1", "demo-key"];
 
 /// One request to the collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub struct Upload<'a> {
     /// The body is to be gzipped by the target.
     pub gzip: bool,
     pub body: &'a [u8],
+    /// Names and values as sent, in order (not necessarily valid HTTP).
+    pub headers: Vec<(&'a [u8], &'a [u8])>,
 }
 
 /// The whole input.
@@ -36,10 +41,14 @@ pub fn parse(data: &[u8]) -> Input<'_> {
     let contract = r.u8();
     let mut uploads = Vec::new();
     while !r.is_empty() && uploads.len() < MAX_UPLOADS {
+        let (received_wall_ms, gzip, body) = (r.u64(), r.u8() & 1 != 0, r.bytes());
+        let n = usize::from(r.u8()).min(MAX_HEADERS);
+        let headers = (0..n).map(|_| (r.bytes(), r.bytes())).collect();
         uploads.push(Upload {
-            received_wall_ms: r.u64(),
-            gzip: r.u8() & 1 != 0,
-            body: r.bytes(),
+            received_wall_ms,
+            gzip,
+            body,
+            headers,
         });
     }
     Input { contract, uploads }
@@ -51,6 +60,10 @@ pub fn write(input: &Input<'_>) -> Vec<u8> {
     w.u8(input.contract);
     for u in &input.uploads {
         w.u64(u.received_wall_ms).u8(u8::from(u.gzip)).bytes(u.body);
+        w.u8(u8::try_from(u.headers.len()).unwrap_or(u8::MAX));
+        for (name, value) in &u.headers {
+            w.bytes(name).bytes(value);
+        }
     }
     w.0
 }
