@@ -34,6 +34,19 @@ fn position(value: f64) -> u32 {
     }
 }
 
+/// A page-view id from JavaScript: a whole number, or 0 (no page view has it, so the core
+/// refuses the input as an unknown page view) for anything else, never the id it rounds to.
+fn page_view_id(value: f64) -> u64 {
+    if (1.0..=MAX_PAGE_VIEW_ID).contains(&value) && value == (value as u64) as f64 {
+        value as u64
+    } else {
+        0
+    }
+}
+
+/// Ids above this are not exact as an `f64`; the core's are far below.
+const MAX_PAGE_VIEW_ID: f64 = 9_007_199_254_740_991.0;
+
 /// An HTTP status from the transport: a whole number in 100..=999, or a network error for
 /// anything else (a broken transport's answer is no answer, so the batch is retried).
 fn upload_outcome(status: f64, retry_after: Option<String>) -> UploadOutcome {
@@ -220,7 +233,7 @@ impl Logger {
     pub fn end_page_view(&mut self, page_view: f64, mono_ms: f64, wall_ms: f64) -> f64 {
         outcome::unit(
             self.inner
-                .end_page_view(ms(page_view), now(mono_ms, wall_ms)),
+                .end_page_view(page_view_id(page_view), now(mono_ms, wall_ms)),
         )
     }
 
@@ -239,7 +252,7 @@ impl Logger {
     ) -> f64 {
         let it = item(item_id, artwork_id.as_deref(), row, column);
         outcome::unit(self.inner.handle_visibility(
-            ms(page_view),
+            page_view_id(page_view),
             &it,
             fraction,
             now(mono_ms, wall_ms),
@@ -260,10 +273,12 @@ impl Logger {
         wall_ms: f64,
     ) -> f64 {
         let it = item(item_id, artwork_id.as_deref(), row, column);
-        outcome::unit(
-            self.inner
-                .handle_focus(ms(page_view), &it, focused, now(mono_ms, wall_ms)),
-        )
+        outcome::unit(self.inner.handle_focus(
+            page_view_id(page_view),
+            &it,
+            focused,
+            now(mono_ms, wall_ms),
+        ))
     }
 
     pub fn app_hidden(&mut self, mono_ms: f64, wall_ms: f64) {
@@ -300,10 +315,11 @@ impl Logger {
             max_visible_fraction,
             focused_ms: ms(focused_ms),
         };
-        outcome::recorded(
-            self.inner
-                .record_impression(ms(page_view), &imp, now(mono_ms, wall_ms)),
-        )
+        outcome::recorded(self.inner.record_impression(
+            page_view_id(page_view),
+            &imp,
+            now(mono_ms, wall_ms),
+        ))
     }
 
     pub fn flush(&mut self, mono_ms: f64, wall_ms: f64) {
@@ -469,6 +485,15 @@ mod tests {
         assert_eq!(position(41.0), 41);
         for bad in [f64::NAN, -1.0, -0.5, 2.5, f64::INFINITY, 4_294_967_296.0] {
             assert_eq!(position(bad), u32::MAX, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_page_view_id_that_is_not_a_whole_number_names_no_page_view() {
+        assert_eq!(page_view_id(1.0), 1);
+        assert_eq!(page_view_id(42.0), 42);
+        for bad in [1.7, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert_eq!(page_view_id(bad), 0, "{bad}");
         }
     }
 

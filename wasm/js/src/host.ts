@@ -58,6 +58,12 @@ export class Host {
   readonly counters: HostStats = { traps: 0, input_errors: 0, unexpected_results: 0 };
   /** Called after every drain: the page paints the overlay, adopted slots settle. */
   onDrain: (() => void) | undefined;
+  /**
+   * Asked before anything is written: whether the slot is still this tab's. When it is
+   * not, the host pauses for good and `onLost` is told.
+   */
+  owned: () => boolean = () => true;
+  onLost: (() => void) | undefined;
 
   constructor(
     private logger: Logger | null,
@@ -128,15 +134,26 @@ export class Host {
   drain(): void {
     const logger = this.logger;
     if (logger === null || this.draining || this.paused || poisoned) return;
+    if (!this.owned()) {
+      this.paused = true;
+      this.onLost?.();
+      return;
+    }
     this.draining = true;
     try {
-      for (;;) {
+      // The logger is re-read each turn: nothing called here may free it, but a page's
+      // handler run by mistake could, and a freed logger must not be called.
+      while (this.logger === logger) {
         const op = logger.poll_store_op();
         if (op === undefined) break;
         const id = op.id;
         const result = this.store.apply(op);
         op.free();
         logger.store_result(id, result.ok, result.quota);
+      }
+      if (this.logger !== logger) {
+        this.draining = false;
+        return;
       }
       if (!this.inFlight && !this.closed) {
         const upload = logger.poll_upload(this.clock.mono(), this.clock.wall());

@@ -5,7 +5,7 @@
 
 import { Logger, UNAVAILABLE, coreConfig, load, outcome, refusal, threshold, zeroStats } from './core.js';
 import type { CoreOptions, CoreStats, Outcome, WasmSource } from './core.js';
-import { Host, browserClock } from './host.js';
+import { Host, browserClock, modulePoisoned } from './host.js';
 import type { Clock, HostState, HostStats } from './host.js';
 import { Observer } from './observe.js';
 import type { Placement } from './observe.js';
@@ -20,8 +20,9 @@ import type { Transport } from './transport.js';
 export type { ContractOptions, CoreOptions, CoreStats, Outcome, Platform, WasmSource } from './core.js';
 export type { Placement } from './observe.js';
 export type { Answer, Transport } from './transport.js';
-export type { Clock, HostState } from './host.js';
-export { HEARTBEAT_MS, STALE_MS } from './tabs.js';
+export type { Clock, HostState, HostStats } from './host.js';
+export type { Medium } from './store.js';
+export { AWAY_STALE_MS, HEARTBEAT_MS, STALE_MS } from './tabs.js';
 
 export interface Options extends CoreOptions {
   /** The collector's base URL; uploads go to `<endpoint>/v1/batches`. */
@@ -90,6 +91,12 @@ export interface Stats extends CoreStats, HostStats {
   adopted: number;
   adopting: number;
   /**
+   * Times another tab adopted this tab's slot while the page was away (back/forward
+   * cache, frozen) or stalled: each time logging went on in a new slot and session, and
+   * the page views started before ended.
+   */
+  slot_moves: number;
+  /**
    * Impressions that earlier pages of this app held only in memory (their storage failed)
    * and had not seen delivered when they went: at most this many were lost (an upload in
    * flight as a page went may still have arrived). Counted by the page that starts next.
@@ -117,14 +124,22 @@ export async function start(options: Options): Promise<Sightline> {
     throw new RangeError(`adoptScanMs: expected ${MIN_ADOPT_SCAN_MS} to ${MAX_ADOPT_SCAN_MS} ms, got ${scanMs}`);
   }
   await load(options.wasm);
+  // A bad setting throws here, before a slot is claimed.
+  coreConfig(options).free();
   const clock = options.clock ?? browserClock;
   const tabs: Tabs = {
-    namespace: options.namespace ?? `sightline:${options.appId}`,
+    // Encoded: an app id may hold '/', which would read as a slot of another namespace.
+    namespace: options.namespace ?? `sightline:${encodeURIComponent(options.appId)}`,
     storage: options.storage === 'memory' ? null : localStorageOrNull(),
     wall: () => clock.wall(),
   };
   const slot = await claimSlot(tabs);
-  return new Sightline(options, tabs, slot, scanMs, clock);
+  try {
+    return new Sightline(options, tabs, slot, scanMs, clock);
+  } catch (error) {
+    slot.release();
+    throw error;
+  }
 }
 
 /** One slot's logger and store (this tab's own, or one adopted from a closed tab). */
@@ -157,13 +172,25 @@ export class Sightline {
   private closed = false;
   /** Let go for the back/forward cache or a freeze; held again when shown. */
   private away = false;
+  /** A `pagehide` or `freeze` came while the page was coming back: it stays away. */
+  private wantAway = false;
   private returning: Promise<void> | null = null;
+  private moving: Promise<void> | null = null;
+  private slotMoves = 0;
+  /**
+   * Page-view ids the page was given before its slot moved: a new logger numbers from 1
+   * again, so its ids are shifted past these and an old page view is never taken for a new.
+   */
+  private pageViewBase = 0;
+  private lastPageView = 0;
+  /** Slots of closed tabs this page cannot read (another configuration): not retried. */
+  private readonly unreadable = new Set<string>();
   private scan: ReturnType<typeof setInterval> | undefined;
   private scanning = false;
   private lastSession = '';
   private readonly listeners: Array<[EventTarget, string, EventListener]> = [];
 
-  /** Use `start()`. */
+  /** @internal Use `start()`. */
   constructor(
     private readonly options: Options,
     private readonly tabs: Tabs,
@@ -171,19 +198,20 @@ export class Sightline {
     scanMs: number,
     private readonly clock: Clock,
   ) {
+    this.host = this.open(slot);
     this.unsent = takeUnsent(tabs);
     if (this.unsent > 0) {
       this.report(new Error(`sightline: ${this.unsent} impressions of closed pages were kept only in memory and may be lost`));
     }
-    this.host = this.open(slot);
     if (typeof document !== 'undefined') {
       this.listen(document, 'visibilitychange', () => this.lifecycle(documentHidden()));
       this.lifecycle(documentHidden());
-      this.listen(document, 'freeze', () => this.goAway());
+      this.listen(document, 'freeze', () => this.goAway(true));
       this.listen(document, 'resume', () => void this.comeBack());
     }
     if (typeof window !== 'undefined') {
-      this.listen(window, 'pagehide', () => this.goAway());
+      // Not `persisted`: the page is unloading, and its slot may be adopted at once.
+      this.listen(window, 'pagehide', (e) => this.goAway((e as PageTransitionEvent).persisted !== false));
       this.listen(window, 'pageshow', (e) => {
         if ((e as PageTransitionEvent).persisted) void this.comeBack();
       });
@@ -202,7 +230,9 @@ export class Sightline {
     if (store.fallbacks > 0) this.report(new Error(`sightline: storage unavailable (${store.fallbackReason})`));
     store.onFallback = (reason) => this.report(new Error(`sightline: storage failed (${reason}), queue kept in memory`));
     slot.onLost = () => void this.moveSlot();
-    const host = openSlot(this.options, store, this.clock, (e) => this.report(e));
+    const host = openSlot(this.options, store, this.clock, (e) => this.failed(e));
+    host.owned = () => slot.stillMine();
+    host.onLost = () => void this.moveSlot();
     this.lastSession = host.read(this.lastSession, (l) => l.session_id);
     if (this.options.debug === true) {
       this.overlay ??= new Overlay();
@@ -231,15 +261,23 @@ export class Sightline {
       ),
     );
     const rule = refusal(value);
-    return { id: rule === null ? value : 0, refused: rule };
+    if (rule !== null) return { id: 0, refused: rule };
+    this.lastPageView = this.pageViewBase + value;
+    return { id: this.lastPageView, refused: null };
+  }
+
+  /** The logger's id for the page's page-view id (0, unknown to it, for one before a move). */
+  private local(pageView: PageView | number): number {
+    const id = typeof pageView === 'number' ? pageView : pageView.id;
+    return id > this.pageViewBase ? id - this.pageViewBase : 0;
   }
 
   /** Ends a page view: what qualified is logged, its elements stop being tracked. */
   endPageView(pageView: PageView | number): string | null {
-    const id = typeof pageView === 'number' ? pageView : pageView.id;
+    const id = this.local(pageView);
     // The overlay paints what the end logged while the elements are still known.
     const rule = refusal(this.host.input(UNAVAILABLE, (l, mono, wall) => l.end_page_view(id, mono, wall)));
-    this.observer?.forgetPageView(id);
+    this.observer?.forgetPageView(typeof pageView === 'number' ? pageView : pageView.id);
     return rule;
   }
 
@@ -269,9 +307,10 @@ export class Sightline {
   /** Reports an item's visible share (0..1) directly, for content no element represents. */
   visibility(placement: Placement, fraction: number): string | null {
     const p = placement;
+    const pv = this.local(p.pageView);
     return refusal(
       this.host.input(UNAVAILABLE, (l, mono, wall) =>
-        l.visibility(p.pageView, p.itemId, p.artworkId ?? null, p.row, p.column, fraction, mono, wall),
+        l.visibility(pv, p.itemId, p.artworkId ?? null, p.row, p.column, fraction, mono, wall),
       ),
     );
   }
@@ -279,16 +318,17 @@ export class Sightline {
   /** Reports focus moving onto (or off) an item: TV remotes, keyboard navigation. */
   focus(placement: Placement, focused: boolean): string | null {
     const p = placement;
+    const pv = this.local(p.pageView);
     return refusal(
       this.host.input(UNAVAILABLE, (l, mono, wall) =>
-        l.focus(p.pageView, p.itemId, p.artworkId ?? null, p.row, p.column, focused, mono, wall),
+        l.focus(pv, p.itemId, p.artworkId ?? null, p.row, p.column, focused, mono, wall),
       ),
     );
   }
 
   /** Records an impression the page qualified itself. */
   recordImpression(pageView: PageView | number, imp: ImpressionInput): Outcome {
-    const id = typeof pageView === 'number' ? pageView : pageView.id;
+    const id = this.local(pageView);
     return outcome(
       this.host.input(UNAVAILABLE, (l, mono, wall) =>
         l.impression(
@@ -339,6 +379,7 @@ export class Sightline {
       observed: this.observer?.size ?? 0,
       adopted: this.adoptedTotal,
       adopting: this.adopted.length,
+      slot_moves: this.slotMoves,
       unsent_by_closed_pages: this.unsent,
     };
   }
@@ -365,7 +406,10 @@ export class Sightline {
     if (this.scanning || this.closed || this.away) return;
     this.scanning = true;
     try {
-      for (const slot of await orphans(this.tabs, this.slot.id)) this.adopt(slot);
+      for (const slot of await orphans(this.tabs, this.slot.id)) {
+        if (this.unreadable.has(slot.id)) slot.letGo();
+        else this.adopt(slot);
+      }
     } finally {
       this.scanning = false;
     }
@@ -373,8 +417,8 @@ export class Sightline {
 
   private adopt(slot: Slot): void {
     const store = new SlotStore(this.tabs.storage, `${this.tabs.namespace}/${slot.id}/`);
-    // Closed or gone away while looking: the slot stays as it is for the next tab.
-    if (this.closed || this.away) {
+    // Closed, gone away or turned off while looking: the slot stays for the next tab.
+    if (this.closed || this.away || modulePoisoned()) {
       slot.letGo();
       return;
     }
@@ -383,16 +427,21 @@ export class Sightline {
       slot.release();
       return;
     }
+    store.onFallback = (reason) =>
+      this.report(new Error(`sightline: storage failed (${reason}) for a closed tab's queue, kept in memory`));
     let host: Host;
     try {
-      host = openSlot(this.options, store, this.clock, (e) => this.report(e));
+      host = openSlot(this.options, store, this.clock, (e) => this.failed(e));
     } catch (error) {
       // A slot written under another configuration is left for a page that can read it.
+      this.unreadable.add(slot.id);
       slot.letGo();
       this.report(error);
       return;
     }
     const entry = { host, slot };
+    host.owned = () => slot.stillMine();
+    host.onLost = () => this.drop(entry);
     this.adopted.push(entry);
     this.adoptedTotal += 1;
     slot.onLost = () => this.drop(entry);
@@ -425,15 +474,17 @@ export class Sightline {
    * The page goes (closed, reloaded, into the back/forward cache) or is frozen: what
    * qualified is closed and its upload started, and the slots are let go, so another tab
    * may adopt them and a held lock does not keep the page out of the back/forward cache.
+   * `mayReturn`: the page is cached or frozen, not unloading.
    */
-  private goAway(): void {
+  private goAway(mayReturn: boolean): void {
+    this.wantAway = true;
     if (this.closed || this.away) return;
     this.lifecycle(true);
     this.noteUnsent();
     this.away = true;
     // Nothing more is written to the slot until it is known to be this tab's again.
     this.host.pause();
-    this.slot.letGo();
+    this.slot.letGo(mayReturn);
     this.dropAdopted();
   }
 
@@ -449,9 +500,15 @@ export class Sightline {
   }
 
   private async takeBack(): Promise<void> {
-    if (this.closed || !this.away) return;
+    this.wantAway = false;
+    if (this.closed || !this.away || modulePoisoned()) return;
     const mine = await this.slot.reclaim();
-    if (this.closed) return;
+    if (this.closed || this.wantAway) {
+      // Closed, or gone again, while taking it back: let it go as before.
+      if (this.closed) this.slot.release();
+      else this.slot.letGo(true);
+      return;
+    }
     this.away = false;
     if (mine) {
       noteUnsent(this.tabs, this.slot.id, 0);
@@ -467,10 +524,22 @@ export class Sightline {
    * the slot and everything stored there are that tab's now, so this one starts a new slot
    * and a new session. Page views open before are gone; the page starts new ones.
    */
-  private async moveSlot(): Promise<void> {
+  private moveSlot(): Promise<void> {
+    this.moving ??= this.startOver().finally(() => {
+      this.moving = null;
+    });
+    return this.moving;
+  }
+
+  private async startOver(): Promise<void> {
+    if (this.closed || modulePoisoned()) return;
     this.host.onDrain = undefined;
     this.host.close();
     this.slot.letGo();
+    this.pageViewBase = this.lastPageView;
+    this.report(
+      new Error("sightline: another tab took over this tab's queue while the page was away; logging goes on in a new session, and the page views started before have ended"),
+    );
     const slot = await claimSlot(this.tabs);
     if (this.closed) {
       slot.release();
@@ -478,15 +547,36 @@ export class Sightline {
     }
     this.slot = slot;
     this.host = this.open(slot);
+    this.slotMoves += 1;
     // A new logger starts visible.
     this.hidden = false;
+    if (this.wantAway && this.away) {
+      this.host.pause();
+      slot.letGo(true);
+      return;
+    }
+    this.away = false;
     this.lifecycle(documentHidden());
   }
 
-  /** A queue kept in memory (storage failed) is lost with the page: leave its count. */
+  /**
+   * A host's failure: reported, and after a trap (the module is off for every logger) the
+   * scan stops and every slot is let go, so other tabs send what this one cannot.
+   */
+  private failed(error: unknown): void {
+    this.report(error);
+    if (!modulePoisoned()) return;
+    if (this.scan !== undefined) clearInterval(this.scan);
+    this.scan = undefined;
+    this.slot.release();
+    this.dropAdopted();
+  }
+
+  /** Queues kept in memory (storage failed) are lost with the page: leave their counts. */
   private noteUnsent(): void {
-    if (this.host.store.medium === 'memory' && this.tabs.storage !== null) {
-      noteUnsent(this.tabs, this.slot.id, this.host.read(0, (l) => l.pending));
+    if (this.tabs.storage === null) return;
+    for (const { host, slot } of [{ host: this.host, slot: this.slot }, ...this.adopted]) {
+      if (host.store.medium === 'memory') noteUnsent(this.tabs, slot.id, host.read(0, (l) => l.pending));
     }
   }
 
@@ -504,12 +594,17 @@ export class Sightline {
     this.listeners.push([target, type, listener]);
   }
 
+  /** Tells the page's `onError`, never from inside an SDK call (it may call `close()`). */
   private report(error: unknown): void {
-    try {
-      this.options.onError?.(error);
-    } catch {
-      // The page's handler threw: nothing reaches the page either way.
-    }
+    const onError = this.options.onError;
+    if (onError === undefined) return;
+    queueMicrotask(() => {
+      try {
+        onError(error);
+      } catch {
+        // The page's handler threw: nothing reaches the page either way.
+      }
+    });
   }
 
   private paintRefusal(element: Element, rule: string | null): void {
@@ -524,7 +619,8 @@ export class Sightline {
     for (;;) {
       const o = this.host.read(undefined, (l) => l.poll_outcome());
       if (o === undefined) return;
-      const { page_view: pageView, item_id: itemId, row, column, result } = o;
+      const { page_view: local, item_id: itemId, row, column, result } = o;
+      const pageView = local + this.pageViewBase;
       o.free();
       const decoded = outcome(result);
       for (const element of document.querySelectorAll('[data-sightline]')) {

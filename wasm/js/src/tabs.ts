@@ -18,8 +18,8 @@ const SLOT_KEY = 'slot';
 export const OWNER = 'owner';
 /** Under the namespace: what pages that lost their storage left unsent (`store.ts`). */
 export const UNSENT = 'unsent';
-/** Names under the namespace that are not slot ids (slot ids are 16 hex digits). */
-const RESERVED = new Set([SLOT_KEY, OWNER, UNSENT]);
+/** Slot ids: 16 hex digits, so no other key under the namespace is taken for a slot. */
+const SLOT_ID = /^[0-9a-f]{16}$/;
 
 /**
  * Without Web Locks, how often a live tab renews its heartbeat. Hidden tabs' timers may be
@@ -29,6 +29,12 @@ export const HEARTBEAT_MS = 10_000;
 /** A heartbeat older than this is a closed tab's: several throttled minutes, so a live
  * hidden tab is never taken for a closed one. */
 export const STALE_MS = 5 * 60_000;
+/**
+ * A page that went into the back/forward cache or was frozen keeps its slot this long:
+ * Chromium evicts cached pages after 10 minutes, and a page shown again within it goes on
+ * in its own session. Its batch was sent as it went; only an unanswered upload waits.
+ */
+export const AWAY_STALE_MS = 15 * 60_000;
 /**
  * Without Web Locks two tabs may claim one stale slot at once; each writes its mark, waits
  * this long for the other's write to arrive, and keeps the slot only if its mark stayed.
@@ -107,6 +113,21 @@ export interface Tabs {
   readonly wall: () => number;
 }
 
+/** The owner mark: the holder's token, then what it says of the slot. */
+interface Mark {
+  token: string;
+  /** A heartbeat's last beat (wall ms; 0: let go), or when the page went away. */
+  beat: number;
+  away: boolean;
+}
+
+function readMark(value: string | null): Mark | null {
+  if (value === null) return null;
+  const [token = '', state = ''] = value.split(' ');
+  const away = state.startsWith('a');
+  return { token, away, beat: Number(away ? state.slice(1) : state) || 0 };
+}
+
 /** A slot this tab holds. */
 export class Slot {
   private readonly token = randomId();
@@ -125,6 +146,10 @@ export class Slot {
     return `${this.tabs.namespace}/${OWNER}/${this.id}`;
   }
 
+  private readMark(): Mark | null {
+    return readMark(get(this.tabs.storage, this.mark));
+  }
+
   /** The slot `id` if nobody holds it, now held by this tab; null when another tab does. */
   static async take(tabs: Tabs, id: string): Promise<Slot | null> {
     const slot = new Slot(tabs, id);
@@ -133,26 +158,28 @@ export class Slot {
 
   /**
    * Holds the slot: with Web Locks its lock, otherwise a heartbeat older than `STALE_MS`
-   * (or let go) taken over. With `expect`, only while the owner mark is still `expect`.
+   * (or let go) taken over; a slot whose page went away (back/forward cache, frozen) only
+   * after `AWAY_STALE_MS`. With `expect`, only while the owner mark is still `expect`'s.
    */
   private async hold(expect: string | null): Promise<boolean> {
     const { storage, wall } = this.tabs;
     const lock = await tryLock(`${this.tabs.namespace}/${this.id}`);
     if (lock === null) return false;
-    const owner = get(storage, this.mark);
-    const token = owner?.split(' ')[0] ?? null;
-    if (expect !== null && token !== expect) {
+    const mark = this.readMark();
+    const mine = expect !== null && mark?.token === expect;
+    const refuse = () => {
       if (typeof lock === 'function') lock();
       return false;
-    }
+    };
+    if (expect !== null && !mine) return refuse();
+    if (!mine && mark?.away === true && wall() - mark.beat < AWAY_STALE_MS) return refuse();
     if (lock === 'unsupported' && storage === null) {
       // Nothing is shared between tabs: nobody else can hold the slot.
     } else if (lock === 'unsupported') {
-      const beat = Number(owner?.split(' ')[1] ?? 0);
-      if (token !== expect && wall() - beat < STALE_MS) return false;
+      if (!mine && mark !== null && !mark.away && wall() - mark.beat < STALE_MS) return false;
       set(storage, this.mark, `${this.token} ${wall()}`);
       await sleep(CONFIRM_MS);
-      if (get(storage, this.mark)?.split(' ')[0] !== this.token) return false;
+      if (this.readMark()?.token !== this.token) return false;
       this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     } else {
       this.lockRelease = lock;
@@ -164,11 +191,14 @@ export class Slot {
 
   /** Renews the heartbeat, unless another tab took the slot after this one's stalled. */
   private beat(): void {
-    const { storage, wall } = this.tabs;
-    if (get(storage, this.mark)?.split(' ')[0] === this.token) {
-      set(storage, this.mark, `${this.token} ${wall()}`);
+    if (this.stillMine()) {
+      set(this.tabs.storage, this.mark, `${this.token} ${this.tabs.wall()}`);
       return;
     }
+    this.lost();
+  }
+
+  private lost(): void {
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     this.held = false;
@@ -176,20 +206,34 @@ export class Slot {
   }
 
   /**
-   * Lets the slot go while keeping this tab's mark (the page enters the back/forward cache,
-   * where a held lock would keep it out): another tab may adopt it meanwhile.
+   * Whether this tab still holds the slot. With Web Locks nobody can take it; with a
+   * heartbeat another tab may have, when this one stalled past `STALE_MS` (a sleeping
+   * machine, a suspended TV browser): then nothing more may be written there.
    */
-  letGo(): void {
+  stillMine(): boolean {
+    if (!this.held) return false;
+    if (this.lockRelease !== null || this.tabs.storage === null) return true;
+    if (this.readMark()?.token === this.token) return true;
+    this.lost();
+    return false;
+  }
+
+  /**
+   * Lets the slot go, keeping this tab's mark so it can tell later whether another tab
+   * adopted it. `away`: the page went into the back/forward cache or was frozen (a held
+   * lock would keep it out of the cache) and may come back, so other tabs leave the slot
+   * alone for `AWAY_STALE_MS`; otherwise it may be adopted at once.
+   */
+  letGo(away = false): void {
     if (!this.held) return;
     this.held = false;
     this.lockRelease?.();
     this.lockRelease = null;
-    if (this.heartbeat !== undefined) {
-      clearInterval(this.heartbeat);
-      this.heartbeat = undefined;
-      // A heartbeat at 0 is stale at once: the slot may be adopted.
-      set(this.tabs.storage, this.mark, `${this.token} 0`);
-    }
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    const { storage, wall } = this.tabs;
+    if (away) set(storage, this.mark, `${this.token} a${wall()}`);
+    else if (this.readMark()?.token === this.token) set(storage, this.mark, `${this.token} 0`);
   }
 
   /** Holds the slot again after `letGo`; false when another tab adopted it meanwhile. */
@@ -198,11 +242,10 @@ export class Slot {
     return this.hold(this.token);
   }
 
-  /** Lets the slot go for good and removes its mark (its data is gone or handed on). */
+  /** Lets the slot go for good and removes this tab's mark (its data is gone or handed on). */
   release(): void {
-    const held = this.held;
     this.letGo();
-    if (held) remove(this.tabs.storage, this.mark);
+    if (this.readMark()?.token === this.token) remove(this.tabs.storage, this.mark);
   }
 }
 
@@ -235,7 +278,7 @@ export function slotsIn(tabs: Tabs, own: string): string[] {
   const marks = `${prefix}${OWNER}/`;
   for (const key of keysWithPrefix(tabs.storage, prefix)) {
     const id = key.startsWith(marks) ? key.slice(marks.length) : key.slice(prefix.length).split('/')[0];
-    if (id !== undefined && id !== own && !RESERVED.has(id)) ids.add(id);
+    if (id !== undefined && id !== own && SLOT_ID.test(id)) ids.add(id);
   }
   return [...ids];
 }

@@ -64,6 +64,11 @@ export function request(
   const init: RequestInit = { method: 'POST', headers, body, keepalive, credentials: 'omit' };
   if (typeof AbortSignal !== 'undefined' && 'timeout' in AbortSignal) {
     init.signal = AbortSignal.timeout(UPLOAD_TIMEOUT_MS);
+  } else if (typeof AbortController !== 'undefined') {
+    // Older TV browsers: without it a stalled request would hold the upload slot forever.
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), UPLOAD_TIMEOUT_MS);
+    init.signal = controller.signal;
   }
   return { url: endpoint.replace(/\/+$/, '') + upload.path, init, done };
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
 
 import './wasm.mjs';
-import { STALE_MS, start } from '../dist/index.js';
+import { AWAY_STALE_MS, STALE_MS, start } from '../dist/index.js';
 import { Capture } from '../dist/testing.js';
 import { FakeClock, FakeStorage } from './fakes.mjs';
 
@@ -29,13 +29,45 @@ afterEach(() => {
   delete globalThis.sessionStorage;
 });
 
-/** A tab: the SDK started with `options`, its own sessionStorage unless one is given. */
+/** Each tab's `window` and `document`, where its lifecycle events are dispatched. */
+const pages = new WeakMap();
+
+/**
+ * A tab: the SDK started with `options`, its own sessionStorage unless one is given, and
+ * its own `window` and `document` (event targets; the document visible).
+ */
 async function tab(options = {}, session = new FakeStorage()) {
   globalThis.sessionStorage = session;
-  const sdk = await start({ ...base, clock, adoptScanMs: 1_000, transport: offline, ...options });
-  open.push(sdk);
-  return sdk;
+  const page = { window: new EventTarget(), document: Object.assign(new EventTarget(), { visibilityState: 'visible' }) };
+  globalThis.window = page.window;
+  globalThis.document = page.document;
+  try {
+    const sdk = await start({ ...base, clock, adoptScanMs: 1_000, transport: offline, ...options });
+    open.push(sdk);
+    pages.set(sdk, page);
+    return sdk;
+  } finally {
+    delete globalThis.window;
+    delete globalThis.document;
+  }
 }
+
+/** The page goes into the back/forward cache (`pagehide` with `persisted`). */
+function cache(sdk) {
+  const e = new Event('pagehide');
+  Object.defineProperty(e, 'persisted', { value: true });
+  pages.get(sdk).window.dispatchEvent(e);
+}
+
+/** The page is shown again from the cache (`pageshow` with `persisted`). */
+function restore(sdk) {
+  const e = new Event('pageshow');
+  Object.defineProperty(e, 'persisted', { value: true });
+  pages.get(sdk).window.dispatchEvent(e);
+}
+
+/** Longer than taking a slot back takes (`CONFIRM_MS` without Web Locks). */
+const claimed = () => new Promise((resolve) => setTimeout(resolve, 150));
 
 /** Records `n` impressions the page qualified, on a new page view. */
 function record(sdk, n, from = 0) {
@@ -149,6 +181,7 @@ test('a quota error mid-visit is reported; what the page held only in memory and
   record(full, 30);
   full.flush();
   assert.equal(full.stats().storage, 'memory');
+  await settle();
   assert.deepEqual(errors, ['Error: sightline: storage failed (QuotaExceededError), queue kept in memory']);
   const pending = full.stats().issued - full.stats().delivered;
   assert.ok(pending > 0);
@@ -156,6 +189,7 @@ test('a quota error mid-visit is reported; what the page held only in memory and
 
   const nextErrors = [];
   const next = await tab({ onError: (e) => nextErrors.push(String(e)) });
+  await settle();
   assert.equal(next.stats().unsent_by_closed_pages, pending);
   assert.deepEqual(nextErrors, [`Error: sightline: ${pending} impressions of closed pages were kept only in memory and may be lost`]);
   const after = await tab();
@@ -196,6 +230,18 @@ test('a row or column that is not a whole number is refused by the position rule
   assert.equal(sdk.stats().recorded, 0);
 });
 
+test('a page-view id that is not a whole number names no page view: refused, never rounded to one', async () => {
+  const sdk = await tab();
+  const pv = sdk.startPageView('home');
+  assert.equal(pv.id, 1);
+  clock.t += 2_000;
+  for (const id of [1.7, 0.5, Number.NaN, -1]) {
+    const o = sdk.recordImpression(id, { itemId: 'title:1', row: 0, column: 0, firstVisibleAt: 0, visibleMs: 1_500, maxVisibleFraction: 1 });
+    assert.deepEqual(o, { kind: 'refused', rule: 'unknown_page_view' }, `page view ${id}`);
+  }
+  assert.equal(sdk.stats().recorded, 0);
+});
+
 test('once closed, inputs answer unavailable and stats keep the final counters', async () => {
   const capture = new Capture();
   const sdk = await tab({ transport: capture.transport() });
@@ -215,4 +261,140 @@ test('adoptScanMs outside its bounds is refused, naming it', async () => {
   for (const adoptScanMs of [0, 999, Number.NaN, 3_600_001]) {
     await assert.rejects(start({ ...base, adoptScanMs }), /adoptScanMs: expected 1000 to 3600000 ms/);
   }
+});
+
+/** The owner mark of the slot `sdk`'s tab keeps in its sessionStorage now. */
+function markOf(session) {
+  const id = session.getItem('sightline:com.example.web/slot');
+  return [id, globalThis.localStorage.getItem(`sightline:com.example.web/owner/${id}`)];
+}
+
+test('a page back from the back/forward cache whose slot nobody took goes on in its own session', async () => {
+  const capture = new Capture();
+  const page = await tab({ transport: capture.transport() });
+  record(page, 2);
+  const session = page.stats().session_id;
+  cache(page);
+  await settle();
+  assert.equal(capture.impressions.length, 2, 'the batch sent as the page went');
+  const other = await tab();
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  assert.equal(other.stats().adopted, 0, 'a cached page keeps its slot');
+  restore(page);
+  await claimed();
+  record(page, 1, 2);
+  page.flush();
+  await settle();
+  assert.deepEqual(capture.impressions.map((i) => [i.session_id, i.seq]), [[session, 1], [session, 2], [session, 3]]);
+  assert.equal(page.stats().slot_moves, 0);
+});
+
+test('a page away past AWAY_STALE_MS is adopted; back, it goes on in a new session, is told, and old page views are never taken for new ones', async () => {
+  const errors = [];
+  const page = await tab({ onError: (e) => errors.push(String(e)) });
+  const old = page.startPageView('home');
+  record(page, 2);
+  page.flush();
+  const session = page.stats().session_id;
+  cache(page);
+  clock.t += AWAY_STALE_MS;
+  const capture = new Capture();
+  const adopter = await tab({ transport: capture.transport() });
+  await eventually('adopted and sent', () => adopter.stats().adopted === 1 && adopter.stats().adopting === 0);
+  assert.deepEqual(capture.impressions.map((i) => i.session_id), [session, session]);
+
+  restore(page);
+  await eventually('a new slot', () => page.stats().slot_moves === 1);
+  await settle();
+  assert.notEqual(page.stats().session_id, session);
+  assert.match(errors.at(-1), /another tab took over this tab's queue while the page was away/);
+  const stale = page.recordImpression(old, { itemId: 'title:9', row: 0, column: 0, firstVisibleAt: clock.mono(), visibleMs: 1_500, maxVisibleFraction: 1 });
+  assert.deepEqual(stale, { kind: 'refused', rule: 'unknown_page_view' });
+  const fresh = page.startPageView('home');
+  assert.ok(fresh.id > old.id + 1, `a new id (${fresh.id}) past the old ones`);
+  clock.t += 2_000;
+  const o = page.recordImpression(fresh, { itemId: 'title:9', row: 0, column: 0, firstVisibleAt: clock.mono() - 1_600, visibleMs: 1_500, maxVisibleFraction: 1 });
+  assert.equal(o.kind, 'accepted');
+});
+
+test('a pagehide that comes while the page is being shown again leaves it away', async () => {
+  const session = new FakeStorage();
+  const page = await tab({}, session);
+  cache(page);
+  restore(page);
+  cache(page);
+  await claimed();
+  const [id, mark] = markOf(session);
+  assert.match(mark, /^[0-9a-f]{16} a\d+$/, `slot ${id} let go as away, not held`);
+  restore(page);
+  await claimed();
+  assert.match(markOf(session)[1], /^[0-9a-f]{16} \d+$/, 'held again, by a heartbeat');
+});
+
+test('close() while the page is being shown again lets its slot go', async () => {
+  const session = new FakeStorage();
+  const page = await tab({}, session);
+  cache(page);
+  restore(page);
+  page.close();
+  await claimed();
+  assert.equal(markOf(session)[1], null, 'no mark left: the slot is free');
+});
+
+test('start() with a bad setting throws before it takes a slot, and one the core refuses lets it go', async () => {
+  const session = new FakeStorage();
+  const first = await tab({}, session);
+  record(first, 1);
+  const id = first.stats().session_id;
+  first.close();
+  const before = new Map(globalThis.localStorage.map);
+  await assert.rejects(tab({ maxAttempts: 1.5 }, session), /max_attempts: expected a whole number/);
+  assert.deepEqual(globalThis.localStorage.map, before, 'nothing written');
+  await assert.rejects(tab({ appId: '' }, session), /app_id is not a well-formed id/);
+  assert.equal(markOf(session)[1], null, 'the slot it took is let go');
+  const next = await tab({}, session);
+  assert.equal(next.stats().session_id, id, 'the tab resumes its slot');
+});
+
+test("an onError that calls close() does not turn the module off", async () => {
+  globalThis.localStorage = new FakeStorage(3_000);
+  let sdk;
+  sdk = await tab({ onError: () => sdk.close() });
+  record(sdk, 30);
+  sdk.flush();
+  await settle();
+  assert.equal(sdk.stats().state, 'closed');
+  const next = await tab({ storage: 'memory' });
+  assert.equal(next.stats().state, 'running');
+  record(next, 1);
+});
+
+test('without Web Locks, a tab whose heartbeat stalled and was taken over writes nothing more there and goes on in a new slot', async () => {
+  const errors = [];
+  const session = new FakeStorage();
+  const stalled = await tab({ onError: (e) => errors.push(String(e)) }, session);
+  record(stalled, 2);
+  stalled.flush();
+  await settle();
+  const [oldSlot] = markOf(session);
+  clock.t += STALE_MS;
+  const capture = new Capture();
+  const adopter = await tab({ transport: capture.transport() });
+  await eventually('adopted', () => adopter.stats().adopted === 1);
+  // Past the backoff of the stalled tab's failed attempt, which the adopter keeps.
+  clock.t += 60_000;
+  await eventually('sent', () => adopter.stats().adopting === 0);
+  assert.equal(capture.impressions.length, 2);
+  assert.deepEqual(keys(`sightline:com.example.web/${oldSlot}/`), []);
+
+  // The stalled tab wakes (its next input or timer finds the slot taken) and logs on: not
+  // into the slot the adopter cleared.
+  stalled.startPageView('home');
+  await eventually('a new slot', () => stalled.stats().slot_moves === 1);
+  assert.deepEqual(keys(`sightline:com.example.web/${oldSlot}/`), [], 'nothing written to the old slot');
+  record(stalled, 1);
+  stalled.flush();
+  assert.deepEqual(keys(`sightline:com.example.web/${oldSlot}/`), [], 'logging goes on elsewhere');
+  assert.equal(stalled.stats().recorded, 1, 'in the new slot');
+  assert.match(errors.join('\n'), /another tab took over this tab's queue/);
 });

@@ -433,7 +433,8 @@ test('a page whose slot was adopted while it was in the back/forward cache goes 
   let adopter;
   const shows = await awayAndBack(page, async () => {
     await env.collector.faults({ status: 0, remaining: 0 });
-    adopter = await open(ctx, '?scan=1000');
+    // Its clock past AWAY_STALE_MS (15 min): the cached page is taken to be gone for good.
+    adopter = await open(ctx, '?scan=1000&shift=960000');
     await eventually('adopted and sent', async () => {
       const s = await adopter.evaluate(() => window.page.stats());
       return s.adopted === 1 && s.adopting === 0;
@@ -446,6 +447,8 @@ test('a page whose slot was adopted while it was in the back/forward cache goes 
   await eventually('the impression in the new slot', async () => (await env.collector.good()).length >= 3);
   const now = await page.evaluate(() => window.page.stats().session_id);
   assert.notEqual(now, session, 'a new session in a new slot');
+  assert.equal(await page.evaluate(() => window.page.stats().slot_moves), 1);
+  assert.ok((await page.evaluate(() => window.page.errors)).some((e) => e.includes('another tab took over')), 'the page is told');
   const sessions = await accounted(3);
   assert.deepEqual(sessions.map((s) => s.delivered).sort(), [1, 2]);
   await ctx.close();

@@ -1,6 +1,6 @@
 // A page of tiles in rows, each observed by the SDK; the specs drive it through
 // `window.page`. Query: `ns` (storage namespace), `debug`, `tv` (platform tv), `scan`
-// (how often to look for closed tabs' queues, ms).
+// (how often to look for closed tabs' queues, ms), `shift` (wall clock ahead, ms).
 import { start } from '/sdk/index.js';
 
 /** `pageshow` events, from the first: true when the page came back from the back/forward cache. */
@@ -20,6 +20,8 @@ const sightline = await start({
   retryMaxMs: 2000,
   debug: params.has('debug'),
   ...(params.has('scan') ? { adoptScanMs: Number(params.get('scan')) } : {}),
+  // A wall clock ahead by `shift` ms: this tab sees other tabs' marks as that much older.
+  ...(params.has('shift') ? { clock: { mono: () => performance.now(), wall: () => Date.now() + Number(params.get('shift')) } } : {}),
   onError: (e) => errors.push(String(e)),
 });
 
