@@ -96,6 +96,12 @@ export class Host {
   input<T>(fallback: T, f: (logger: Logger, mono: number, wall: number) => T): T {
     const logger = this.logger;
     if (logger === null || this.closed || poisoned) return fallback;
+    // Checked first: an input the core took would be lost unstored on a slot not this tab's.
+    if (!this.paused && !this.owned()) {
+      this.paused = true;
+      this.onLost?.();
+      return fallback;
+    }
     let value = fallback;
     try {
       value = f(logger, this.clock.mono(), this.clock.wall());

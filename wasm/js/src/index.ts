@@ -174,6 +174,8 @@ export class Sightline {
   private away = false;
   /** A `pagehide` or `freeze` came while the page was coming back: it stays away. */
   private wantAway = false;
+  /** Whether the page that went away may come back (cached or frozen, not unloading). */
+  private awayMayReturn = false;
   private returning: Promise<void> | null = null;
   private moving: Promise<void> | null = null;
   private slotMoves = 0;
@@ -406,10 +408,7 @@ export class Sightline {
     if (this.scanning || this.closed || this.away) return;
     this.scanning = true;
     try {
-      for (const slot of await orphans(this.tabs, this.slot.id)) {
-        if (this.unreadable.has(slot.id)) slot.letGo();
-        else this.adopt(slot);
-      }
+      for (const slot of await orphans(this.tabs, this.slot.id, this.unreadable)) this.adopt(slot);
     } finally {
       this.scanning = false;
     }
@@ -478,7 +477,13 @@ export class Sightline {
    */
   private goAway(mayReturn: boolean): void {
     this.wantAway = true;
-    if (this.closed || this.away) return;
+    this.awayMayReturn = mayReturn;
+    if (this.closed) return;
+    if (this.away) {
+      // Frozen, then unloading: the slot may be adopted at once.
+      if (!mayReturn) this.slot.letGo(false);
+      return;
+    }
     this.lifecycle(true);
     this.noteUnsent();
     this.away = true;
@@ -493,6 +498,7 @@ export class Sightline {
    * both `resume` and `pageshow`: the second waits for the first).
    */
   private comeBack(): Promise<void> {
+    this.wantAway = false;
     this.returning ??= this.takeBack().finally(() => {
       this.returning = null;
     });
@@ -500,13 +506,15 @@ export class Sightline {
   }
 
   private async takeBack(): Promise<void> {
-    this.wantAway = false;
-    if (this.closed || !this.away || modulePoisoned()) return;
+    if (this.closed || !this.away || this.wantAway || modulePoisoned()) return;
     const mine = await this.slot.reclaim();
-    if (this.closed || this.wantAway) {
-      // Closed, or gone again, while taking it back: let it go as before.
-      if (this.closed) this.slot.release();
-      else this.slot.letGo(true);
+    if (this.closed) {
+      this.slot.release();
+      return;
+    }
+    if (this.wantAway) {
+      // Gone again while taking it back (a show after that starts over).
+      this.slot.letGo(this.awayMayReturn);
       return;
     }
     this.away = false;
@@ -538,7 +546,7 @@ export class Sightline {
     this.slot.letGo();
     this.pageViewBase = this.lastPageView;
     this.report(
-      new Error("sightline: another tab took over this tab's queue while the page was away; logging goes on in a new session, and the page views started before have ended"),
+      new Error("sightline: another tab took over this tab's queue while the page was away or stalled; logging goes on in a new session, and the page views started before have ended"),
     );
     const slot = await claimSlot(this.tabs);
     if (this.closed) {
@@ -546,13 +554,20 @@ export class Sightline {
       return;
     }
     this.slot = slot;
-    this.host = this.open(slot);
+    try {
+      this.host = this.open(slot);
+    } catch (error) {
+      // The settings were taken at start, so only a trap gets here: the SDK stays off.
+      slot.release();
+      this.report(error);
+      return;
+    }
     this.slotMoves += 1;
     // A new logger starts visible.
     this.hidden = false;
     if (this.wantAway && this.away) {
       this.host.pause();
-      slot.letGo(true);
+      slot.letGo(this.awayMayReturn);
       return;
     }
     this.away = false;
@@ -574,7 +589,8 @@ export class Sightline {
 
   /** Queues kept in memory (storage failed) are lost with the page: leave their counts. */
   private noteUnsent(): void {
-    if (this.tabs.storage === null) return;
+    // After a trap the counts cannot be read; the notes already left stay.
+    if (this.tabs.storage === null || modulePoisoned()) return;
     for (const { host, slot } of [{ host: this.host, slot: this.slot }, ...this.adopted]) {
       if (host.store.medium === 'memory') noteUnsent(this.tabs, slot.id, host.read(0, (l) => l.pending));
     }

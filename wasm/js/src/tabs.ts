@@ -150,10 +150,15 @@ export class Slot {
     return readMark(get(this.tabs.storage, this.mark));
   }
 
-  /** The slot `id` if nobody holds it, now held by this tab; null when another tab does. */
-  static async take(tabs: Tabs, id: string): Promise<Slot | null> {
+  /**
+   * The slot `id` if nobody holds it, now held by this tab; null when another tab does.
+   * `ownTab`: the slot this tab's sessionStorage names, taken even from a page of this tab
+   * that went away (a later load of the page in the same tab; should the cached page come
+   * back, it finds its mark gone and moves).
+   */
+  static async take(tabs: Tabs, id: string, ownTab = false): Promise<Slot | null> {
     const slot = new Slot(tabs, id);
-    return (await slot.hold(null)) ? slot : null;
+    return (await slot.hold(null, ownTab)) ? slot : null;
   }
 
   /**
@@ -161,7 +166,7 @@ export class Slot {
    * (or let go) taken over; a slot whose page went away (back/forward cache, frozen) only
    * after `AWAY_STALE_MS`. With `expect`, only while the owner mark is still `expect`'s.
    */
-  private async hold(expect: string | null): Promise<boolean> {
+  private async hold(expect: string | null, ownTab = false): Promise<boolean> {
     const { storage, wall } = this.tabs;
     const lock = await tryLock(`${this.tabs.namespace}/${this.id}`);
     if (lock === null) return false;
@@ -171,12 +176,14 @@ export class Slot {
       if (typeof lock === 'function') lock();
       return false;
     };
+    // A time ahead of this tab's clock (a clock set back) is no proof of life.
+    const fresh = (limit: number) => mark !== null && mark.beat <= wall() && wall() - mark.beat < limit;
     if (expect !== null && !mine) return refuse();
-    if (!mine && mark?.away === true && wall() - mark.beat < AWAY_STALE_MS) return refuse();
+    if (!mine && !ownTab && mark?.away === true && fresh(AWAY_STALE_MS)) return refuse();
     if (lock === 'unsupported' && storage === null) {
       // Nothing is shared between tabs: nobody else can hold the slot.
     } else if (lock === 'unsupported') {
-      if (!mine && mark !== null && !mark.away && wall() - mark.beat < STALE_MS) return false;
+      if (!mine && mark !== null && !mark.away && fresh(STALE_MS)) return false;
       set(storage, this.mark, `${this.token} ${wall()}`);
       await sleep(CONFIRM_MS);
       if (this.readMark()?.token !== this.token) return false;
@@ -225,15 +232,15 @@ export class Slot {
    * alone for `AWAY_STALE_MS`; otherwise it may be adopted at once.
    */
   letGo(away = false): void {
-    if (!this.held) return;
     this.held = false;
     this.lockRelease?.();
     this.lockRelease = null;
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
+    // Also when already let go: an away page that unloads after all frees its slot.
+    if (this.readMark()?.token !== this.token) return;
     const { storage, wall } = this.tabs;
-    if (away) set(storage, this.mark, `${this.token} a${wall()}`);
-    else if (this.readMark()?.token === this.token) set(storage, this.mark, `${this.token} 0`);
+    set(storage, this.mark, away ? `${this.token} a${wall()}` : `${this.token} 0`);
   }
 
   /** Holds the slot again after `letGo`; false when another tab adopted it meanwhile. */
@@ -263,7 +270,7 @@ export async function claimSlot(tabs: Tabs): Promise<Slot> {
   const key = `${tabs.namespace}/${SLOT_KEY}`;
   const before = get(session, key);
   // A duplicated tab copies sessionStorage: the slot is then held by the original.
-  let slot = before === null ? null : await Slot.take(tabs, before);
+  let slot = before === null ? null : await Slot.take(tabs, before, true);
   while (slot === null) slot = await Slot.take(tabs, randomId());
   // Without sessionStorage a reload starts a new slot; the old one is adopted.
   set(session, key, slot.id);
@@ -283,10 +290,11 @@ export function slotsIn(tabs: Tabs, own: string): string[] {
   return [...ids];
 }
 
-/** The slots of closed tabs, each now held by this tab. */
-export async function orphans(tabs: Tabs, own: string): Promise<Slot[]> {
+/** The slots of closed tabs but `skip`, each now held by this tab. */
+export async function orphans(tabs: Tabs, own: string, skip: ReadonlySet<string>): Promise<Slot[]> {
   const found = [];
   for (const id of slotsIn(tabs, own)) {
+    if (skip.has(id)) continue;
     const slot = await Slot.take(tabs, id);
     if (slot !== null) found.push(slot);
   }

@@ -57,9 +57,11 @@ export function request(
   const keepalive = keepaliveInFlight + body.length <= KEEPALIVE_BYTES;
   if (keepalive) keepaliveInFlight += body.length;
   let settled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const done = () => {
     if (keepalive && !settled) keepaliveInFlight -= body.length;
     settled = true;
+    clearTimeout(timer);
   };
   const init: RequestInit = { method: 'POST', headers, body, keepalive, credentials: 'omit' };
   if (typeof AbortSignal !== 'undefined' && 'timeout' in AbortSignal) {
@@ -67,7 +69,7 @@ export function request(
   } else if (typeof AbortController !== 'undefined') {
     // Older TV browsers: without it a stalled request would hold the upload slot forever.
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), UPLOAD_TIMEOUT_MS);
+    timer = setTimeout(() => controller.abort(), UPLOAD_TIMEOUT_MS);
     init.signal = controller.signal;
   }
   return { url: endpoint.replace(/\/+$/, '') + upload.path, init, done };

@@ -350,8 +350,11 @@ test('start() with a bad setting throws before it takes a slot, and one the core
   const before = new Map(globalThis.localStorage.map);
   await assert.rejects(tab({ maxAttempts: 1.5 }, session), /max_attempts: expected a whole number/);
   assert.deepEqual(globalThis.localStorage.map, before, 'nothing written');
-  await assert.rejects(tab({ appId: '' }, session), /app_id is not a well-formed id/);
-  assert.equal(markOf(session)[1], null, 'the slot it took is let go');
+  const refused = new FakeStorage();
+  await assert.rejects(tab({ appId: '' }, refused), /app_id is not a well-formed id/);
+  const taken = refused.getItem('sightline:/slot');
+  assert.match(taken, /^[0-9a-f]{16}$/, 'it took a slot');
+  assert.equal(globalThis.localStorage.getItem(`sightline:/owner/${taken}`), null, 'and let it go');
   const next = await tab({}, session);
   assert.equal(next.stats().session_id, id, 'the tab resumes its slot');
 });
@@ -387,14 +390,63 @@ test('without Web Locks, a tab whose heartbeat stalled and was taken over writes
   assert.equal(capture.impressions.length, 2);
   assert.deepEqual(keys(`sightline:com.example.web/${oldSlot}/`), []);
 
-  // The stalled tab wakes (its next input or timer finds the slot taken) and logs on: not
-  // into the slot the adopter cleared.
-  stalled.startPageView('home');
+  // The stalled tab wakes: its next input finds the slot taken (unless a timer found it
+  // first) and is refused, never taken into a logger that can store nothing.
+  const first = stalled.startPageView('home');
+  assert.ok(first.refused === 'unavailable' || stalled.stats().slot_moves === 1, `refused: ${first.refused}`);
   await eventually('a new slot', () => stalled.stats().slot_moves === 1);
+  const next = stalled.startPageView('home');
+  assert.equal(next.refused, null);
+  assert.ok(next.id > Math.max(first.id, 1), `a new page view's id (${next.id}) is no old one's`);
   assert.deepEqual(keys(`sightline:com.example.web/${oldSlot}/`), [], 'nothing written to the old slot');
   record(stalled, 1);
   stalled.flush();
   assert.deepEqual(keys(`sightline:com.example.web/${oldSlot}/`), [], 'logging goes on elsewhere');
   assert.equal(stalled.stats().recorded, 1, 'in the new slot');
   assert.match(errors.join('\n'), /another tab took over this tab's queue/);
+});
+
+test('hidden and shown again quickly, twice, the page ends up present: its slot held, its queue stored and sent', async () => {
+  const session = new FakeStorage();
+  const capture = new Capture();
+  const page = await tab({ transport: capture.transport() }, session);
+  cache(page);
+  restore(page);
+  cache(page);
+  restore(page);
+  await claimed();
+  assert.match(markOf(session)[1], /^[0-9a-f]{16} \d+$/, 'held by a heartbeat, not let go');
+  record(page, 1);
+  page.flush();
+  await settle();
+  assert.equal(capture.impressions.length, 1);
+});
+
+test('a later load of the page in the same tab resumes the slot its cached page let go', async () => {
+  const session = new FakeStorage();
+  const cached = await tab({}, session);
+  record(cached, 1);
+  const id = cached.stats().session_id;
+  cache(cached);
+  const reloaded = await tab({}, session);
+  assert.equal(reloaded.stats().session_id, id, 'the same slot and session');
+  assert.equal(reloaded.stats().adopted, 0);
+});
+
+test('a frozen tab that is then closed frees its slot at once', async () => {
+  const page = await tab();
+  record(page, 1);
+  page.flush();
+  await settle();
+  pages.get(page).document.dispatchEvent(new Event('freeze'));
+  const unload = new Event('pagehide');
+  Object.defineProperty(unload, 'persisted', { value: false });
+  pages.get(page).window.dispatchEvent(unload);
+  const capture = new Capture();
+  const next = await tab({ transport: capture.transport() });
+  await eventually('adopted at once', () => next.stats().adopted === 1);
+  // Past the backoff of the closed tab's failed attempt, which the adopter keeps.
+  clock.t += 60_000;
+  await eventually('sent', () => next.stats().adopting === 0);
+  assert.equal(capture.impressions.length, 1);
 });
