@@ -52,6 +52,18 @@ async function tab(options = {}, session = new FakeStorage()) {
   }
 }
 
+/**
+ * A new tab that adopts `n` slots and sends them to `capture`: the clock moves on once they
+ * are adopted, past the backoff of the failed attempts the closed tabs left.
+ */
+async function adopterOf(n, capture) {
+  const adopter = await tab({ transport: capture.transport() });
+  await eventually('adopted', () => adopter.stats().adopted === n);
+  clock.t += 60_000;
+  await eventually('sent', () => adopter.stats().adopting === 0);
+  return adopter;
+}
+
 /** The page goes into the back/forward cache (`pagehide` with `persisted`). */
 function cache(sdk) {
   const e = new Event('pagehide');
@@ -382,11 +394,7 @@ test('without Web Locks, a tab whose heartbeat stalled and was taken over writes
   const [oldSlot] = markOf(session);
   clock.t += STALE_MS;
   const capture = new Capture();
-  const adopter = await tab({ transport: capture.transport() });
-  await eventually('adopted', () => adopter.stats().adopted === 1);
-  // Past the backoff of the stalled tab's failed attempt, which the adopter keeps.
-  clock.t += 60_000;
-  await eventually('sent', () => adopter.stats().adopting === 0);
+  await adopterOf(1, capture);
   assert.equal(capture.impressions.length, 2);
   assert.deepEqual(keys(`sightline:com.example.web/${oldSlot}/`), []);
 
@@ -443,10 +451,6 @@ test('a frozen tab that is then closed frees its slot at once', async () => {
   Object.defineProperty(unload, 'persisted', { value: false });
   pages.get(page).window.dispatchEvent(unload);
   const capture = new Capture();
-  const next = await tab({ transport: capture.transport() });
-  await eventually('adopted at once', () => next.stats().adopted === 1);
-  // Past the backoff of the closed tab's failed attempt, which the adopter keeps.
-  clock.t += 60_000;
-  await eventually('sent', () => next.stats().adopting === 0);
+  await adopterOf(1, capture);
   assert.equal(capture.impressions.length, 1);
 });
