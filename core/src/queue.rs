@@ -57,12 +57,14 @@ impl ClosedBatch {
         self.first_seq.checked_add(u64::from(self.count.max(1)) - 1)
     }
 
-    /// Whether a record read back can be a logger's: seqs from 1, ids, numbers and seqs
-    /// within [`crate::persist::MAX_STORED_COUNT`], attempts within
+    /// Whether a record read back can be a logger's: at least one impression (a logger
+    /// never closes an empty batch), seqs from 1, ids, numbers and seqs within
+    /// [`crate::persist::MAX_STORED_COUNT`], attempts within
     /// [`crate::persist::MAX_STORED_SMALL_COUNT`].
     pub fn plausible(&self) -> bool {
         use crate::persist::{MAX_STORED_COUNT, MAX_STORED_SMALL_COUNT};
-        self.first_seq >= 1
+        self.count >= 1
+            && self.first_seq >= 1
             && self
                 .last_seq_bound()
                 .is_some_and(|last| last < MAX_STORED_COUNT)

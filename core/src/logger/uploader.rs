@@ -199,6 +199,12 @@ impl Logger {
                 return;
             }
         };
+        // A stored copy whose body holds other impressions than its header counts (the
+        // header is what was counted): halves would settle impressions never counted.
+        if rows.len() != batch.count as usize || rows[0].seq != batch.first_seq {
+            self.drop_batch(id, DropReason::StoreCorrupt);
+            return;
+        }
         let (left, right) = rows.split_at(rows.len() / 2);
         let mut halves = [0; 2];
         // Encoded in the buffer batch closes reuse, as they are: no buffer of its own.
