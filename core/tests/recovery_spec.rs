@@ -715,9 +715,15 @@ fn a_purge_whose_state_write_fails_never_uploads_purged_data_or_counts_it_twice(
     assert!(s.balanced(), "{s:?}");
 }
 
-/// Rewrites the stored copy of the only queued batch so that its header claims `count`
-/// impressions, its body (and checksums) left as they were written.
-fn restamp_stored_batch_count(store: &Shared, count: u32) {
+/// A store holding one closed batch of four impressions whose stored header was rewritten
+/// to claim `count`, its body (and checksums) left as they were written.
+fn store_with_batch_restamped_to(count: u32) -> Shared {
+    let store = Shared::default();
+    let mut l = logger_on(&store, config(), 0);
+    record_n(&mut l, 4, 0);
+    l.flush(at(2000));
+    l.sync();
+    drop(l);
     let mut s = store.borrow_mut();
     let key = s.keys("batch/").unwrap()[0].clone();
     let framed = s.get(&key).unwrap().unwrap();
@@ -727,6 +733,8 @@ fn restamp_stored_batch_count(store: &Shared, count: u32) {
     let mut restamped = Vec::new();
     frame_into(&mut restamped, &batch.to_record());
     s.put(&key, &restamped).unwrap();
+    drop(s);
+    store
 }
 
 // Found by fuzz/fuzz_targets/store_resume.rs: a stored batch whose header said it held no
@@ -734,13 +742,7 @@ fn restamp_stored_batch_count(store: &Shared, count: u32) {
 // recovery (nothing held to account for them) and then two delivered by a 413 split.
 #[test]
 fn a_stored_batch_whose_header_holds_no_impressions_is_corrupt_never_sent() {
-    let store = Shared::default();
-    let mut l = logger_on(&store, config(), 0);
-    record_n(&mut l, 4, 0);
-    l.flush(at(2000));
-    l.sync();
-    drop(l);
-    restamp_stored_batch_count(&store, 0);
+    let store = store_with_batch_restamped_to(0);
 
     let mut l = logger_on(&store, config(), 3000);
     assert!(deliver_all_items(&mut l, 3000).is_empty(), "nothing sent");
@@ -754,13 +756,7 @@ fn a_stored_batch_whose_header_holds_no_impressions_is_corrupt_never_sent() {
 
 #[test]
 fn a_batch_whose_body_holds_other_impressions_than_its_header_is_dropped_not_split() {
-    let store = Shared::default();
-    let mut l = logger_on(&store, config(), 0);
-    record_n(&mut l, 4, 0);
-    l.flush(at(2000));
-    l.sync();
-    drop(l);
-    restamp_stored_batch_count(&store, 2);
+    let store = store_with_batch_restamped_to(2);
 
     let mut l = logger_on(&store, config(), 3000);
     let u = l
