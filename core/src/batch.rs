@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use prost::Message;
 
-use crate::intern::Interner;
+use crate::intern::{Interner, Key};
 use crate::proto;
 use crate::wire::DecodedImpression;
 
@@ -132,17 +132,17 @@ impl OpenBatch {
 
     /// Interns a page name or request id.
     pub fn intern(&mut self, s: &str) -> u32 {
-        intern_counted(&mut self.strings, &mut self.encoded_estimate, s)
+        intern_counted(&mut self.strings, &mut self.encoded_estimate, Key::new(s))
     }
 
     /// Interns an item id; call in impression order, so the table is in first-use order.
-    pub fn intern_item(&mut self, s: &str) -> u32 {
-        intern_counted(&mut self.items, &mut self.encoded_estimate, s)
+    pub fn intern_item(&mut self, key: Key<'_>) -> u32 {
+        intern_counted(&mut self.items, &mut self.encoded_estimate, key)
     }
 
     /// Interns an artwork id; call in impression order, so the table is in first-use order.
-    pub fn intern_artwork(&mut self, s: &str) -> u32 {
-        intern_counted(&mut self.artworks, &mut self.encoded_estimate, s)
+    pub fn intern_artwork(&mut self, key: Key<'_>) -> u32 {
+        intern_counted(&mut self.artworks, &mut self.encoded_estimate, key)
     }
 
     /// Buffers an impression; `seq` must be the next seq after the buffered ones.
@@ -259,11 +259,11 @@ fn encode_table(tag: u32, table: &Interner, skip: usize, out: &mut Vec<u8>) {
     }
 }
 
-fn intern_counted(table: &mut Interner, estimate: &mut usize, s: &str) -> u32 {
+fn intern_counted(table: &mut Interner, estimate: &mut usize, key: Key<'_>) -> u32 {
     let before = table.len();
-    let index = table.intern(s);
+    let index = table.intern_key(key);
     if table.len() > before {
-        *estimate += s.len() + 2;
+        *estimate += key.text.len() + 2;
     }
     index
 }
@@ -491,7 +491,7 @@ mod tests {
         let mut b = OpenBatch::default();
         for i in 0..n {
             let page_view = b.page_view(&pv(u64::from(i / 10))).unwrap();
-            let item = b.intern_item(&alloc::format!("title:{}", i % 7));
+            let item = b.intern_item(Key::new(&alloc::format!("title:{}", i % 7)));
             b.push(
                 100 + u64::from(i),
                 0,
@@ -584,8 +584,8 @@ mod tests {
             let Some(page_view) = b.page_view(&view) else {
                 break;
             };
-            let item = b.intern_item(&long('i', i));
-            let artwork = b.intern_artwork(&long('a', i)) + 1;
+            let item = b.intern_item(Key::new(&long('i', i)));
+            let artwork = b.intern_artwork(Key::new(&long('a', i))) + 1;
             b.push(
                 u64::from(i) + 1,
                 0,
@@ -619,10 +619,8 @@ mod tests {
         let mut i = 0u32;
         while !b.full(MAX_BATCH_IMPRESSIONS, 64) {
             // Ids with no common prefix, so the estimate meets its worst case.
-            let item = b.intern_item(&alloc::format!(
-                "{:0<64}",
-                u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ));
+            let id = alloc::format!("{:0<64}", u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let item = b.intern_item(Key::new(&id));
             b.push(
                 u64::from(i) + 1,
                 0,

@@ -1,18 +1,43 @@
-//! String interning without per-string allocations: one byte arena, one offset table and
+//! String interning without per-string allocations: one text arena, one offset table and
 //! an open-addressing index. Cleared tables keep their capacity, so steady-state logging
-//! allocates nothing.
+//! allocates nothing. A [`Key`] carries its hash, so a call that looks an id up in several
+//! interners hashes it once; the arena is a `String`, so reading an id back is a slice,
+//! not a second UTF-8 validation.
 
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::rng::hash_bytes;
+use crate::hash::hash;
+
+/// An id and its hash, computed once per call.
+#[derive(Clone, Copy, Debug)]
+pub struct Key<'a> {
+    pub text: &'a str,
+    pub hash: u64,
+}
+
+impl<'a> Key<'a> {
+    /// Hashes `text`.
+    pub fn new(text: &'a str) -> Self {
+        Key {
+            text,
+            hash: hash(text.as_bytes()),
+        }
+    }
+
+    /// `text` with the hash [`Key::new`] gave it earlier.
+    pub fn with_hash(text: &'a str, hash: u64) -> Self {
+        Key { text, hash }
+    }
+}
 
 /// Index slots start here and double; small pages never rehash.
 const INITIAL_SLOTS: usize = 64;
 
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    arena: Vec<u8>,
+    arena: String,
     ends: Vec<u32>,
     /// Open addressing over string indices plus one; 0 marks an empty slot.
     slots: Vec<u32>,
@@ -21,30 +46,40 @@ pub struct Interner {
 impl Interner {
     /// The index of `s`, adding it if new.
     pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(i) = self.find(s) {
+        self.intern_key(Key::new(s))
+    }
+
+    /// The index of `key`, adding it if new.
+    pub fn intern_key(&mut self, key: Key<'_>) -> u32 {
+        if let Some(i) = self.find_key(key) {
             return i;
         }
         if (self.ends.len() + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        self.arena.extend_from_slice(s.as_bytes());
+        self.arena.push_str(key.text);
         self.ends.push(self.arena.len() as u32);
         let index = (self.ends.len() - 1) as u32;
-        self.place(s.as_bytes(), index);
+        self.place(key.hash, index);
         index
     }
 
     /// The index of `s`, if interned.
     pub fn find(&self, s: &str) -> Option<u32> {
+        self.find_key(Key::new(s))
+    }
+
+    /// The index of `key`, if interned.
+    pub fn find_key(&self, key: Key<'_>) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut slot = hash_bytes(0, s.as_bytes()) as usize & mask;
+        let mut slot = key.hash as usize & mask;
         loop {
             match self.slots[slot] {
                 0 => return None,
-                plus_one if self.bytes(plus_one - 1) == s.as_bytes() => return Some(plus_one - 1),
+                plus_one if self.get(plus_one - 1) == key.text => return Some(plus_one - 1),
                 _ => slot = (slot + 1) & mask,
             }
         }
@@ -52,7 +87,13 @@ impl Interner {
 
     /// The string at `index` (empty if out of range).
     pub fn get(&self, index: u32) -> &str {
-        core::str::from_utf8(self.bytes(index)).unwrap_or("")
+        let i = index as usize;
+        let Some(&end) = self.ends.get(i) else {
+            return "";
+        };
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        // Offsets are ends of whole strings pushed, so they fall on char boundaries.
+        self.arena.get(start as usize..end as usize).unwrap_or("")
     }
 
     /// Number of strings.
@@ -77,18 +118,9 @@ impl Interner {
         self.slots.iter_mut().for_each(|s| *s = 0);
     }
 
-    fn bytes(&self, index: u32) -> &[u8] {
-        let i = index as usize;
-        let Some(&end) = self.ends.get(i) else {
-            return &[];
-        };
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.arena[start as usize..end as usize]
-    }
-
-    fn place(&mut self, bytes: &[u8], index: u32) {
+    fn place(&mut self, hash: u64, index: u32) {
         let mask = self.slots.len() - 1;
-        let mut slot = hash_bytes(0, bytes) as usize & mask;
+        let mut slot = hash as usize & mask;
         while self.slots[slot] != 0 {
             slot = (slot + 1) & mask;
         }
@@ -99,14 +131,8 @@ impl Interner {
         let size = (self.slots.len() * 2).max(INITIAL_SLOTS);
         self.slots = vec![0; size];
         for i in 0..self.ends.len() as u32 {
-            let start = if i == 0 { 0 } else { self.ends[i as usize - 1] } as usize;
-            let end = self.ends[i as usize] as usize;
-            let mask = size - 1;
-            let mut slot = hash_bytes(0, &self.arena[start..end]) as usize & mask;
-            while self.slots[slot] != 0 {
-                slot = (slot + 1) & mask;
-            }
-            self.slots[slot] = i + 1;
+            let h = hash(self.get(i).as_bytes());
+            self.place(h, i);
         }
     }
 }

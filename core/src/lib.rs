@@ -94,6 +94,8 @@ pub mod contract;
 pub mod dedup;
 mod digits;
 pub mod gzip;
+#[doc(hidden)] // internal; public for the project's benches and specs
+pub mod hash;
 pub mod input;
 #[doc(hidden)] // internal; public for the project's benches and specs
 pub mod intern;

@@ -125,17 +125,29 @@ impl Outbox {
     }
 
     /// Appends journal bytes, joining a planned append when one is last in line.
+    #[cfg(test)]
     pub fn append(&mut self, bytes: &[u8]) -> u64 {
+        self.append_with(|buf| buf.extend_from_slice(bytes)).0
+    }
+
+    /// Appends the journal bytes `write` adds to the buffer it is given (the planned append
+    /// itself: no staging copy); returns the append's ticket and how many bytes were added.
+    pub fn append_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> (u64, usize) {
         if let Some(last) = self.planned.back_mut() {
             if let StoreOp::Append { bytes: pending } = &mut last.op {
-                pending.extend_from_slice(bytes);
-                return last.ticket;
+                let before = pending.len();
+                write(pending);
+                return (last.ticket, pending.len() - before);
             }
         }
         let mut buf = self.spare_bytes.pop().unwrap_or_default();
         buf.clear();
-        buf.extend_from_slice(bytes);
-        self.push(StoreOp::Append { bytes: buf }, Purpose::Plain, None)
+        write(&mut buf);
+        let added = buf.len();
+        (
+            self.push(StoreOp::Append { bytes: buf }, Purpose::Plain, None),
+            added,
+        )
     }
 
     fn push(&mut self, op: StoreOp, purpose: Purpose, needs: Option<u64>) -> u64 {

@@ -1,8 +1,8 @@
 //! Gzip framing (RFC 1952) for upload batches, in `no_std` + `alloc`.
 //!
 //! This module owns the member layout only: header, trailer and the walk over
-//! concatenated members; CRC-32 comes from the `crc` crate (slice-by-16, or
-//! bitwise with no table under `compact`). Raw deflate comes from
+//! concatenated members; CRC-32 comes from `crc32fast`, or from the `crc`
+//! crate bit by bit with no table under `compact`. Raw deflate comes from
 //! `miniz_oxide` ([`MinizGzipper`]) or from the small encoder in `compact.rs`
 //! ([`CompactGzipper`]); inflate from `miniz_oxide`, or with the `compact`
 //! feature from the small decoder in `inflate.rs`. [`Gzipper`] is the one the
@@ -356,22 +356,25 @@ fn write_trailer(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
 }
 
-/// Slice-by-16: 16 KiB of tables for several times the speed of one byte
-/// table.
-#[cfg(not(feature = "compact"))]
-type CrcImpl = crc::Table<16>;
-/// Bit by bit, no table: the firmware is short of flash, not of CRC speed
-/// (a 1 KiB `Table<1>` measured about 1 KiB more flash than this).
+/// Bit by bit, no table: the firmware and the browser module are short of
+/// flash and download bytes, not of CRC speed (a 1 KiB `Table<1>` measured
+/// about 1 KiB more flash than this).
 #[cfg(feature = "compact")]
-type CrcImpl = crc::NoTable;
-
-/// A `static`, not a `const`: a `const` could be copied, tables and all, to
-/// where it is used.
-static CRC32: crc::Crc<u32, CrcImpl> = crc::Crc::<u32, CrcImpl>::new(&crc::CRC_32_ISO_HDLC);
+static CRC32: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
 /// CRC-32 as gzip, zlib and PNG define it (IEEE 802.3: reflected, polynomial
 /// 0xEDB88320, initial value and final XOR all ones). The same value in every
-/// build; only its speed and flash differ.
+/// build; only its speed and flash differ: `crc32fast` elsewhere (carry-less
+/// multiply where the CPU has it, found at run time with `std`; slice-by-16
+/// otherwise), as every journal frame and batch is checksummed on a host call.
+#[cfg(not(feature = "compact"))]
+pub fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// CRC-32 as gzip defines it, bit by bit (see above).
+#[cfg(feature = "compact")]
 pub fn crc32(bytes: &[u8]) -> u32 {
     CRC32.checksum(bytes)
 }

@@ -26,7 +26,7 @@ use crate::config::{Config, ConfigError};
 use crate::contract::{ImpressionFacts, Rule, valid_id};
 use crate::dedup::{MAX_EXPOSURES_PER_PAGE_VIEW, Seen, Verdict};
 use crate::gzip;
-use crate::intern::Interner;
+use crate::intern::{Interner, Key};
 use crate::outbox::{Finished, Outbox, Purpose};
 use crate::persist::{
     ACKS_KEY, Acks, Entry, JournalImpression, PREFS_KEY, Prefs, STATE_KEY, State,
@@ -37,8 +37,7 @@ use crate::rng::Rng;
 use crate::sampling::{self, SampleKey};
 use crate::stats::{DropReason, Stats};
 use crate::store::{
-    Store, StoreError, StoreOp, StoreRequest, Stored, frame_into, frame_with, read_frames,
-    read_single_frame,
+    Store, StoreError, StoreOp, StoreRequest, Stored, frame_with, read_frames, read_single_frame,
 };
 use crate::upload::{
     self, APP_KEY_HEADER, BATCH_HEADER, CONTENT_TYPE, Disposition, Header, UPLOAD_PATH, Upload,
@@ -95,6 +94,22 @@ impl Now {
     pub fn new(mono_ms: u64, wall_ms: u64) -> Self {
         Now { mono_ms, wall_ms }
     }
+}
+
+/// The hashes of an impression's ids, computed once per host call.
+#[derive(Clone, Copy, Debug)]
+struct Hashes {
+    item: u64,
+    artwork: Option<u64>,
+}
+
+/// The ids the current call hashed: its item (interned in the page view) and artwork
+/// (interned plus one, 0 for none).
+#[derive(Clone, Copy, Debug)]
+struct Hint {
+    item: u32,
+    artwork: u32,
+    hashes: Hashes,
 }
 
 /// A pre-qualified impression: the host measured viewability itself.
@@ -240,8 +255,6 @@ pub struct Logger {
     schedule: Schedule,
     next_batch_id: u64,
     next_batch_no: u64,
-    record_buf: Vec<u8>,
-    frame_buf: Vec<u8>,
     qualified: Vec<Qualified>,
     /// One compressor for every batch: its state is the largest allocation of the SDK.
     gzipper: gzip::Gzipper,
@@ -292,8 +305,6 @@ impl Logger {
             schedule: Schedule::new(now.mono_ms),
             next_batch_id: 1,
             next_batch_no: 1,
-            record_buf: Vec::new(),
-            frame_buf: Vec::new(),
             qualified: Vec::new(),
             gzipper: gzip::Gzipper::new(),
             encode_buf: Vec::new(),
@@ -421,10 +432,12 @@ impl Logger {
         });
         pv.tracker.reset(self.hidden);
         pv.seen.clear();
-        self.record_buf.clear();
-        pv.start_entry()
-            .encode(self.generation, &mut self.record_buf);
-        self.append_record();
+        persistence::journal_into(
+            &mut self.outbox,
+            &mut self.journal_bytes,
+            self.generation,
+            &pv.start_entry(),
+        );
         self.page_views.push(pv);
         Ok(ordinal)
     }
@@ -455,10 +468,16 @@ impl Logger {
             None => return Err(self.refuse(Rule::Fraction)),
         };
         let i = self.page_view_index(page_view)?;
-        let place = self.place(i, item)?;
-        let artwork = item
-            .artwork_id
-            .map_or(0, |a| self.page_views[i].names.intern(a) + 1);
+        let (place, item_key, artwork_key) = self.place(i, item)?;
+        let artwork = artwork_key.map_or(0, |a| self.page_views[i].names.intern_key(a) + 1);
+        let hint = Hint {
+            item: place.item,
+            artwork,
+            hashes: Hashes {
+                item: item_key.hash,
+                artwork: artwork_key.map(|a| a.hash),
+            },
+        };
         let c = &self.config.contract;
         let (threshold, min_ms) = (c.min_visible_pct, u64::from(c.min_visible_ms));
         let now = self.now;
@@ -475,7 +494,7 @@ impl Logger {
         if result.is_err() {
             return Err(self.refuse(Rule::PageViewFull));
         }
-        self.admit_qualified(i);
+        self.admit_qualified(i, Some(hint));
         self.drive();
         Ok(())
     }
@@ -493,7 +512,7 @@ impl Logger {
             return Ok(());
         }
         let i = self.page_view_index(page_view)?;
-        let place = self.place(i, item)?;
+        let (place, _, _) = self.place(i, item)?;
         let now = self.now;
         if self.page_views[i]
             .tracker
@@ -516,7 +535,7 @@ impl Logger {
             self.page_views[i]
                 .tracker
                 .hide(min_ms, now, &mut self.qualified);
-            self.admit_qualified(i);
+            self.admit_qualified(i, None);
         }
         self.close_batch();
     }
@@ -569,8 +588,9 @@ impl Logger {
             return Err(self.refuse(rule));
         }
         let i = self.page_view_index(page_view)?;
+        let (item, artwork) = (Key::new(imp.item_id), imp.artwork_id.map(Key::new));
         let pv = &self.page_views[i];
-        if let Err(rule) = pv.check_layout(imp.item_id, imp.row, imp.column) {
+        if let Err(rule) = pv.check_layout(item, imp.row, imp.column) {
             return Err(self.refuse(rule));
         }
         let first_visible = self.internal(imp.first_visible_mono_ms);
@@ -578,23 +598,27 @@ impl Logger {
         if first_visible < pv.start_mono || end > self.now {
             return Err(self.refuse(Rule::OutsidePageView));
         }
-        if !self.page_views[i].room_for(imp.item_id, imp.artwork_id) {
+        if !pv.room_for(item, artwork) {
             return Err(self.refuse(Rule::PageViewFull));
         }
         let names = &mut self.page_views[i].names;
         let q = Qualified {
             place: Place {
-                item: names.intern(imp.item_id),
+                item: names.intern_key(item),
                 row: imp.row,
                 column: imp.column,
             },
-            artwork: imp.artwork_id.map_or(0, |a| names.intern(a) + 1),
+            artwork: artwork.map_or(0, |a| names.intern_key(a) + 1),
             first_visible_mono: first_visible,
             visible_ms: imp.visible_ms,
             max_visible_pct: pct,
             focused_ms: imp.focused_ms,
         };
-        let outcome = self.admit(i, &q);
+        let hashes = Hashes {
+            item: item.hash,
+            artwork: artwork.map(|a| a.hash),
+        };
+        let outcome = self.admit(i, &q, Some(hashes));
         self.drive();
         outcome
     }
@@ -692,7 +716,13 @@ impl Logger {
         }
     }
 
-    fn place(&mut self, i: usize, item: &ItemRef<'_>) -> Result<Place, Rule> {
+    /// Checks an item's ids and place and interns its item id; returns its place and its
+    /// ids' keys, hashed once for the whole call.
+    fn place<'a>(
+        &mut self,
+        i: usize,
+        item: &ItemRef<'a>,
+    ) -> Result<(Place, Key<'a>, Option<Key<'a>>), Rule> {
         let c = &self.config.contract;
         let rule = if !valid_id(item.item_id, c.max_id_len) {
             Some(Rule::ItemId)
@@ -701,21 +731,25 @@ impl Logger {
         } else if item.row >= c.max_position || item.column >= c.max_position {
             Some(Rule::Position)
         } else {
-            self.page_views[i]
-                .check_layout(item.item_id, item.row, item.column)
-                .err()
+            None
         };
         if let Some(rule) = rule {
             return Err(self.refuse(rule));
         }
-        if !self.page_views[i].room_for(item.item_id, item.artwork_id) {
+        let (key, artwork) = (Key::new(item.item_id), item.artwork_id.map(Key::new));
+        let pv = &self.page_views[i];
+        if let Err(rule) = pv.check_layout(key, item.row, item.column) {
+            return Err(self.refuse(rule));
+        }
+        if !pv.room_for(key, artwork) {
             return Err(self.refuse(Rule::PageViewFull));
         }
-        Ok(Place {
-            item: self.page_views[i].names.intern(item.item_id),
+        let place = Place {
+            item: self.page_views[i].names.intern_key(key),
             row: item.row,
             column: item.column,
-        })
+        };
+        Ok((place, key, artwork))
     }
 
     fn end_page_view_at(&mut self, i: usize, ordinal: u64) {
@@ -724,7 +758,7 @@ impl Logger {
         self.page_views[i]
             .tracker
             .end(min_ms, now, &mut self.qualified);
-        self.admit_qualified(i);
+        self.admit_qualified(i, None);
         let pv = self.page_views.remove(i);
         let duration_ms = now - pv.start_mono;
         self.open.end_page_view(ordinal, duration_ms);
@@ -737,7 +771,9 @@ impl Logger {
         }
     }
 
-    fn admit_qualified(&mut self, i: usize) {
+    /// Admits the exposures tracking qualified. `hint` names the ids the current call
+    /// already hashed, so an exposure of that item does not hash them again.
+    fn admit_qualified(&mut self, i: usize, hint: Option<Hint>) {
         let mut list = core::mem::take(&mut self.qualified);
         for q in &list {
             if !self.enabled {
@@ -759,7 +795,12 @@ impl Logger {
             let result = match self.config.contract.check_impression(&facts) {
                 Err(rule) => Err(self.refuse(rule)),
                 // The page-view bound is counted inside.
-                Ok(()) => self.admit(i, q),
+                Ok(()) => {
+                    let hashes = hint
+                        .filter(|h| h.item == q.place.item && h.artwork == q.artwork)
+                        .map(|h| h.hashes);
+                    self.admit(i, q, hashes)
+                }
             };
             if self.outcomes.on() {
                 let pv = &self.page_views[i];
@@ -777,7 +818,7 @@ impl Logger {
     }
 
     /// sample -> dedup -> buffer, for an impression that passed validation.
-    fn admit(&mut self, i: usize, q: &Qualified) -> Result<Recorded, Rule> {
+    fn admit(&mut self, i: usize, q: &Qualified, hashes: Option<Hashes>) -> Result<Recorded, Rule> {
         if !self.sampled_in {
             self.stats.recorded += 1;
             self.stats.sampled_out += 1;
@@ -801,11 +842,11 @@ impl Logger {
             Verdict::New => {}
         }
         self.stats.recorded += 1;
-        let seq = self.enqueue(i, q);
+        let seq = self.enqueue(i, q, hashes);
         Ok(Recorded::Logged { seq })
     }
 
-    fn enqueue(&mut self, i: usize, q: &Qualified) -> u64 {
+    fn enqueue(&mut self, i: usize, q: &Qualified, hashes: Option<Hashes>) -> u64 {
         let max = self.config.max_batch_impressions as usize;
         if self.open.full(max, self.config.contract.max_id_len) {
             self.close_batch();
@@ -826,8 +867,15 @@ impl Logger {
         let pv = &self.page_views[i];
         let item_id = pv.names.get(q.place.item);
         let artwork_id = q.artwork.checked_sub(1).map(|a| pv.names.get(a));
-        let item = self.open.intern_item(item_id);
-        let artwork = artwork_id.map_or(0, |a| self.open.intern_artwork(a) + 1);
+        let (item, artwork) = match hashes {
+            Some(h) => (
+                Key::with_hash(item_id, h.item),
+                artwork_id.zip(h.artwork).map(|(a, h)| Key::with_hash(a, h)),
+            ),
+            None => (Key::new(item_id), artwork_id.map(Key::new)),
+        };
+        let item = self.open.intern_item(item);
+        let artwork = artwork.map_or(0, |a| self.open.intern_artwork(a) + 1);
         let pending = Pending {
             item,
             artwork,
@@ -853,9 +901,12 @@ impl Logger {
             focused_ms: pending.focused_ms,
             max_visible_pct: pending.max_visible_pct,
         });
-        self.record_buf.clear();
-        entry.encode(self.generation, &mut self.record_buf);
-        self.append_record();
+        persistence::journal_into(
+            &mut self.outbox,
+            &mut self.journal_bytes,
+            self.generation,
+            &entry,
+        );
         if self.open.full(max, self.config.contract.max_id_len) {
             self.close_batch();
         }

@@ -35,9 +35,9 @@ impl PageView {
 
     /// Whether the page view can learn these ids: every id it knows is kept until it ends,
     /// so they are bounded like its exposures.
-    pub(super) fn room_for(&self, item: &str, artwork: Option<&str>) -> bool {
-        let new_ids = usize::from(self.names.find(item).is_none())
-            + usize::from(artwork.is_some_and(|a| self.names.find(a).is_none()));
+    pub(super) fn room_for(&self, item: Key<'_>, artwork: Option<Key<'_>>) -> bool {
+        let new_ids = usize::from(self.names.find_key(item).is_none())
+            + usize::from(artwork.is_some_and(|a| self.names.find_key(a).is_none()));
         self.names.len() + new_ids <= MAX_NAMES_PER_PAGE_VIEW
     }
 
@@ -51,11 +51,11 @@ impl PageView {
         }
     }
 
-    pub(super) fn check_layout(&self, item: &str, row: u32, column: u32) -> Result<(), Rule> {
+    pub(super) fn check_layout(&self, item: Key<'_>, row: u32, column: u32) -> Result<(), Rule> {
         let Some(layout) = &self.layout else {
             return Ok(());
         };
-        let Some(id) = self.names.find(item) else {
+        let Some(id) = self.names.find_key(item) else {
             return Err(Rule::NotOnPage);
         };
         let at = layout

@@ -81,9 +81,12 @@ impl Logger {
     }
 
     pub(super) fn journal(&mut self, entry: &Entry<'_>) {
-        self.record_buf.clear();
-        entry.encode(self.generation, &mut self.record_buf);
-        self.append_record();
+        journal_into(
+            &mut self.outbox,
+            &mut self.journal_bytes,
+            self.generation,
+            entry,
+        );
     }
 
     /// Checkpoints a journal grown past its bound. Called only where the logger's state is
@@ -93,13 +96,6 @@ impl Logger {
         if self.journal_bytes > JOURNAL_CHECKPOINT_BYTES && self.open.is_empty() {
             self.checkpoint();
         }
-    }
-
-    pub(super) fn append_record(&mut self) {
-        self.frame_buf.clear();
-        frame_into(&mut self.frame_buf, &self.record_buf);
-        self.journal_bytes += self.frame_buf.len();
-        self.outbox.append(&self.frame_buf);
     }
 
     /// Makes `seq` and the next [`SEQ_RESERVE`] - 1 durably "possibly issued" before the
@@ -207,12 +203,14 @@ impl Logger {
         self.journal(&Entry::Epoch {
             mono_epoch: self.starts,
         });
-        for i in 0..self.page_views.len() {
-            self.record_buf.clear();
-            self.page_views[i]
-                .start_entry()
-                .encode(self.generation, &mut self.record_buf);
-            self.append_record();
+        for pv in &self.page_views {
+            let entry = pv.start_entry();
+            journal_into(
+                &mut self.outbox,
+                &mut self.journal_bytes,
+                self.generation,
+                &entry,
+            );
         }
     }
 
@@ -247,6 +245,19 @@ impl Logger {
                 .plan_if_ok(written, op, Purpose::RemoveSettled(s.id));
         }
     }
+}
+
+/// Frames `entry` into the journal append `outbox` plans, counting its bytes. Apart from
+/// the logger, so an entry that borrows the logger's page views is written without a copy.
+pub(super) fn journal_into(
+    outbox: &mut Outbox,
+    journal_bytes: &mut usize,
+    generation: u32,
+    entry: &Entry<'_>,
+) {
+    let (_, added) =
+        outbox.append_with(|buf| frame_with(buf, |payload| entry.encode(generation, payload)));
+    *journal_bytes += added;
 }
 
 /// Plans a record's write in `outbox`; returns its ticket. Apart from the logger, so a

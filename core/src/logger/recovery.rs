@@ -298,8 +298,10 @@ impl Logger {
                             self.open.page_view(&pv_ref).unwrap_or(0)
                         }
                     };
-                    let item = self.open.intern_item(imp.item);
-                    let artwork = imp.artwork.map_or(0, |a| self.open.intern_artwork(a) + 1);
+                    let item = self.open.intern_item(Key::new(imp.item));
+                    let artwork = imp
+                        .artwork
+                        .map_or(0, |a| self.open.intern_artwork(Key::new(a)) + 1);
                     self.open.push(
                         imp.seq,
                         self.now,
