@@ -5,12 +5,23 @@
 //!   loggers on a healthy network, then the same impressions in the same batches encoded as
 //!   Segment-style JSON per event and as one protobuf message per event.
 //! - B. Time per `record_impression`, and per visibility enter+leave pair, in steady state.
-//! - C. Heap allocations per record, counted by a wrapping global allocator.
+//! - C. Heap allocations per record, counted by a wrapping global allocator on the calling
+//!   thread.
 //! - D. Memory per buffered impression, open and once closed and queued.
+//! - E. Time and allocations per recorded impression, Sightline beside the Rust peers a
+//!   developer would pick instead (OpenTelemetry logs, Segment, Snowplow), same run.
+//! - F. Growth of the record cost with id length.
+//! - G. The slowest single host call in a realistic host loop, per kind of call.
 //!
 //! `cargo run --release -p sightline-examples --bin bench`
 
+mod growth;
+mod ids;
+mod peers;
+mod stalls;
+
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::ops::{AddAssign, ControlFlow, Sub};
@@ -82,8 +93,14 @@ const MEMORY_BATCH_IMPRESSIONS: u32 = 1_000;
 
 // ---- C. Counting allocator ----
 
+/// Allocations on every thread, for the work a peer hands to a thread of its own.
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's allocations and bytes asked for: the figures of calls made on one
+    /// thread leave out what other threads allocate meanwhile.
+    static THREAD_HEAP: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
 
 /// The system allocator, counting every allocation and reallocation and the bytes asked for.
 struct Counting;
@@ -119,12 +136,22 @@ static GLOBAL: Counting = Counting;
 
 fn count(bytes: usize) {
     ALLOCS.fetch_add(1, Relaxed);
-    ALLOC_BYTES.fetch_add(bytes as u64, Relaxed);
+    // `try_with`: an allocator must not panic, even in a thread's teardown (a const `Cell`
+    // has no destructor, so in practice it is always there).
+    let _ = THREAD_HEAP.try_with(|heap| {
+        let (allocs, bytes_so_far) = heap.get();
+        heap.set((allocs + 1, bytes_so_far + bytes as u64));
+    });
 }
 
-/// Allocations and allocated bytes so far.
+/// Allocations and allocated bytes of this thread so far.
 fn heap_counts() -> (u64, u64) {
-    (ALLOCS.load(Relaxed), ALLOC_BYTES.load(Relaxed))
+    THREAD_HEAP.with(Cell::get)
+}
+
+/// Allocations of every thread so far.
+fn all_threads_allocs() -> u64 {
+    ALLOCS.load(Relaxed)
 }
 
 fn main() {
@@ -137,6 +164,9 @@ fn main() {
     wire_section(&workload);
     recording_section(&workload);
     memory_section(&workload);
+    peers::section(&workload);
+    growth::section(&workload);
+    stalls::section(&workload);
 }
 
 fn app_config() -> Config {
@@ -678,15 +708,50 @@ fn play(
     pages: &[(&Page, Vec<Impression<'_>>)],
     mut record: impl FnMut(&mut Logger, usize, u64, &[Impression<'_>], Now) -> ControlFlow<()>,
 ) -> Now {
-    let lag = (PAGE_SPAN_MS / PAGE_STEP_MS) as usize;
-    let mut open = VecDeque::new();
+    let mut window = Window::default();
     let mut now = at(0);
-    for k in 0..pages.len() + lag {
-        now = at(k as u64 * PAGE_STEP_MS);
-        if let Some(index) = k.checked_sub(lag) {
-            let pv = open.pop_front().expect("page views open in order");
+    while let Some((reached, flow)) = window.step(logger, pages, &mut record) {
+        now = reached;
+        if flow.is_break() {
+            break;
+        }
+    }
+    now
+}
+
+/// The rolling window of [`play`], one step at a time.
+#[derive(Default)]
+struct Window {
+    /// Steps taken.
+    k: usize,
+    /// Page views started and not yet recorded, oldest first.
+    open: VecDeque<u64>,
+}
+
+impl Window {
+    /// Page views open at once: each is recorded PAGE_SPAN_MS after it starts.
+    const LAG: usize = (PAGE_SPAN_MS / PAGE_STEP_MS) as usize;
+
+    /// Step k: page view k - LAG (if any) gets `record`, ends unless `record` broke, and closed
+    /// batches are delivered; then page view k (if any) starts. Returns the step's time and
+    /// what `record` said (`Continue` when it was not called), or `None` once every page
+    /// has been played.
+    fn step(
+        &mut self,
+        logger: &mut Logger,
+        pages: &[(&Page, Vec<Impression<'_>>)],
+        record: &mut impl FnMut(&mut Logger, usize, u64, &[Impression<'_>], Now) -> ControlFlow<()>,
+    ) -> Option<(Now, ControlFlow<()>)> {
+        let k = self.k;
+        if k >= pages.len() + Self::LAG {
+            return None;
+        }
+        self.k += 1;
+        let now = at(k as u64 * PAGE_STEP_MS);
+        if let Some(index) = k.checked_sub(Self::LAG) {
+            let pv = self.open.pop_front().expect("page views open in order");
             if record(logger, index, pv, &pages[index].1, now).is_break() {
-                return now;
+                return Some((now, ControlFlow::Break(())));
             }
             logger
                 .end_page_view(pv, now)
@@ -697,10 +762,10 @@ fn play(
             let pv = logger
                 .start_page_view(page.page_name, Some(&page.request_id), None, now)
                 .expect("workload pages are valid");
-            open.push_back(pv);
+            self.open.push_back(pv);
         }
+        Some((now, ControlFlow::Continue(())))
     }
-    now
 }
 
 /// Uploads every queued batch and acknowledges it at once: a host on a healthy network.
@@ -740,22 +805,34 @@ impl Block {
     }
 }
 
-/// Times `calls`, counting its heap allocations; only `calls` runs between the readings.
-fn timed(logger: &mut Logger, ops: usize, calls: impl FnOnce(&mut Logger)) -> Block {
-    let (open_before, issued_before) = (logger.open_batch_len(), logger.stats().issued);
+/// Times `calls`, counting this thread's heap allocations; only `calls` runs between the
+/// readings.
+fn measure(ops: usize, calls: impl FnOnce()) -> Block {
     let (allocs, alloc_bytes) = heap_counts();
     let start = Instant::now();
-    calls(logger);
+    calls();
     let nanos = start.elapsed().as_nanos() as u64;
     let (allocs_after, bytes_after) = heap_counts();
-    let logged = logger.stats().issued - issued_before;
     Block {
         ops: ops as u64,
         nanos,
         allocs: allocs_after - allocs,
         alloc_bytes: bytes_after - alloc_bytes,
+        logged: ops as u64,
+        closed: false,
+    }
+}
+
+/// Times `calls` on the logger (see [`measure`]), with what it logged and whether a batch
+/// closed.
+fn timed(logger: &mut Logger, ops: usize, calls: impl FnOnce(&mut Logger)) -> Block {
+    let (open_before, issued_before) = (logger.open_batch_len(), logger.stats().issued);
+    let block = measure(ops, || calls(logger));
+    let logged = logger.stats().issued - issued_before;
+    Block {
         logged,
         closed: (logger.open_batch_len() as u64) < open_before as u64 + logged,
+        ..block
     }
 }
 
@@ -839,6 +916,7 @@ struct Summary {
     not_logged: u64,
     median_ns: f64,
     p90_ns: f64,
+    p99_ns: f64,
     /// Allocations per op over blocks in which no batch closed.
     allocs_quiet: f64,
     allocs_all: f64,
@@ -848,13 +926,17 @@ struct Summary {
     alloc_bytes_per_close: f64,
 }
 
+/// The value at quantile `p` (0..=1) of `sorted`, nearest rank.
+fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
 fn summarise(blocks: &[Block]) -> Summary {
     let mut ns: Vec<f64> = blocks
         .iter()
         .map(|b| b.nanos as f64 / b.ops as f64)
         .collect();
     ns.sort_by(f64::total_cmp);
-    let percentile = |p: f64| ns[((ns.len() - 1) as f64 * p).round() as usize];
     let total = blocks.iter().fold(Block::default(), |a, &b| a.merge(b));
     let closing_blocks = blocks.iter().filter(|b| b.closed).count();
     let (closing, quiet): (Vec<Block>, Vec<Block>) = blocks.iter().partition(|b| b.closed);
@@ -869,8 +951,9 @@ fn summarise(blocks: &[Block]) -> Summary {
         blocks: blocks.len(),
         closing_blocks,
         not_logged: total.ops - total.logged,
-        median_ns: percentile(0.5),
-        p90_ns: percentile(0.9),
+        median_ns: percentile(&ns, 0.5),
+        p90_ns: percentile(&ns, 0.9),
+        p99_ns: percentile(&ns, 0.99),
         allocs_quiet: per_quiet_op(quiet.allocs),
         allocs_all: total.allocs as f64 / total.ops as f64,
         alloc_bytes_all: total.alloc_bytes as f64 / total.ops as f64,
@@ -927,7 +1010,7 @@ fn recording_section(workload: &Workload) {
         pairs.not_logged
     );
     println!(
-        "   allocations: counted inside the timed calls only; journal records are planned there, performed between pages"
+        "   allocations: counted inside the timed calls only, on their thread; journal records are planned there, performed between pages"
     );
     println!(
         "   a batch close adds {:.0} allocations, {:.0} KiB (record path)",
