@@ -11,7 +11,7 @@ use std::path::Path;
 use sightline_core::contract::{Contract, Exposures, ImpressionFacts, Rule};
 use sightline_core::wire;
 
-use crate::row::Row;
+use crate::row::{Row, Text};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +61,9 @@ impl Report {
 /// What one run has seen of NDJSON rows so far, to find duplicates across files.
 #[derive(Debug, Default)]
 struct Seen {
-    events: HashSet<(String, u64)>,
+    events: HashSet<(Text, u64)>,
     /// By session, page view, item and place, under each row's re-entry rule.
-    exposures: Exposures<(String, u64, String, u32, u32)>,
+    exposures: Exposures<(Text, u64, Text, u32, u32)>,
 }
 
 /// One NDJSON line: a good row, or a bad row with the rules the collector found broken.

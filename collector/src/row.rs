@@ -5,7 +5,9 @@ use sightline_core::config::Reentry;
 use sightline_core::json::platform_name;
 use sightline_core::proto;
 use sightline_core::rng::mix64;
-use sightline_core::wire::{self, DecodedImpression, Ids};
+use std::sync::Arc;
+
+use sightline_core::wire::{DecodedImpression, Ids};
 
 use crate::ingest::Clock;
 
@@ -14,23 +16,114 @@ use crate::ingest::Clock;
 /// Used to budget an upload's output before any row is built.
 pub const ROW_FIXED_BYTES: usize = 640;
 
+/// A row's text: one allocation per batch and string, shared by every row of the batch
+/// that holds it, instead of a copy per row; written as a plain JSON string.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(Arc<str>);
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(Arc::from(s))
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(Arc::from(s))
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Text;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Text, E> {
+                Ok(Text::from(s))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 /// One accepted impression.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
-    pub session_id: String,
+    pub session_id: Text,
     pub seq: u64,
-    pub app_id: String,
-    pub app_version: String,
-    pub platform: String,
-    pub device: String,
-    pub install_id: String,
-    pub sdk: String,
+    pub app_id: Text,
+    pub app_version: Text,
+    pub platform: Text,
+    pub device: Text,
+    pub install_id: Text,
+    pub sdk: Text,
     pub batch_no: u64,
     pub page_view: u64,
-    pub page: String,
-    pub request_id: Option<String>,
-    pub item_id: String,
-    pub artwork_id: Option<String>,
+    pub page: Text,
+    pub request_id: Option<Text>,
+    pub item_id: Text,
+    pub artwork_id: Option<Text>,
     pub row: u32,
     pub column: u32,
     /// When the item became visible, by the client's wall clock.
@@ -57,55 +150,57 @@ pub struct BadRow {
     pub row: Row,
 }
 
-/// What every row of one batch shares, built once per batch: the header strings (the
-/// `sdk` field is formatted here, not per row).
+/// What the rows of one batch share, built once per batch: the header strings (the
+/// `sdk` field formatted here, not per row), the page view table's strings and the full
+/// item and artwork ids, each one [`Text`] that the rows holding it share.
 #[derive(Debug, Clone)]
 pub struct Template {
-    session_id: String,
-    app_id: String,
-    app_version: String,
-    platform: String,
-    device: String,
-    install_id: String,
-    sdk: String,
+    session_id: Text,
+    app_id: Text,
+    app_version: Text,
+    platform: Text,
+    device: Text,
+    install_id: Text,
+    sdk: Text,
     sample_rate: f64,
     reentry: Reentry,
+    strings: Vec<Text>,
+    items: Vec<Text>,
+    artworks: Vec<Text>,
 }
 
 impl Template {
-    /// The shared part of the rows of `batch`.
-    pub fn of(batch: &proto::Batch) -> Template {
+    /// The shared part of the rows of `batch`, whose full ids are `ids`.
+    pub fn of(batch: &proto::Batch, ids: &Ids) -> Template {
+        let texts = |v: &[String]| v.iter().map(|s| Text::from(s.as_str())).collect();
         Template {
-            session_id: batch.session_id.clone(),
-            app_id: batch.app_id.clone(),
-            app_version: batch.app_version.clone(),
-            platform: platform_name(batch.platform).to_string(),
-            device: batch.device.clone(),
-            install_id: batch.install_id.clone(),
-            sdk: format!("{}/{}", batch.sdk_name, batch.sdk_version),
+            session_id: batch.session_id.as_str().into(),
+            app_id: batch.app_id.as_str().into(),
+            app_version: batch.app_version.as_str().into(),
+            platform: platform_name(batch.platform).into(),
+            device: batch.device.as_str().into(),
+            install_id: batch.install_id.as_str().into(),
+            sdk: format!("{}/{}", batch.sdk_name, batch.sdk_version).into(),
             sample_rate: f64::from(batch.sample_rate_ppm) / 1e6,
             reentry: Reentry::from_proto(batch.reentry),
+            strings: texts(&batch.strings),
+            items: texts(&ids.items),
+            artworks: texts(&ids.artworks),
         }
+    }
+
+    /// A string of the page view table ("" for an index out of range, which the decoder
+    /// has already refused).
+    fn string(&self, i: u32) -> Text {
+        self.strings.get(i as usize).cloned().unwrap_or_default()
     }
 }
 
 impl Row {
-    /// Normalises one decoded impression of `batch`.
-    pub fn new(
-        batch: &proto::Batch,
-        ids: &Ids,
-        imp: &DecodedImpression,
-        clock: &Clock,
-        received_ms: u64,
-    ) -> Row {
-        Row::from_template(&Template::of(batch), batch, ids, imp, clock, received_ms)
-    }
-
-    /// [`Row::new`] with the batch's [`Template`] built once for all its rows.
+    /// Normalises one decoded impression of `batch`, whose shared part is `t`.
     pub fn from_template(
         t: &Template,
         batch: &proto::Batch,
-        ids: &Ids,
         imp: &DecodedImpression,
         clock: &Clock,
         received_ms: u64,
@@ -113,12 +208,12 @@ impl Row {
         let pv = batch
             .page_views
             .get(imp.page_view)
-            .cloned()
+            .copied()
             .unwrap_or_default();
         let offset = imp.first_visible_ms.max(0) as u64;
         // Wire values are the client's word: a hostile one saturates instead of wrapping.
         let client = pv.start_wall_ms.saturating_add(offset);
-        let text = |i: u32| wire::string(batch, i).unwrap_or("").to_string();
+        let id = |ids: &[Text], i: u32| ids.get(i as usize).cloned().unwrap_or_default();
         Row {
             session_id: t.session_id.clone(),
             seq: imp.seq,
@@ -130,10 +225,10 @@ impl Row {
             sdk: t.sdk.clone(),
             batch_no: batch.batch_no,
             page_view: pv.ordinal,
-            page: text(pv.page),
-            request_id: pv.request_id.checked_sub(1).map(text),
-            item_id: ids.item(imp).to_string(),
-            artwork_id: ids.artwork(imp).map(str::to_string),
+            page: t.string(pv.page),
+            request_id: pv.request_id.checked_sub(1).map(|i| t.string(i)),
+            item_id: id(&t.items, imp.item),
+            artwork_id: imp.artwork.map(|a| id(&t.artworks, a)),
             row: imp.row,
             column: imp.column,
             first_visible_client_ms: client,
@@ -153,6 +248,21 @@ impl Row {
 /// would then take retries of recent seqs for conflicts.
 const DIGEST_SEED: u64 = 0x5167_6874_6c69_6e65;
 
+/// FNV-1a's multiplier.
+const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
+
+/// `FNV_PRIME` to the powers 0 to 8: a zero byte's xor changes nothing, so FNV-1a over a
+/// run of `k` zero bytes is one multiply by `FNV_PRIME^k`.
+const FNV_PRIME_POWERS: [u64; 9] = {
+    let mut powers = [1u64; 9];
+    let mut k = 1;
+    while k < 9 {
+        powers[k] = powers[k - 1].wrapping_mul(FNV_PRIME);
+        k += 1;
+    }
+    powers
+};
+
 /// [`sightline_core::rng::hash_bytes`] (FNV-1a finished with `mix64`) fed in pieces, so
 /// the digest needs no buffer and the part rows share can be hashed once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,15 +278,32 @@ impl DigestState {
         let mut h = self.0;
         for &b in bytes {
             h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01B3);
+            h = h.wrapping_mul(FNV_PRIME);
         }
         self.0 = h;
+    }
+
+    /// The 8 little-endian bytes of `n`, the same as [`DigestState::bytes`] of them: the
+    /// numbers hashed are mostly small, so their zero bytes at either end are skipped with
+    /// one multiply each (the digest's numbers are 72 bytes, most of them zero).
+    #[inline]
+    fn word(&mut self, n: u64) {
+        if n == 0 {
+            self.0 = self.0.wrapping_mul(FNV_PRIME_POWERS[8]);
+            return;
+        }
+        // Both at most 7: some byte of `n` is not zero.
+        let low = (n.trailing_zeros() / 8) as usize;
+        let high = (n.leading_zeros() / 8) as usize;
+        self.0 = self.0.wrapping_mul(FNV_PRIME_POWERS[low]);
+        self.bytes(n.to_le_bytes().get(low..8 - high).unwrap_or(&[]));
+        self.0 = self.0.wrapping_mul(FNV_PRIME_POWERS[high]);
     }
 
     /// Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
     #[inline]
     fn text(&mut self, s: &str) {
-        self.bytes(&(s.len() as u64).to_le_bytes());
+        self.word(s.len() as u64);
         self.bytes(s.as_bytes());
     }
 
@@ -229,8 +356,7 @@ impl Row {
         }
         // `reentry` is left out too: rows written before it existed must digest the same
         // as a retry of theirs arriving now.
-        let mut numbers = [0u8; 72];
-        for (chunk, n) in numbers.chunks_exact_mut(8).zip([
+        for n in [
             self.page_view,
             u64::from(self.row),
             u64::from(self.column),
@@ -240,10 +366,9 @@ impl Row {
             u64::from(self.focused_ms),
             self.sample_rate.to_bits(),
             u64::from(self.contract_version),
-        ]) {
-            chunk.copy_from_slice(&n.to_le_bytes());
+        ] {
+            h.word(n);
         }
-        h.bytes(&numbers);
         h.finish().max(1)
     }
 }
@@ -264,7 +389,7 @@ pub(crate) fn example(session_id: &str, seq: u64, received_ms: u64) -> Row {
         page_view: 1,
         page: "home".into(),
         request_id: None,
-        item_id: format!("title:{seq}"),
+        item_id: format!("title:{seq}").into(),
         artwork_id: None,
         row: 0,
         column: seq as u32,
@@ -287,20 +412,20 @@ mod tests {
     #[test]
     fn a_row_without_strings_at_its_widest_fits_in_the_fixed_bytes() {
         let row = Row {
-            session_id: String::new(),
+            session_id: Text::default(),
             seq: u64::MAX,
-            app_id: String::new(),
-            app_version: String::new(),
+            app_id: Text::default(),
+            app_version: Text::default(),
             platform: "unspecified".into(),
-            device: String::new(),
-            install_id: String::new(),
+            device: Text::default(),
+            install_id: Text::default(),
             sdk: "/".into(),
             batch_no: u64::MAX,
             page_view: u64::MAX,
-            page: String::new(),
-            request_id: Some(String::new()),
-            item_id: String::new(),
-            artwork_id: Some(String::new()),
+            page: Text::default(),
+            request_id: Some(Text::default()),
+            item_id: Text::default(),
+            artwork_id: Some(Text::default()),
             row: u32::MAX,
             column: u32::MAX,
             first_visible_client_ms: u64::MAX,
@@ -363,6 +488,20 @@ mod tests {
     }
 
     #[test]
+    fn a_word_hashes_as_its_eight_bytes_do() {
+        let mut values = vec![0, 1, 0xff, 0x100, u64::MAX, 1 << 63, 0x0100_0000_0000_0001];
+        values.extend((0..64).map(|b| 1u64 << b));
+        values.extend((0..64).map(|b| u64::MAX >> b));
+        values.push(1.0f64.to_bits());
+        for n in values {
+            let (mut word, mut bytes) = (DigestState::new(7), DigestState::new(7));
+            word.word(n);
+            bytes.bytes(&n.to_le_bytes());
+            assert_eq!(word, bytes, "{n:#x}");
+        }
+    }
+
+    #[test]
     fn the_streamed_digest_equals_the_buffered_one_and_its_prefix_is_shared() {
         let row = example("s", 1, 10);
         let variants = [
@@ -373,8 +512,8 @@ mod tests {
                 ..row.clone()
             },
             Row {
-                item_id: String::new(),
-                artwork_id: Some(String::new()),
+                item_id: Text::default(),
+                artwork_id: Some(Text::default()),
                 sample_rate: 0.25,
                 page_view: u64::MAX,
                 ..row.clone()
@@ -406,12 +545,12 @@ mod tests {
         };
         assert_eq!(resent.digest(), row.digest());
         let others: [fn(&mut Row); 8] = [
-            |r| r.item_id.push('x'),
+            |r| r.item_id = format!("{}x", r.item_id).into(),
             |r| r.install_id = "other".into(),
             |r| r.column += 1,
             |r| r.first_visible_client_ms += 1,
             |r| r.visible_ms += 1,
-            |r| r.artwork_id = Some(String::new()),
+            |r| r.artwork_id = Some(Text::default()),
             |r| r.request_id = Some("req".into()),
             |r| r.sample_rate = 0.5,
         ];

@@ -220,7 +220,7 @@ impl From<Line> for StoredRow {
         StoredRow {
             digest: line.row.digest(),
             conflict: line.rules.iter().any(|r| r == SEQ_CONFLICT),
-            session_id: line.row.session_id,
+            session_id: line.row.session_id.to_string(),
             seq: line.row.seq,
             received_ms: line.row.received_ms,
             // Set by the reader, which knows the directory.

@@ -88,9 +88,13 @@ fn happy_path_several_sessions_deliver_every_impression_exactly_once() {
     for row in &good {
         let d = devices
             .iter()
-            .find(|d| d.session() == row.session_id)
+            .find(|d| row.session_id == d.session())
             .unwrap();
-        assert_eq!(Some(&row.item_id), d.logged.get(&row.seq), "{row:?}");
+        assert_eq!(
+            Some(row.item_id.as_str()),
+            d.logged.get(&row.seq).map(String::as_str),
+            "{row:?}"
+        );
         assert_eq!(row.app_id, "com.example.e2e");
         assert_eq!(row.page, "home");
         assert_eq!(row.request_id.as_deref(), Some("req-e2e-1"));
@@ -304,7 +308,10 @@ fn a_collector_killed_and_restarted_over_its_output_counts_every_impression_once
     assert_eq!(distinct_keys(&good), expected);
     for d in [&d1, &d2, &d3] {
         for row in good.iter().filter(|r| r.session_id == d.session()) {
-            assert_eq!(Some(&row.item_id), d.logged.get(&row.seq));
+            assert_eq!(
+                Some(row.item_id.as_str()),
+                d.logged.get(&row.seq).map(String::as_str)
+            );
         }
     }
     assert!(bad_rows(&out).is_empty());
@@ -434,7 +441,10 @@ fn batches_over_the_body_limit_are_split_until_they_fit() {
     let good = good_rows(&out);
     assert_eq!(distinct_keys(&good), keys_of(&d.session(), 40));
     for row in &good {
-        assert_eq!(Some(&row.item_id), d.logged.get(&row.seq));
+        assert_eq!(
+            Some(row.item_id.as_str()),
+            d.logged.get(&row.seq).map(String::as_str)
+        );
     }
     let accepted = statuses.iter().filter(|&&s| s == 200).count() as u64;
     assert!(accepted >= 2, "split into at least two batches");
@@ -870,7 +880,7 @@ fn two_devices_sharing_a_session_id_are_reported_as_conflicts_not_absorbed_as_re
     assert!(good.iter().all(|r| r.install_id == "conflict-a"));
     let on_disk: Vec<_> = bad_rows(&out)
         .into_iter()
-        .map(|b| (b.row.seq, b.rules, b.row.install_id))
+        .map(|b| (b.row.seq, b.rules, b.row.install_id.to_string()))
         .collect();
     assert_eq!(
         on_disk,

@@ -606,7 +606,7 @@ pub fn distinct_keys(rows: &[Row]) -> BTreeSet<(String, u64)> {
     let mut keys = BTreeSet::new();
     for r in rows {
         assert!(
-            keys.insert((r.session_id.clone(), r.seq)),
+            keys.insert((r.session_id.to_string(), r.seq)),
             "({}, {}) written twice",
             r.session_id,
             r.seq
@@ -619,7 +619,7 @@ pub fn distinct_keys(rows: &[Row]) -> BTreeSet<(String, u64)> {
 pub fn per_session(rows: &[Row]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for r in rows {
-        *out.entry(r.session_id.clone()).or_default() += 1;
+        *out.entry(r.session_id.to_string()).or_default() += 1;
     }
     out
 }
