@@ -491,7 +491,8 @@ fn race_peers(workload: &Workload, shape: IdShape) {
         met(ratio <= TARGET_RATIO)
     );
     println!(
-        "   OpenTelemetry: {} records emitted, {} exported, {} dropped; its export thread allocated {:.3} more per record",
+        "   Sightline: {} of the timed impressions not logged; OpenTelemetry: {} records emitted, {} exported, {} dropped; its export thread allocated {:.3} more per record",
+        sightline.not_logged,
         thousands(emitted),
         thousands(exported),
         emitted - exported,

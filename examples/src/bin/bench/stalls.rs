@@ -315,9 +315,10 @@ fn host_loop(workload: &Workload, shape: IdShape) -> Worst {
     }
     let stats = host.logger.stats();
     println!(
-        "   {}: {} impressions logged, {} batches uploaded",
+        "   {}: {} impressions logged, {} inputs refused, {} batches uploaded",
         shape.label(),
         thousands(stats.issued),
+        stats.invalid,
         thousands(stats.uploads)
     );
     println!(
