@@ -16,6 +16,10 @@ use sightline_sim::harness::{SimSpec, run_device};
 use sightline_sim::network::Faults;
 use sightline_sim::workload::{WorkloadSpec, generate};
 
+/// The allocator of the collector binary, so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Passes over the workload; each pass uses a fresh ingestor so every seq is new.
 const PASSES: usize = 30;
 /// Receive time of every batch (any fixed wall time).

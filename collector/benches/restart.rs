@@ -12,6 +12,10 @@ use sightline_collector::sink::{NdjsonSink, Sink, replay};
 use sightline_collector::snapshot;
 use sightline_core::Contract;
 
+/// The allocator of the collector binary, so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Receive time of the first batch (any fixed wall time).
 const WALL: u64 = 1_767_225_600_000;
 /// Impressions per batch: the SDK's default maximum.

@@ -9,6 +9,11 @@ use sightline_collector::check::check_files;
 use sightline_collector::config::{CheckArgs, Cli, Command, LogFormat, ServeArgs, load_contract};
 use sightline_collector::server::Server;
 
+/// The collector's allocator: ingest allocates and frees per-batch strings and rows at a
+/// high rate, which mimalloc serves several times faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // clap prints usage errors, --help and --version itself (usage errors exit 2).
     let cli = Cli::parse();
