@@ -89,7 +89,7 @@ fn main() {
         .iter()
         .filter_map(|b| decoder.inflate(b).ok())
         .collect();
-    let batches: Vec<_> = raws
+    let decoded: Vec<_> = raws
         .iter()
         .filter_map(|r| decoder.decode_raw(r).ok())
         .collect();
@@ -116,8 +116,8 @@ fn main() {
     });
     let accept = Passes::measure(|| {
         let mut ingestor = Ingestor::new(Contract::default());
-        for batch in &batches {
-            black_box(ingestor.accept(black_box(batch), RECEIVED_MS));
+        for upload in &decoded {
+            black_box(ingestor.accept_decoded(black_box(upload), RECEIVED_MS));
         }
     });
 

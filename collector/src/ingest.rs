@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use sightline_core::contract::{Contract, Rule, valid_id};
 use sightline_core::gzip::GzipError;
 use sightline_core::proto;
-use sightline_core::wire::{self, DecodeError, Ids};
+use sightline_core::wire::{self, DecodeError, DecodedImpression};
 
-use crate::row::{BadRow, DigestState, ROW_FIXED_BYTES, Row, Template};
+use crate::row::{self, BadRow, DigestState, ROW_FIXED_BYTES, Row, Template};
 use crate::session::{Arrival, Reconciliation, SEQ_CONFLICT, SessionState};
 use crate::sink::{BatchRecord, Stored};
 
@@ -126,8 +126,8 @@ impl Metrics {
     pub fn count_decoded(
         &mut self,
         body_len: usize,
-        decoded: Result<proto::Batch, Refused>,
-    ) -> Result<proto::Batch, Refusal> {
+        decoded: Result<Decoded, Refused>,
+    ) -> Result<Decoded, Refusal> {
         self.bytes_in += body_len as u64;
         decoded.map_err(|(kind, refusal)| {
             self.count_refused(kind);
@@ -185,7 +185,7 @@ impl Ingestor {
 
     /// Gunzips within the limits and decodes, counting the upload; refuses bombs and
     /// malformed input.
-    pub fn decode(&mut self, body: &[u8]) -> Result<proto::Batch, Refusal> {
+    pub fn decode(&mut self, body: &[u8]) -> Result<Decoded, Refusal> {
         let decoded = self.decoder.decode(body);
         self.metrics.count_decoded(body.len(), decoded)
     }
@@ -197,20 +197,36 @@ impl Ingestor {
 
     /// Ingests one upload body received at `received_wall_ms`.
     pub fn ingest(&mut self, body: &[u8], received_wall_ms: u64) -> Result<Outcome, Refusal> {
-        let batch = self.decode(body)?;
-        Ok(self.accept(&batch, received_wall_ms))
+        let decoded = self.decode(body)?;
+        Ok(self.accept_decoded(&decoded, received_wall_ms))
     }
 
     /// Validates and dedups a decoded batch. Bad events never take good neighbours down.
     /// Counters the contract flags as inconsistent are recorded but not reconciled.
     pub fn accept(&mut self, batch: &proto::Batch, received_wall_ms: u64) -> Outcome {
-        self.metrics.batches += 1;
-        // The decoder already checked every index, so this cannot fail here.
+        // A batch the decoder admitted has valid indices, so this cannot fail for it.
         let rows = wire::impressions(batch).unwrap_or_default();
-        let ids = Ids::of(batch);
+        self.accept_resolved(batch, &rows, received_wall_ms)
+    }
+
+    /// [`Ingestor::accept`] of an upload the decoder admitted, with the impressions it
+    /// resolved.
+    pub fn accept_decoded(&mut self, decoded: &Decoded, received_wall_ms: u64) -> Outcome {
+        self.accept_resolved(&decoded.batch, &decoded.impressions, received_wall_ms)
+    }
+
+    /// [`Ingestor::accept`] given `rows`, the impressions of `batch` resolved.
+    fn accept_resolved(
+        &mut self,
+        batch: &proto::Batch,
+        rows: &[DecodedImpression],
+        received_wall_ms: u64,
+    ) -> Outcome {
+        self.metrics.batches += 1;
+        let template = Template::of(batch);
         let mut violations: HashMap<u64, Vec<Rule>> = HashMap::new();
         let mut counters_inconsistent = false;
-        for v in self.decoder.contract.check_decoded(batch, &rows, &ids) {
+        for v in self.decoder.contract.check_decoded(batch, rows, &template) {
             match v.seq {
                 Some(seq) => violations.entry(seq).or_default().push(v.rule),
                 None => {
@@ -232,26 +248,36 @@ impl Ingestor {
             session.observe_counters(c);
         }
         let mut out = Outcome {
-            good: Vec::with_capacity(rows.len()),
             session_id: batch.session_id.clone(),
             counters_inconsistent,
             ..Outcome::default()
         };
-        let template = Template::of(batch, &ids);
+        // Every row and its digest first, the digests side by side (`row::digests`), then
+        // dedup and the rules in batch order.
+        let mut built = Vec::with_capacity(rows.len());
+        let mut row_prefixes = Vec::with_capacity(rows.len());
         // The digest of the fields rows of one page view share, hashed once per page view.
         let mut prefixes: Vec<Option<DigestState>> = vec![None; batch.page_views.len()];
-        for imp in &rows {
+        for imp in rows {
             let row = Row::from_template(&template, batch, imp, &clock, received_wall_ms);
-            let prefix = match prefixes.get_mut(imp.page_view) {
+            row_prefixes.push(match prefixes.get_mut(imp.page_view) {
                 Some(slot) => *slot.get_or_insert_with(|| row.digest_prefix()),
                 None => row.digest_prefix(),
-            };
-            let arrival = session.arrive(imp.seq, row.digest_from(prefix));
+            });
+            built.push(row);
+        }
+        let digests = row::digests(&built, &row_prefixes);
+        // The rows that are not simply good, by position: nearly always none, and then the
+        // rows built are the good ones as they are, without moving each.
+        let mut fates: Vec<(usize, Fate)> = Vec::new();
+        for (i, (imp, &digest)) in rows.iter().zip(&digests).enumerate() {
+            let arrival = session.arrive(imp.seq, digest);
             match arrival {
                 Arrival::New | Arrival::OutOfRange => {}
                 Arrival::Duplicate => {
                     metrics.duplicates += 1;
                     out.duplicates += 1;
+                    fates.push((i, Fate::Duplicate));
                     continue;
                 }
                 Arrival::Conflict => {
@@ -259,10 +285,7 @@ impl Ingestor {
                     // absorbed as a retry.
                     metrics.conflicts += 1;
                     out.conflicts += 1;
-                    out.bad.push(BadRow {
-                        rules: vec![SEQ_CONFLICT.to_string()],
-                        row,
-                    });
+                    fates.push((i, Fate::Bad(vec![SEQ_CONFLICT.to_string()])));
                     continue;
                 }
             }
@@ -272,10 +295,7 @@ impl Ingestor {
                 false => violations.remove(&imp.seq),
             };
             match (arrival, broken) {
-                (Arrival::New, None) => {
-                    metrics.impressions += 1;
-                    out.good.push(row);
-                }
+                (Arrival::New, None) => metrics.impressions += 1,
                 (arrival, rules) => {
                     // A seq out of range breaks `SeqOutOfRange`: the session and the
                     // contract share its bounds. It identifies no impression, so it is
@@ -287,10 +307,21 @@ impl Ingestor {
                     for r in &rules {
                         *metrics.rejects_by_rule.entry(r.name()).or_default() += 1;
                     }
-                    out.bad.push(BadRow {
-                        rules: rules.iter().map(|r| r.name().to_string()).collect(),
-                        row,
-                    });
+                    let names = rules.iter().map(|r| r.name().to_string()).collect();
+                    fates.push((i, Fate::Bad(names)));
+                }
+            }
+        }
+        if fates.is_empty() {
+            out.good = built;
+        } else {
+            out.good.reserve(built.len() - fates.len());
+            let mut fates = fates.into_iter().peekable();
+            for (i, row) in built.into_iter().enumerate() {
+                match fates.next_if(|(at, _)| *at == i) {
+                    None => out.good.push(row),
+                    Some((_, Fate::Duplicate)) => {}
+                    Some((_, Fate::Bad(rules))) => out.bad.push(BadRow { rules, row }),
                 }
             }
         }
@@ -444,6 +475,14 @@ impl Ingestor {
     }
 }
 
+/// What becomes of a row of [`Ingestor::accept`] that is not simply good.
+enum Fate {
+    /// A retry of a seq already stored with the same content: dropped.
+    Duplicate,
+    /// Stored as bad, with the names of the rules it broke.
+    Bad(Vec<String>),
+}
+
 /// Decoding of one upload within the limits: no state, so it runs outside the ingestor's
 /// lock, on as many threads as there are uploads in flight.
 #[derive(Debug, Clone)]
@@ -454,6 +493,14 @@ pub struct Decoder {
 /// A refused upload and the reason it is counted under (`too_large`, `malformed`).
 pub type Refused = (&'static str, Refusal);
 
+/// An upload the decoder admitted: the batch and its impressions, which the decoder
+/// resolves to check their indices and [`Ingestor::accept_decoded`] takes from here.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub batch: proto::Batch,
+    pub impressions: Vec<DecodedImpression>,
+}
+
 impl Decoder {
     /// A decoder checking header ids against `contract`'s id rules.
     pub fn new(contract: Contract) -> Self {
@@ -461,7 +508,7 @@ impl Decoder {
     }
 
     /// Gunzips within the limits and decodes; refuses bombs and malformed input.
-    pub fn decode(&self, body: &[u8]) -> Result<proto::Batch, Refused> {
+    pub fn decode(&self, body: &[u8]) -> Result<Decoded, Refused> {
         self.decode_raw(&self.inflate(body)?)
     }
 
@@ -488,10 +535,10 @@ impl Decoder {
     }
 
     /// The second half of [`Decoder::decode`]: decodes a gunzipped batch and admits it.
-    pub fn decode_raw(&self, raw: &[u8]) -> Result<proto::Batch, Refused> {
-        match wire::decode_batch(raw) {
-            Ok(batch) => match self.admit(&batch, raw.len()) {
-                Ok(()) => Ok(batch),
+    pub fn decode_raw(&self, raw: &[u8]) -> Result<Decoded, Refused> {
+        match wire::decode_resolved(raw) {
+            Ok((batch, impressions)) => match self.admit(&batch, raw.len()) {
+                Ok(()) => Ok(Decoded { batch, impressions }),
                 Err(r) if r.status() == 413 => Err(("too_large", r)),
                 Err(r) => Err(("malformed", r)),
             },
@@ -670,6 +717,7 @@ mod tests {
     use super::*;
     use prost::Message;
     use sightline_core::gzip;
+    use sightline_core::wire::Ids;
     use sightline_core::{Config, Impression, Logger, MemoryStore, Now, Reentry};
 
     const WALL: u64 = 1_767_225_600_000;

@@ -20,14 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use sightline_core::contract::Contract;
-use sightline_core::proto;
 use sightline_core::upload::{APP_KEY_HEADER, CONTENT_TYPE};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::body::{BodyError, Budget};
 use crate::connections::{self, Gauges};
-use crate::ingest::{Decoder, Ingestor, Refused as Refused_};
+use crate::ingest::{Decoded, Decoder, Ingestor, Refused as Refused_};
 use crate::limits::{BUSY_RETRY_AFTER_S, INGEST_QUEUE_TIMEOUT, LISTEN_BACKLOG, Limits};
 use crate::log_limit::LogLimit;
 use crate::metrics::{self, Instruments, SessionSizes, Snapshot};
@@ -562,7 +561,7 @@ fn accept(
     shared: &Shared,
     app: &mut App,
     body_len: usize,
-    decoded: Result<proto::Batch, Refused_>,
+    decoded: Result<Decoded, Refused_>,
 ) -> Response {
     if let Some(ms) = app.faults.stall_ms.filter(|_| app.faults.remaining > 0) {
         app.faults.remaining -= 1;
@@ -571,16 +570,16 @@ fn accept(
         return app.injected_fault();
     }
     let received = now_ms();
-    let batch = match app.ingestor.metrics.count_decoded(body_len, decoded) {
-        Ok(batch) => batch,
+    let decoded = match app.ingestor.metrics.count_decoded(body_len, decoded) {
+        Ok(decoded) => decoded,
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
             return refuse_upload(shared, status, refusal.reason());
         }
     };
-    let checkpoint = app.ingestor.checkpoint(&batch.session_id);
-    let outcome = app.ingestor.accept(&batch, received);
-    let record = outcome.record(&batch, received);
+    let checkpoint = app.ingestor.checkpoint(&decoded.batch.session_id);
+    let outcome = app.ingestor.accept_decoded(&decoded, received);
+    let record = outcome.record(&decoded.batch, received);
     let writing = std::time::Instant::now();
     let written = app
         .output

@@ -339,6 +339,8 @@ impl core::error::Error for Rule {}
 
 /// Ids are printable ASCII from a small set, so they survive every platform's string type,
 /// log line and CSV export unchanged.
+// Out of line under `compact`: inlined at each of its callers it cost the firmware flash.
+#[cfg_attr(feature = "compact", inline(never))]
 pub fn valid_id(id: &str, max_len: u32) -> bool {
     // Every byte is checked without an early exit, so the loop compiles to vector code.
     !id.is_empty() && id.len() <= max_len as usize && id.bytes().fold(true, |ok, b| ok & id_byte(b))
@@ -420,14 +422,14 @@ impl Contract {
         }
     }
 
-    /// [`Contract::check_batch`] of a batch already resolved: `impressions` and `ids` are
-    /// what [`wire::impressions`] and [`wire::Ids::of`] give for `batch` (the collector
-    /// needs them anyway, so they are not built twice).
+    /// [`Contract::check_batch`] of a batch already resolved: `impressions` are what
+    /// [`wire::impressions`] gives for `batch` and `ids` its full ids ([`wire::Ids::of`] or
+    /// a table of the caller's; the collector needs both anyway, so neither is built twice).
     pub fn check_decoded(
         &self,
         batch: &proto::Batch,
         impressions: &[DecodedImpression],
-        ids: &wire::Ids,
+        ids: &impl wire::FullIds,
     ) -> Vec<Violation> {
         let mut out = Vec::new();
         let reentry = Reentry::from_proto(batch.reentry);
@@ -464,7 +466,7 @@ impl Contract {
     fn batch_rules(
         &self,
         batch: &proto::Batch,
-        ids: &wire::Ids,
+        ids: &impl wire::FullIds,
         sent: SendTime,
         imp: &DecodedImpression,
         rules: &mut Vec<Rule>,
@@ -566,7 +568,7 @@ impl SendTime {
 /// by item text.
 fn duplicate_exposures(
     batch: &proto::Batch,
-    ids: &wire::Ids,
+    ids: &impl wire::FullIds,
     impressions: &[DecodedImpression],
     rule: Reentry,
 ) -> Vec<bool> {

@@ -85,6 +85,12 @@ pub fn decode_gzip_batch(bytes: &[u8]) -> Result<proto::Batch, DecodeError> {
 
 /// Decodes an uncompressed batch, checking every limit and every index.
 pub fn decode_batch(raw: &[u8]) -> Result<proto::Batch, DecodeError> {
+    decode_resolved(raw).map(|(batch, _)| batch)
+}
+
+/// [`decode_batch`], also giving the [`impressions`] it resolves to check the indices,
+/// for a caller that needs them next (the collector): they are not resolved twice.
+pub fn decode_resolved(raw: &[u8]) -> Result<(proto::Batch, Vec<DecodedImpression>), DecodeError> {
     if raw.len() > MAX_DECODED_BATCH_BYTES {
         return Err(DecodeError::Gzip(GzipError::TooLarge {
             limit: MAX_DECODED_BATCH_BYTES,
@@ -92,8 +98,8 @@ pub fn decode_batch(raw: &[u8]) -> Result<proto::Batch, DecodeError> {
     }
     let batch = proto::Batch::decode(raw).map_err(DecodeError::Protobuf)?;
     check_limits(&batch)?;
-    impressions(&batch)?;
-    Ok(batch)
+    let resolved = impressions(&batch)?;
+    Ok((batch, resolved))
 }
 
 fn check_limits(batch: &proto::Batch) -> Result<(), DecodeError> {
@@ -213,6 +219,26 @@ impl Ids {
     pub fn artwork(&self, imp: &DecodedImpression) -> Option<&str> {
         imp.artwork
             .map(|a| self.artworks.get(a as usize).map_or("", String::as_str))
+    }
+}
+
+/// The full ids of a batch's impressions, however they are held: [`Ids`], or a table of
+/// the caller's that holds them already (the collector's rows share theirs), so checking a
+/// batch does not build every id a second time.
+pub trait FullIds {
+    /// The item id of an impression ("" for an index out of range).
+    fn item(&self, imp: &DecodedImpression) -> &str;
+    /// The artwork id of an impression, if it has one.
+    fn artwork(&self, imp: &DecodedImpression) -> Option<&str>;
+}
+
+impl FullIds for Ids {
+    fn item(&self, imp: &DecodedImpression) -> &str {
+        Ids::item(self, imp)
+    }
+
+    fn artwork(&self, imp: &DecodedImpression) -> Option<&str> {
+        Ids::artwork(self, imp)
     }
 }
 
