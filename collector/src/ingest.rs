@@ -254,18 +254,22 @@ impl Ingestor {
         };
         // Every row and its digest first, the digests side by side (`row::digests`), then
         // dedup and the rules in batch order.
-        let mut built = Vec::with_capacity(rows.len());
-        let mut row_prefixes = Vec::with_capacity(rows.len());
+        // Built by `collect` from an iterator of known length, each row straight into its
+        // place (a loop of `push` copied each from the stack).
+        let built: Vec<Row> = rows
+            .iter()
+            .map(|imp| Row::from_template(&template, batch, imp, &clock, received_wall_ms))
+            .collect();
         // The digest of the fields rows of one page view share, hashed once per page view.
         let mut prefixes: Vec<Option<DigestState>> = vec![None; batch.page_views.len()];
-        for imp in rows {
-            let row = Row::from_template(&template, batch, imp, &clock, received_wall_ms);
-            row_prefixes.push(match prefixes.get_mut(imp.page_view) {
+        let row_prefixes: Vec<DigestState> = rows
+            .iter()
+            .zip(&built)
+            .map(|(imp, row)| match prefixes.get_mut(imp.page_view) {
                 Some(slot) => *slot.get_or_insert_with(|| row.digest_prefix()),
                 None => row.digest_prefix(),
-            });
-            built.push(row);
-        }
+            })
+            .collect();
         let digests = row::digests(&built, &row_prefixes);
         // The rows that are not simply good, by position: nearly always none, and then the
         // rows built are the good ones as they are, without moving each.
