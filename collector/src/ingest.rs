@@ -254,8 +254,8 @@ impl Ingestor {
         };
         // Every row and its digest first, the digests side by side (`row::digests`), then
         // dedup and the rules in batch order.
-        // Built by `collect` from an iterator of known length, each row straight into its
-        // place (a loop of `push` copied each from the stack).
+        // Collected from an iterator of known length: one capacity check for all the rows
+        // rather than one per `push` (each row is still built on the stack and copied in).
         let built: Vec<Row> = rows
             .iter()
             .map(|imp| Row::from_template(&template, batch, imp, &clock, received_wall_ms))
