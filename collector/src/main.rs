@@ -10,7 +10,8 @@ use sightline_collector::config::{CheckArgs, Cli, Command, LogFormat, ServeArgs,
 use sightline_collector::server::Server;
 
 /// The collector's allocator: ingest allocates and frees per-batch strings and rows at a
-/// high rate, which mimalloc serves several times faster than the system allocator.
+/// high rate, where glibc's malloc took about a quarter of the samples; the ingest bench
+/// ran 1.4x as fast with mimalloc alone.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
