@@ -2,8 +2,8 @@
 # Rust: formatting, clippy, the wire-contract check, the no_std builds (the firmware image
 # and its budgets are tests/firmware.sh), every Rust test (core with and without `compact`,
 # collector, simulation, the conformance suite's Rust runner, the uniffi and C crates) and
-# the benchmarks. Installs the rustup targets, components and
-# protoc a fresh machine lacks. Runnable alone.
+# the benchmarks. Installs the rustup targets, components, protoc and the OpenSSL
+# headers (for the bench's snowplow peer) a fresh machine lacks. Runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/debian.sh
@@ -20,6 +20,9 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 command -v protoc >/dev/null || debian_install protobuf-compiler
 # `ss` reads the collector's listen queue in the attack tests.
 command -v ss >/dev/null || debian_install iproute2
+# The bench's snowplow_tracker peer links OpenSSL (through reqwest's native-tls).
+mapfile -t missing < <(debian_missing libssl-dev pkg-config)
+[ ${#missing[@]} -eq 0 ] || debian_install "${missing[@]}"
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -7,29 +7,44 @@
 //! that floods one page view with colliding ids is bounded by the page view's limits.
 
 /// Two words of pi's fraction: any odd, dense constants do.
+#[cfg(not(feature = "compact"))]
 const SEED: [u64; 2] = [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344];
 
 /// The 128-bit product of `a` and `b`, folded to 64 bits: every input bit reaches the
 /// middle of the result.
+#[cfg(not(feature = "compact"))]
 fn fold(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+#[cfg(not(feature = "compact"))]
 fn word(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(w)
 }
 
+#[cfg(not(feature = "compact"))]
 fn half(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 4];
     w.copy_from_slice(&bytes[at..at + 4]);
     u64::from(u32::from_le_bytes(w))
 }
 
+/// The hash of `bytes`, as [`crate::rng::hash_bytes`] computes it: the firmware and the
+/// browser module (feature `compact`) are 32-bit targets short of flash and download
+/// bytes, where a 128-bit product costs more code than the byte loop already linked for
+/// sampling.
+#[cfg(feature = "compact")]
+#[inline(always)]
+pub fn hash(bytes: &[u8]) -> u64 {
+    crate::rng::hash_bytes(0, bytes)
+}
+
 /// The hash of `bytes`. Reads 16 bytes per step; the last step reads the final 16 (they
 /// may overlap the previous step's), so no byte is read one at a time past the first 3.
+#[cfg(not(feature = "compact"))]
 pub fn hash(bytes: &[u8]) -> u64 {
     let len = bytes.len();
     let h = SEED[0] ^ len as u64;

@@ -10,24 +10,27 @@ use alloc::vec::Vec;
 
 use crate::hash::hash;
 
-/// An id and its hash, computed once per call.
+/// An id and its hash, computed once per call. A word of hash: the index masks its low
+/// bits, and on 32-bit targets a second word would only take registers.
 #[derive(Clone, Copy, Debug)]
 pub struct Key<'a> {
     pub text: &'a str,
-    pub hash: u64,
+    pub hash: usize,
 }
 
 impl<'a> Key<'a> {
-    /// Hashes `text`.
+    /// Hashes `text`. Out of line under `compact`, where flash counts more than a call.
+    #[cfg_attr(feature = "compact", inline(never))]
     pub fn new(text: &'a str) -> Self {
         Key {
             text,
-            hash: hash(text.as_bytes()),
+            // Truncated on 32-bit targets, as intended: only the low bits index.
+            hash: hash(text.as_bytes()) as usize,
         }
     }
 
     /// `text` with the hash [`Key::new`] gave it earlier.
-    pub fn with_hash(text: &'a str, hash: u64) -> Self {
+    pub fn with_hash(text: &'a str, hash: usize) -> Self {
         Key { text, hash }
     }
 }
@@ -75,7 +78,7 @@ impl Interner {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut slot = key.hash as usize & mask;
+        let mut slot = key.hash & mask;
         loop {
             match self.slots[slot] {
                 0 => return None,
@@ -88,12 +91,12 @@ impl Interner {
     /// The string at `index` (empty if out of range).
     pub fn get(&self, index: u32) -> &str {
         let i = index as usize;
-        let Some(&end) = self.ends.get(i) else {
-            return "";
-        };
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let end = self.ends.get(i).map_or(0, |&e| e as usize);
+        let start = i.checked_sub(1).and_then(|p| self.ends.get(p));
         // Offsets are ends of whole strings pushed, so they fall on char boundaries.
-        self.arena.get(start as usize..end as usize).unwrap_or("")
+        self.arena
+            .get(start.map_or(0, |&s| s as usize)..end)
+            .unwrap_or("")
     }
 
     /// Number of strings.
@@ -118,9 +121,9 @@ impl Interner {
         self.slots.iter_mut().for_each(|s| *s = 0);
     }
 
-    fn place(&mut self, hash: u64, index: u32) {
+    fn place(&mut self, hash: usize, index: u32) {
         let mask = self.slots.len() - 1;
-        let mut slot = hash as usize & mask;
+        let mut slot = hash & mask;
         while self.slots[slot] != 0 {
             slot = (slot + 1) & mask;
         }
@@ -131,7 +134,7 @@ impl Interner {
         let size = (self.slots.len() * 2).max(INITIAL_SLOTS);
         self.slots = vec![0; size];
         for i in 0..self.ends.len() as u32 {
-            let h = hash(self.get(i).as_bytes());
+            let h = Key::new(self.get(i)).hash;
             self.place(h, i);
         }
     }

@@ -19,7 +19,8 @@
 //! - **Outputs**, drained after every input: [`Logger::poll_store_op`] (perform it,
 //!   synchronously or not, and acknowledge it; the next comes after the acknowledgement),
 //!   [`Logger::poll_upload`] (POST it; at most one is in flight), [`Logger::poll_timeout`]
-//!   (call `handle_timeout` then).
+//!   (call `handle_timeout` then; a closed batch is compressed a step per call, with the
+//!   next step asked for a millisecond later, so a host that ignores deadlines sends late).
 //! - **Time**: [`Now`] carries monotonic milliseconds (durations, deadlines) and wall-clock
 //!   milliseconds (stamps only). Either may go backwards; nothing breaks.
 //! - **Durability**: acknowledgement-driven. An upload is offered only once the writes it

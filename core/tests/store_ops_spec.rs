@@ -254,6 +254,12 @@ fn the_batch_that_causes_an_overflow_drop_reports_it_in_its_counters() {
         }
         logger.end_page_view(pv, at(t + 2000)).unwrap();
         logger.perform_store_ops(&mut store);
+        // Offline, the host's loop wakes every millisecond for a while: a closed batch is
+        // compressed a step per `handle_timeout`.
+        for now in t + 2000..t + 2100 {
+            logger.handle_timeout(at(now));
+            logger.perform_store_ops(&mut store);
+        }
         t += 3000;
     }
     let device_drops = logger.stats().dropped.overflow;

@@ -162,6 +162,14 @@ impl MinizGzipper {
     /// (0 = stored, 1 = fastest, 9 = best; miniz_oxide caps higher values
     /// at 10).
     pub fn gzip_into(&mut self, data: &[u8], level: u8, out: &mut Vec<u8>) {
+        // Room for a typical batch's deflate output; `out` grows if needed.
+        out.reserve(HEADER_LEN + data.len() / 2 + TRAILER_LEN);
+        let mut member = self.begin(level, out);
+        self.step(&mut member, data, usize::MAX, out);
+    }
+
+    /// Starts a gzip member compressed at `level`, to be fed with [`Self::step`].
+    pub fn begin(&mut self, level: u8, out: &mut Vec<u8>) -> Member {
         let compressor = match &mut self.compressor {
             Some(compressor) => {
                 reset(compressor);
@@ -172,20 +180,41 @@ impl MinizGzipper {
         // Raw deflate at `level`: the same flags `compress_to_vec` uses. This
         // also replaces the zlib-wrapper flag `default()` starts with.
         compressor.set_format_and_level(DataFormat::Raw, level);
-
-        let start = out.len();
-        // Room for a typical batch's deflate output; `out` grows if needed.
-        out.reserve(HEADER_LEN + data.len() / 2 + TRAILER_LEN);
+        let member = Member::new(out.len());
         write_header(out, xfl(level));
-        if deflate_into(compressor, data, out) {
-            write_trailer(out, data);
-        } else {
-            // miniz_oxide reports failure only on misuse, which the reset
-            // above rules out; should it happen anyway, a stored member
-            // still carries the data rather than a broken stream.
-            out.truncate(start);
-            gzip_stored_into(data, out);
+        member
+    }
+
+    /// Compresses the next `budget` bytes of `data` (the whole input, the same
+    /// slice at every step) into the member; true once the member is complete.
+    /// Each step compresses its share, so no step costs more than `budget` bytes
+    /// of deflate.
+    pub fn step(
+        &mut self,
+        member: &mut Member,
+        data: &[u8],
+        budget: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let (chunk, last) = member.take(data, budget);
+        let ok = match &mut self.compressor {
+            Some(compressor) if !member.failed => deflate_into(compressor, chunk, last, out),
+            _ => false,
+        };
+        member.failed |= !ok;
+        if !last {
+            return false;
         }
+        if member.failed {
+            // miniz_oxide reports failure only on misuse, which the reset in
+            // `begin` rules out; should it happen anyway, a stored member
+            // still carries the data rather than a broken stream.
+            out.truncate(member.start);
+            gzip_stored_into(data, out);
+        } else {
+            member.finish(data, out);
+        }
+        true
     }
 }
 
@@ -228,6 +257,79 @@ impl CompactGzipper {
         deflater.deflate_into(data, out);
         write_trailer(out, data);
     }
+
+    /// Starts a gzip member, to be fed with [`Self::step`]; `level` is ignored
+    /// (one setting), as for [`Self::gzip_into`] at any level but 0.
+    pub fn begin(&mut self, _level: u8, out: &mut Vec<u8>) -> Member {
+        let member = Member::new(out.len());
+        // XFL 0: neither the fastest nor the strongest setting.
+        write_header(out, 0);
+        member
+    }
+
+    /// Takes the next `budget` bytes of `data` (the whole input, the same slice at
+    /// every step) into the member; true once the member is complete, after as
+    /// many steps as [`MinizGzipper::step`] takes. The compact encoder compresses
+    /// the whole input, and checksums it, in the last step.
+    pub fn step(
+        &mut self,
+        member: &mut Member,
+        data: &[u8],
+        budget: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if !member.take(data, budget).1 {
+            return false;
+        }
+        let deflater = self.deflater.get_or_insert_with(compact::Deflater::new);
+        deflater.deflate_into(data, out);
+        member.finish(data, out);
+        true
+    }
+}
+
+/// A gzip member being written a step at a time (see [`MinizGzipper::step`]). A
+/// member of `n` input bytes is complete after `max(1, ceil(n / budget))` steps,
+/// whichever encoder makes it.
+#[derive(Debug)]
+pub struct Member {
+    /// Where the member starts in the output, for a stored fallback.
+    start: usize,
+    /// Input bytes taken so far.
+    taken: usize,
+    crc: Crc32,
+    failed: bool,
+}
+
+impl Member {
+    fn new(start: usize) -> Self {
+        Member {
+            start,
+            taken: 0,
+            crc: Crc32::new(),
+            failed: false,
+        }
+    }
+
+    /// The next chunk of at most `budget` bytes, checksummed, and whether it is the last.
+    fn take<'a>(&mut self, data: &'a [u8], budget: usize) -> (&'a [u8], bool) {
+        let from = self.taken.min(data.len());
+        let to = from.saturating_add(budget).min(data.len());
+        let chunk = &data[from..to];
+        self.crc.update(chunk);
+        self.taken = to;
+        (chunk, to == data.len())
+    }
+
+    fn finish(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        #[cfg(not(feature = "compact"))]
+        let crc = core::mem::replace(&mut self.crc, Crc32::new()).finish();
+        #[cfg(feature = "compact")]
+        let crc = crc32(data);
+        out.extend_from_slice(&crc.to_le_bytes());
+        // ISIZE is the length modulo 2^32 by definition, so truncation is intended.
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    }
 }
 
 impl fmt::Debug for CompactGzipper {
@@ -259,22 +361,32 @@ fn reset(compressor: &mut CompressorOxide) {
     compressor.reset();
 }
 
-/// Runs `compressor` over all of `data` to the end of the stream, appending
-/// the raw deflate bytes to `out`. Returns false if the compressor failed or
-/// stopped making progress.
-fn deflate_into(compressor: &mut CompressorOxide, data: &[u8], out: &mut Vec<u8>) -> bool {
+/// Runs `compressor` over all of `data`, appending the raw deflate bytes to
+/// `out`; with `last`, to the end of the stream. Returns false if the
+/// compressor failed or stopped making progress.
+fn deflate_into(
+    compressor: &mut CompressorOxide,
+    data: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> bool {
+    let flush = if last {
+        TDEFLFlush::Finish
+    } else {
+        TDEFLFlush::None
+    };
     let mut input = data;
     loop {
         let before = out.len();
         // The compressor fills its own (heap) output buffer and hands each
         // full chunk to the callback, so no output buffer lives here.
-        let (status, consumed) =
-            compress_to_output(compressor, input, TDEFLFlush::Finish, |chunk| {
-                out.extend_from_slice(chunk);
-                true
-            });
+        let (status, consumed) = compress_to_output(compressor, input, flush, |chunk| {
+            out.extend_from_slice(chunk);
+            true
+        });
         match status {
             TDEFLStatus::Done => return true,
+            TDEFLStatus::Okay if !last && consumed == input.len() => return true,
             TDEFLStatus::Okay if consumed > 0 || out.len() > before => {
                 match input.get(consumed..) {
                     Some(rest) => input = rest,
@@ -377,6 +489,45 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 #[cfg(feature = "compact")]
 pub fn crc32(bytes: &[u8]) -> u32 {
     CRC32.checksum(bytes)
+}
+
+/// [`crc32`] over bytes that arrive in pieces.
+#[cfg(not(feature = "compact"))]
+struct Crc32(crc32fast::Hasher);
+
+#[cfg(not(feature = "compact"))]
+impl Crc32 {
+    fn new() -> Self {
+        Crc32(crc32fast::Hasher::new())
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(self) -> u32 {
+        self.0.finalize()
+    }
+}
+
+/// Under `compact` the member is compressed in its last step, and its checksum with it:
+/// one bitwise pass either way, with no second CRC routine in flash.
+#[cfg(feature = "compact")]
+struct Crc32;
+
+#[cfg(feature = "compact")]
+impl Crc32 {
+    fn new() -> Self {
+        Crc32
+    }
+
+    fn update(&mut self, _bytes: &[u8]) {}
+}
+
+impl fmt::Debug for Crc32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Crc32")
+    }
 }
 
 /// Decompresses untrusted gzip data of one or more concatenated members.
@@ -670,6 +821,34 @@ mod tests {
             gzip_into(&data, level, &mut z);
             assert_eq!(gunzip(&z, NO_LIMIT).unwrap(), data, "level {level}");
         }
+    }
+
+    /// A member made a step of `budget` bytes at a time, and the steps it took.
+    fn stepped(gzipper: &mut Gzipper, data: &[u8], budget: usize) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        let mut member = gzipper.begin(GZIP_LEVEL, &mut out);
+        let mut steps = 1;
+        while !gzipper.step(&mut member, data, budget, &mut out) {
+            steps += 1;
+        }
+        (out, steps)
+    }
+
+    #[test]
+    fn a_member_made_step_by_step_is_the_member_made_at_once_after_ceil_n_over_budget_steps() {
+        let mut gzipper = Gzipper::new();
+        let text = sample(3000);
+        let noise = Rng(0x5eed).bytes(50_000);
+        for data in [&text[..], &noise[..], &text[..1], &[][..]] {
+            let mut whole = Vec::new();
+            gzipper.gzip_into(data, GZIP_LEVEL, &mut whole);
+            for budget in [1usize, 7, 2048, 4096, 65_536] {
+                let (out, steps) = stepped(&mut gzipper, data, budget);
+                assert_eq!(out, whole, "{} bytes in steps of {budget}", data.len());
+                assert_eq!(steps, data.len().div_ceil(budget).max(1));
+            }
+        }
+        assert_eq!(flate2_gunzip(&stepped(&mut gzipper, &noise, 2048).0), noise);
     }
 
     #[test]

@@ -49,12 +49,14 @@ use outcomes::Outcomes;
 pub use outcomes::{ExposureOutcome, MAX_OUTCOMES};
 use page_view::PageView;
 use schedule::Schedule;
+use sealing::Sealing;
 
 mod outcomes;
 mod page_view;
 mod persistence;
 mod recovery;
 mod schedule;
+pub mod sealing;
 mod uploader;
 
 /// Name of this SDK on the wire.
@@ -99,17 +101,8 @@ impl Now {
 /// The hashes of an impression's ids, computed once per host call.
 #[derive(Clone, Copy, Debug)]
 struct Hashes {
-    item: u64,
-    artwork: Option<u64>,
-}
-
-/// The ids the current call hashed: its item (interned in the page view) and artwork
-/// (interned plus one, 0 for none).
-#[derive(Clone, Copy, Debug)]
-struct Hint {
-    item: u32,
-    artwork: u32,
-    hashes: Hashes,
+    item: usize,
+    artwork: Option<usize>,
 }
 
 /// A pre-qualified impression: the host measured viewability itself.
@@ -222,8 +215,9 @@ pub struct Logger {
     config: Config,
     /// Store operations planned for the host.
     outbox: Outbox,
-    /// The state record of the last checkpoint; seq reservations rewrite it.
-    checkpointed: State,
+    /// The state record of the last checkpoint; seq reservations rewrite it. Boxed: inline,
+    /// it pushed the logger's other fields to offsets that cost firmware flash to reach.
+    checkpointed: alloc::boxed::Box<State>,
     /// Seqs up to this one may have been issued (durably reserved once written).
     reserved: u64,
     /// Seqs up to this one are known issued to whatever a restart reads back (an
@@ -260,6 +254,8 @@ pub struct Logger {
     gzipper: gzip::Gzipper,
     /// The encoded batch before compression, reused across closes.
     encode_buf: Vec<u8>,
+    /// The closed batch being compressed, if any.
+    sealing: Sealing,
     settled: Vec<Settled>,
     /// Batches split by a 413 whose halves are not yet durable: (original, halves). The
     /// original's copy stays until both halves are stored, or until a half is settled
@@ -282,7 +278,7 @@ impl Logger {
             rng: Rng::new(config.seed),
             config,
             outbox: Outbox::default(),
-            checkpointed: State::default(),
+            checkpointed: alloc::boxed::Box::default(),
             reserved: 0,
             durable_reserved: 0,
             settled_seq: 0,
@@ -308,6 +304,7 @@ impl Logger {
             qualified: Vec::new(),
             gzipper: gzip::Gzipper::new(),
             encode_buf: Vec::new(),
+            sealing: Sealing::new(),
             settled: Vec::new(),
             splits: Vec::new(),
             journal_bytes: 0,
@@ -468,16 +465,8 @@ impl Logger {
             None => return Err(self.refuse(Rule::Fraction)),
         };
         let i = self.page_view_index(page_view)?;
-        let (place, item_key, artwork_key) = self.place(i, item)?;
+        let (place, artwork_key) = self.place(i, item)?;
         let artwork = artwork_key.map_or(0, |a| self.page_views[i].names.intern_key(a) + 1);
-        let hint = Hint {
-            item: place.item,
-            artwork,
-            hashes: Hashes {
-                item: item_key.hash,
-                artwork: artwork_key.map(|a| a.hash),
-            },
-        };
         let c = &self.config.contract;
         let (threshold, min_ms) = (c.min_visible_pct, u64::from(c.min_visible_ms));
         let now = self.now;
@@ -494,7 +483,7 @@ impl Logger {
         if result.is_err() {
             return Err(self.refuse(Rule::PageViewFull));
         }
-        self.admit_qualified(i, Some(hint));
+        self.admit_qualified(i);
         self.drive();
         Ok(())
     }
@@ -512,7 +501,7 @@ impl Logger {
             return Ok(());
         }
         let i = self.page_view_index(page_view)?;
-        let (place, _, _) = self.place(i, item)?;
+        let (place, _) = self.place(i, item)?;
         let now = self.now;
         if self.page_views[i]
             .tracker
@@ -525,7 +514,8 @@ impl Logger {
     }
 
     /// The app or tab went to the background: timers pause, qualified exposures are
-    /// logged, and the open batch is closed so it is durable and can be sent.
+    /// logged, and the open batch is closed (compressed in this call) so it is durable and
+    /// can be sent.
     pub fn handle_app_hidden(&mut self, now: Now) {
         self.tick(now);
         self.hidden = true;
@@ -535,9 +525,11 @@ impl Logger {
             self.page_views[i]
                 .tracker
                 .hide(min_ms, now, &mut self.qualified);
-            self.admit_qualified(i, None);
+            self.admit_qualified(i);
         }
+        // Compressed in this call: a hidden app may be suspended before another.
         self.close_batch();
+        self.finish_sealing();
     }
 
     /// The app or tab is visible again: timers resume.
@@ -623,10 +615,12 @@ impl Logger {
         outcome
     }
 
-    /// Closes the open batch now (explicit flush), making it durable and ready to send.
+    /// Closes the open batch now (explicit flush), making it durable and ready to send:
+    /// it is compressed in this call, not a step at a time.
     pub fn flush(&mut self, now: Now) {
         self.tick(now);
         self.close_batch();
+        self.finish_sealing();
     }
 
     /// Opt-out and opt-in. Disabling stops recording at once; with `purge`, everything
@@ -670,6 +664,7 @@ impl Logger {
         let open = self.open.len() as u64;
         self.open.clear();
         self.stats.dropped.add(DropReason::Purged, open);
+        self.purge_sealing();
         // The open batch's seqs are settled too: a journal kept by a failed state write
         // must not rebuild them.
         self.settled_seq = self.settled_seq.max(self.stats.issued);
@@ -717,12 +712,12 @@ impl Logger {
     }
 
     /// Checks an item's ids and place and interns its item id; returns its place and its
-    /// ids' keys, hashed once for the whole call.
+    /// artwork id's key, hashed once for the checks and the interning.
     fn place<'a>(
         &mut self,
         i: usize,
         item: &ItemRef<'a>,
-    ) -> Result<(Place, Key<'a>, Option<Key<'a>>), Rule> {
+    ) -> Result<(Place, Option<Key<'a>>), Rule> {
         let c = &self.config.contract;
         let rule = if !valid_id(item.item_id, c.max_id_len) {
             Some(Rule::ItemId)
@@ -749,7 +744,7 @@ impl Logger {
             row: item.row,
             column: item.column,
         };
-        Ok((place, key, artwork))
+        Ok((place, artwork))
     }
 
     fn end_page_view_at(&mut self, i: usize, ordinal: u64) {
@@ -758,7 +753,7 @@ impl Logger {
         self.page_views[i]
             .tracker
             .end(min_ms, now, &mut self.qualified);
-        self.admit_qualified(i, None);
+        self.admit_qualified(i);
         let pv = self.page_views.remove(i);
         let duration_ms = now - pv.start_mono;
         self.open.end_page_view(ordinal, duration_ms);
@@ -771,9 +766,10 @@ impl Logger {
         }
     }
 
-    /// Admits the exposures tracking qualified. `hint` names the ids the current call
-    /// already hashed, so an exposure of that item does not hash them again.
-    fn admit_qualified(&mut self, i: usize, hint: Option<Hint>) {
+    /// Admits the exposures tracking qualified. Their ids are hashed again for the open
+    /// batch: an exposure qualifies once, and passing the hashes on cost more flash on the
+    /// firmware than a second hash costs time.
+    fn admit_qualified(&mut self, i: usize) {
         let mut list = core::mem::take(&mut self.qualified);
         for q in &list {
             if !self.enabled {
@@ -795,12 +791,7 @@ impl Logger {
             let result = match self.config.contract.check_impression(&facts) {
                 Err(rule) => Err(self.refuse(rule)),
                 // The page-view bound is counted inside.
-                Ok(()) => {
-                    let hashes = hint
-                        .filter(|h| h.item == q.place.item && h.artwork == q.artwork)
-                        .map(|h| h.hashes);
-                    self.admit(i, q, hashes)
-                }
+                Ok(()) => self.admit(i, q, None),
             };
             if self.outcomes.on() {
                 let pv = &self.page_views[i];
@@ -922,79 +913,11 @@ impl Logger {
         self.bound_journal();
     }
 
-    fn header(&self, batch_no: u64) -> proto::Batch {
-        let c = &self.config;
-        proto::Batch {
-            schema_version: wire::SCHEMA_VERSION,
-            sdk_name: SDK_NAME.to_string(),
-            sdk_version: SDK_VERSION.to_string(),
-            app_id: c.app_id.clone(),
-            app_version: c.app_version.clone(),
-            platform: c.platform.to_proto() as i32,
-            device: c.device.clone(),
-            install_id: c.install_id.clone(),
-            session_id: self.session_id.clone(),
-            batch_no,
-            contract_version: c.contract.version,
-            sample_rate_ppm: c.sample_rate_ppm,
-            reentry: c.contract.reentry.to_proto(),
-            counters: Some(self.stats.to_proto()),
-            clock: Some(proto::BatchClock {
-                closed_at_mono_ms: self.now,
-                closed_at_wall_ms: self.wall,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    /// Encodes, compresses, persists and queues the open batch, then checkpoints.
+    /// Closes the open batch: it is encoded, compressed a step at a time, then stored,
+    /// queued and checkpointed ([`sealing`]).
     fn close_batch(&mut self) {
-        if self.open.is_empty() {
-            return;
-        }
         // The clock epoch is the number of starts over this store.
-        self.seal_open_batch(self.starts);
-        self.checkpoint();
-    }
-
-    /// Encodes, compresses, persists and queues the open batch (if any) under `epoch`.
-    /// Room in the queue is made before the counters are written into the batch, so the
-    /// batch that causes an overflow drop reports it.
-    fn seal_open_batch(&mut self, epoch: u32) {
-        if self.open.is_empty() {
-            return;
-        }
-        let batch_no = self.next_batch_no;
-        let mut raw = core::mem::take(&mut self.encode_buf);
-        let in_flight = self.schedule.in_flight_batch();
-        let max = self.config.max_queue_bytes as usize;
-        let body = loop {
-            raw.clear();
-            self.open
-                .encode_into(self.header(batch_no), epoch, &mut raw);
-            let body = self.compress(&raw);
-            let evicted = self.queue.make_room(body.len(), max, in_flight);
-            if evicted.is_empty() {
-                break body;
-            }
-            // The counters changed: encode again, so they are in this batch.
-            for old in evicted {
-                self.count_overflow(&old);
-            }
-        };
-        let closed = ClosedBatch::new(
-            self.next_batch_id,
-            batch_no,
-            self.open.first_seq,
-            self.open.len() as u32,
-            body,
-        );
-        self.encode_buf = raw;
-        self.next_batch_id += 1;
-        self.next_batch_no += 1;
-        self.open.clear();
-        self.enqueue_closed(closed);
+        self.begin_sealing(self.starts, true);
     }
 
     fn count_overflow(&mut self, old: &ClosedBatch) {

@@ -289,12 +289,12 @@ impl Logger {
                         self.config.contract.max_id_len,
                     ) || (!self.open.is_empty() && imp.seq != next)
                     {
-                        self.seal_open_batch(epoch);
+                        self.seal_replayed(epoch);
                     }
                     let page_view = match self.open.page_view(&pv_ref) {
                         Some(p) => p,
                         None => {
-                            self.seal_open_batch(epoch);
+                            self.seal_replayed(epoch);
                             self.open.page_view(&pv_ref).unwrap_or(0)
                         }
                     };
@@ -320,8 +320,14 @@ impl Logger {
                 }
             }
         }
-        self.seal_open_batch(epoch);
+        self.seal_replayed(epoch);
         journaled_through
+    }
+
+    /// Seals the batch replay rebuilt, in this call; recovery checkpoints once at its end.
+    fn seal_replayed(&mut self, epoch: u32) {
+        self.begin_sealing(epoch, false);
+        self.finish_sealing();
     }
 
     /// Counts a record that passed its checksum but is `implausible` as corrupt; returns

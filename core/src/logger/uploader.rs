@@ -17,6 +17,9 @@ impl Logger {
             // The id is the one in flight, so this cannot be unknown.
             let _ = self.settle(upload, UploadOutcome::NetworkError);
         }
+        if self.sealing.due(self.now) {
+            self.step_sealing(sealing::SEAL_STEP_BYTES);
+        }
         self.drive();
     }
 
@@ -32,6 +35,9 @@ impl Logger {
             );
         }
         if let Some(t) = self.store_retry_at {
+            consider(t);
+        }
+        if let Some(t) = self.sealing.deadline() {
             consider(t);
         }
         // A front batch held back for durability is sent after a store result or the store
@@ -184,6 +190,8 @@ impl Logger {
     /// 413: re-encode the batch as two halves, each with its own string table, and send
     /// those instead; a single impression that is still too large is dropped.
     pub(super) fn split(&mut self, id: u64) {
+        // The halves are compressed with the sealing batch's compressor: it goes first.
+        self.finish_sealing();
         let Some(batch) = self.queue.get(id) else {
             return;
         };

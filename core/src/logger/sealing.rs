@@ -1,0 +1,298 @@
+//! The batch being sealed: encoded when it closes, then compressed [`SEAL_STEP_BYTES`] of
+//! its encoding at a time, one step per `handle_timeout`, so a batch close never holds the
+//! host's thread for the whole deflate (milliseconds for a batch of UUID-shaped ids). While
+//! a batch is sealing the logger asks to be called back [`SEAL_STEP_MS`] later; once
+//! compressed it is stored, queued and checkpointed as a batch closed at once would be. A
+//! batch whose encoding fits one step is sealed in the call that closed it.
+//!
+//! Calls that need the batch now finish it first, in the call: `flush` and
+//! `handle_app_hidden` (the host is about to send or to be suspended), a second close, a
+//! 413 split (it shares the compressor) and a purge (which drops it). Until it is stored,
+//! its impressions live in the journal, as the open batch's do: no checkpoint is taken
+//! while a batch is sealing.
+
+use super::*;
+
+/// Encoded bytes compressed per step: about 25 us of miniz_oxide at level 6 on this
+/// project's 2-core bench machine with UUID-shaped ids, half the stall budget of a host
+/// call, and few steps for a full batch (30 for 60 KiB).
+#[cfg(not(feature = "compact"))]
+pub const SEAL_STEP_BYTES: usize = 2 * 1024;
+/// Under `compact` (firmware, wasm) a batch seals in the call that closes it: the compact
+/// encoder compresses the whole input in its last step, so more steps would only delay it.
+#[cfg(feature = "compact")]
+pub const SEAL_STEP_BYTES: usize = usize::MAX;
+/// How long the logger lets the host's event loop run between two steps.
+pub const SEAL_STEP_MS: u64 = 1;
+
+#[cfg(not(feature = "compact"))]
+#[derive(Default)]
+pub(super) struct Sealing {
+    /// The closed batch: its content stays until it is queued, so an overflow drop that
+    /// its arrival causes can be encoded into it again.
+    pub(super) batch: OpenBatch,
+    active: bool,
+    /// A checkpoint follows once the batch is queued (not during recovery's replay).
+    checkpoint: bool,
+    epoch: u32,
+    id: u64,
+    batch_no: u64,
+    /// The counters as the batch closed, plus the overflow drops its arrival caused: what
+    /// the batch reports, whatever is logged while it seals.
+    stats: Stats,
+    /// Monotonic and wall time of the close.
+    closed_at: (u64, u64),
+    member: Option<gzip::Member>,
+    body: Vec<u8>,
+    /// Logger time of the next step.
+    next_step_at: u64,
+}
+
+#[cfg(not(feature = "compact"))]
+impl Sealing {
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+
+    /// When the next step is due, while a batch is sealing.
+    pub(super) fn deadline(&self) -> Option<u64> {
+        self.active.then_some(self.next_step_at)
+    }
+
+    /// True when a step is due at `now`.
+    pub(super) fn due(&self, now: u64) -> bool {
+        self.active && now >= self.next_step_at
+    }
+}
+
+#[cfg(not(feature = "compact"))]
+impl Logger {
+    /// Closes the open batch (if any) under `epoch` and starts sealing it; its first step
+    /// runs now. A batch still sealing is finished first.
+    pub(super) fn begin_sealing(&mut self, epoch: u32, checkpoint: bool) {
+        if self.open.is_empty() {
+            return;
+        }
+        self.finish_sealing();
+        let s = &mut self.sealing;
+        // The sealing batch was cleared when it was queued: the open one takes its
+        // capacity, so closing allocates no new tables.
+        core::mem::swap(&mut self.open, &mut s.batch);
+        s.active = true;
+        s.checkpoint = checkpoint;
+        s.epoch = epoch;
+        s.id = self.next_batch_id;
+        s.batch_no = self.next_batch_no;
+        s.stats.clone_from(&self.stats);
+        s.closed_at = (self.now, self.wall);
+        self.next_batch_id += 1;
+        self.next_batch_no += 1;
+        self.encode_sealing();
+        self.step_sealing(SEAL_STEP_BYTES);
+    }
+
+    /// Runs the sealing batch to the end, in this call.
+    pub(super) fn finish_sealing(&mut self) {
+        while self.sealing.active {
+            self.step_sealing(usize::MAX);
+        }
+    }
+
+    /// Compresses the next `budget` bytes of the sealing batch; queues it once done.
+    pub(super) fn step_sealing(&mut self, budget: usize) {
+        let s = &mut self.sealing;
+        let Some(member) = s.member.as_mut().filter(|_| s.active) else {
+            return;
+        };
+        let done = self
+            .gzipper
+            .step(member, &self.encode_buf, budget, &mut s.body);
+        s.next_step_at = self.now.saturating_add(SEAL_STEP_MS);
+        if done {
+            self.complete_sealing();
+        }
+    }
+
+    /// Drops the sealing batch, counted as purged.
+    pub(super) fn purge_sealing(&mut self) {
+        let s = &mut self.sealing;
+        if s.active {
+            let count = s.batch.len() as u64;
+            self.stats.dropped.add(DropReason::Purged, count);
+            s.batch.clear();
+            s.body.clear();
+            s.member = None;
+            s.active = false;
+        }
+    }
+
+    /// Encodes the sealing batch with its header into the encode buffer and starts its
+    /// gzip member.
+    fn encode_sealing(&mut self) {
+        let s = &mut self.sealing;
+        let header = batch_header(
+            &self.config,
+            &self.session_id,
+            s.batch_no,
+            &s.stats,
+            s.closed_at,
+        );
+        self.encode_buf.clear();
+        s.batch.encode_into(header, s.epoch, &mut self.encode_buf);
+        // Room for a typical batch's compressed size; the body grows if needed.
+        let mut body = Vec::with_capacity(self.encode_buf.len() / 2);
+        s.member = Some(self.gzipper.begin(gzip::GZIP_LEVEL, &mut body));
+        s.body = body;
+    }
+
+    /// Makes room in the queue for the compressed batch and queues it. Room is made before
+    /// the batch is final, so the batch that causes an overflow drop reports it: when one
+    /// is evicted, the batch is encoded and compressed again with the new counters.
+    fn complete_sealing(&mut self) {
+        let in_flight = self.schedule.in_flight_batch();
+        let max = self.config.max_queue_bytes as usize;
+        let evicted = self
+            .queue
+            .make_room(self.sealing.body.len(), max, in_flight);
+        if !evicted.is_empty() {
+            for old in evicted {
+                self.sealing
+                    .stats
+                    .dropped
+                    .add(DropReason::Overflow, u64::from(old.count));
+                self.count_overflow(&old);
+            }
+            self.encode_sealing();
+            return;
+        }
+        let s = &mut self.sealing;
+        let body = core::mem::take(&mut s.body);
+        let closed = ClosedBatch::new(
+            s.id,
+            s.batch_no,
+            s.batch.first_seq,
+            s.batch.len() as u32,
+            body,
+        );
+        s.batch.clear();
+        s.member = None;
+        s.active = false;
+        let checkpoint = s.checkpoint;
+        self.enqueue_closed(closed);
+        if checkpoint {
+            self.checkpoint();
+        }
+    }
+}
+
+/// Under `compact` (firmware, wasm) a batch seals in the call that closes it, by this
+/// simpler path: the compact encoder is not incremental, and flash counts.
+#[cfg(feature = "compact")]
+pub(super) struct Sealing;
+
+#[cfg(feature = "compact")]
+impl Sealing {
+    pub(super) fn new() -> Self {
+        Sealing
+    }
+
+    pub(super) fn deadline(&self) -> Option<u64> {
+        None
+    }
+
+    pub(super) fn due(&self, _now: u64) -> bool {
+        false
+    }
+}
+
+#[cfg(feature = "compact")]
+impl Logger {
+    /// Encodes, compresses, stores and queues the open batch (if any) under `epoch`, then
+    /// checkpoints if asked. Room in the queue is made before the counters are written
+    /// into the batch, so the batch that causes an overflow drop reports it.
+    pub(super) fn begin_sealing(&mut self, epoch: u32, checkpoint: bool) {
+        if self.open.is_empty() {
+            return;
+        }
+        let batch_no = self.next_batch_no;
+        let mut raw = core::mem::take(&mut self.encode_buf);
+        let in_flight = self.schedule.in_flight_batch();
+        let max = self.config.max_queue_bytes as usize;
+        let body = loop {
+            raw.clear();
+            let closed_at = (self.now, self.wall);
+            let header = batch_header(
+                &self.config,
+                &self.session_id,
+                batch_no,
+                &self.stats,
+                closed_at,
+            );
+            self.open.encode_into(header, epoch, &mut raw);
+            let body = self.compress(&raw);
+            let evicted = self.queue.make_room(body.len(), max, in_flight);
+            if evicted.is_empty() {
+                break body;
+            }
+            // The counters changed: encode again, so they are in this batch.
+            for old in evicted {
+                self.count_overflow(&old);
+            }
+        };
+        let closed = ClosedBatch::new(
+            self.next_batch_id,
+            batch_no,
+            self.open.first_seq,
+            self.open.len() as u32,
+            body,
+        );
+        self.encode_buf = raw;
+        self.next_batch_id += 1;
+        self.next_batch_no += 1;
+        self.open.clear();
+        self.enqueue_closed(closed);
+        if checkpoint {
+            self.checkpoint();
+        }
+    }
+
+    /// Nothing seals past the call that closed it.
+    pub(super) fn finish_sealing(&mut self) {}
+
+    pub(super) fn step_sealing(&mut self, _budget: usize) {}
+
+    pub(super) fn purge_sealing(&mut self) {}
+}
+
+/// The hoisted header of batch `batch_no`: the logger's identity, `stats` and the close
+/// time.
+fn batch_header(
+    c: &Config,
+    session_id: &str,
+    batch_no: u64,
+    stats: &Stats,
+    (closed_mono, closed_wall): (u64, u64),
+) -> proto::Batch {
+    proto::Batch {
+        schema_version: wire::SCHEMA_VERSION,
+        sdk_name: SDK_NAME.to_string(),
+        sdk_version: SDK_VERSION.to_string(),
+        app_id: c.app_id.clone(),
+        app_version: c.app_version.clone(),
+        platform: c.platform.to_proto() as i32,
+        device: c.device.clone(),
+        install_id: c.install_id.clone(),
+        session_id: session_id.to_string(),
+        batch_no,
+        contract_version: c.contract.version,
+        sample_rate_ppm: c.sample_rate_ppm,
+        reentry: c.contract.reentry.to_proto(),
+        counters: Some(stats.to_proto()),
+        clock: Some(proto::BatchClock {
+            closed_at_mono_ms: closed_mono,
+            closed_at_wall_ms: closed_wall,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,194 @@
+//! Specs of sealing: a closed batch too big for one step is compressed a step per
+//! `handle_timeout`, and nothing it holds or that is logged meanwhile is lost or counted
+//! twice, whatever happens before it is queued. Under `compact` a batch seals in the call
+//! that closes it, which the other specs cover.
+#![cfg(not(feature = "compact"))]
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use common::*;
+use sightline_core::logger::sealing::{SEAL_STEP_BYTES, SEAL_STEP_MS};
+use sightline_core::{Logger, MemoryStore, Recorded, Store, Upload};
+
+/// Batch size of these specs: a full batch of UUID-shaped ids encodes to many steps.
+const BATCH: u32 = 400;
+/// When the first page view starts; its batch fills 3 s later.
+const T: u64 = 10_000;
+/// When the first batch closes.
+const CLOSED: u64 = T + 3000;
+
+fn cfg() -> sightline_core::Config {
+    sightline_core::Config {
+        max_batch_impressions: BATCH,
+        ..config()
+    }
+}
+
+/// A UUID-shaped id: random-looking hex does not compress, so the batch is many steps.
+fn uuid(i: u32) -> String {
+    let h = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        (h >> 20) & 0xfff,
+        h.rotate_left(17) & 0xffff_ffff_ffff
+    )
+}
+
+/// Records ids `from..to` on a page view started at `start`, at `start` + 3 s; their seqs.
+fn record(logger: &mut Logger, from: u32, to: u32, start: u64) -> Vec<u64> {
+    let pv = logger
+        .start_page_view("home", None, None, at(start))
+        .unwrap();
+    let mut seqs = Vec::new();
+    for i in from..to {
+        let id = uuid(i);
+        let imp = impression(&id, i / 20, i % 20, start + 1000);
+        match logger.record_impression(pv, &imp, at(start + 3000)) {
+            Ok(Recorded::Logged { seq }) => seqs.push(seq),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    logger.end_page_view(pv, at(start + 3000)).unwrap();
+    seqs
+}
+
+/// Handles each deadline as it comes, from `now`, until an upload is due: the steps it
+/// took and the upload.
+fn step_until_upload<S: Store>(logger: &mut Dev<S>, mut now: u64) -> (usize, Upload) {
+    let mut steps = 0;
+    loop {
+        if let Some(upload) = logger.poll_upload(at(now)) {
+            return (steps, upload);
+        }
+        let deadline = logger
+            .poll_timeout()
+            .expect("a sealing batch asks to be called back");
+        // A step is due a millisecond after the last one (or at once, if that has passed).
+        assert!(deadline <= now + SEAL_STEP_MS, "{deadline} after {now}");
+        steps += 1;
+        now = now.max(deadline);
+        logger.handle_timeout(at(now));
+    }
+}
+
+#[test]
+fn a_batch_bigger_than_a_step_is_sent_only_after_a_step_per_handle_timeout() {
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    record(&mut logger, 0, BATCH, T);
+    assert!(
+        logger.poll_upload(at(CLOSED)).is_none(),
+        "closed, not yet compressed"
+    );
+    let (steps, stepped) = step_until_upload(&mut logger, CLOSED);
+
+    // The twin flushes right after the close: the same batch, compressed in that call.
+    let twin_store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut twin = logger_on(&twin_store, cfg(), 0);
+    record(&mut twin, 0, BATCH, T);
+    twin.flush(at(CLOSED));
+    let flushed = twin
+        .poll_upload(at(CLOSED))
+        .expect("a flushed batch is ready at once");
+    let (batch, rows) = decode(&flushed);
+    assert_eq!(rows.len(), BATCH as usize);
+    // The close took the first step.
+    let encoded = prost::Message::encoded_len(&batch);
+    assert_eq!(
+        steps + 1,
+        encoded.div_ceil(SEAL_STEP_BYTES),
+        "{encoded} encoded bytes"
+    );
+    assert!(steps >= 5, "a batch of UUID-shaped ids is many steps");
+    let (sealed, sealed_rows) = decode(&stepped);
+    assert_eq!(sealed_rows, rows, "the same impressions either way");
+    assert_eq!(sealed.counters, batch.counters);
+    assert_eq!(
+        sealed.clock.map(|c| c.closed_at_mono_ms),
+        Some(CLOSED),
+        "closed when it filled"
+    );
+}
+
+#[test]
+fn a_crash_while_a_batch_seals_loses_nothing_its_journal_holds_it() {
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    let seqs = record(&mut logger, 0, BATCH, T);
+    logger.sync();
+    drop(logger);
+    let mut restarted = logger_on(&store, cfg(), CLOSED + 5000);
+    let delivered = deliver_all(&mut restarted, CLOSED + 5000);
+    assert_eq!(delivered, seqs);
+    let stats = restarted.stats();
+    assert_eq!(stats.delivered, u64::from(BATCH));
+    // Only the seqs reserved and never used are counted lost, as after any unclean stop.
+    assert_eq!(stats.dropped.total(), stats.dropped.journal_lost);
+    assert_eq!(
+        stats.recorded,
+        u64::from(BATCH) + stats.dropped.journal_lost
+    );
+    assert_eq!(restarted.pending(), 0);
+}
+
+#[test]
+fn impressions_logged_while_a_batch_seals_are_journaled_again_and_counted_once_after_a_crash() {
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    let mut seqs = record(&mut logger, 0, BATCH, T);
+    // Logged while the full batch is compressed, on a page view that then ends.
+    seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
+    let (_, upload) = step_until_upload(&mut logger, CLOSED + 3000);
+    assert_eq!(decode(&upload).1.len(), BATCH as usize);
+    logger.sync();
+    drop(logger);
+
+    let mut restarted = logger_on(&store, cfg(), CLOSED + 9000);
+    restarted.flush(at(CLOSED + 9000));
+    let mut delivered = deliver_all(&mut restarted, CLOSED + 9000);
+    delivered.sort_unstable();
+    assert_eq!(
+        delivered, seqs,
+        "the unacknowledged batch again, then the five"
+    );
+    let stats = restarted.stats();
+    assert_eq!(stats.delivered, u64::from(BATCH + 5));
+    assert_eq!(stats.dropped.total(), stats.dropped.journal_lost);
+    assert_eq!(
+        stats.recorded,
+        u64::from(BATCH + 5) + stats.dropped.journal_lost,
+        "counted once"
+    );
+    assert_eq!(restarted.pending(), 0);
+}
+
+#[test]
+fn a_purge_while_a_batch_seals_counts_it_purged_and_sends_nothing() {
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    record(&mut logger, 0, BATCH, T);
+    logger.set_enabled(false, true, at(CLOSED));
+    for ms in 1..100 {
+        logger.handle_timeout(at(CLOSED + ms));
+    }
+    assert!(logger.poll_upload(at(CLOSED + 100)).is_none());
+    assert_eq!(logger.stats().dropped.purged, u64::from(BATCH));
+    assert_eq!(logger.pending(), 0);
+}
+
+#[test]
+fn going_to_the_background_finishes_a_sealing_batch_in_the_call() {
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    let mut seqs = record(&mut logger, 0, BATCH, T);
+    seqs.extend(record(&mut logger, BATCH, BATCH + 3, CLOSED));
+    logger.handle_app_hidden(at(CLOSED + 3000));
+    let delivered = deliver_all(&mut logger, CLOSED + 3000);
+    assert_eq!(delivered, seqs, "both batches ready without a timeout");
+}
