@@ -192,3 +192,74 @@ fn going_to_the_background_finishes_a_sealing_batch_in_the_call() {
     let delivered = deliver_all(&mut logger, CLOSED + 3000);
     assert_eq!(delivered, seqs, "both batches ready without a timeout");
 }
+
+/// A memory store whose `state` writes fail while `fail_state` is set.
+#[derive(Default)]
+struct StateFails {
+    inner: MemoryStore,
+    fail_state: bool,
+}
+
+impl Store for StateFails {
+    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), sightline_core::StoreError> {
+        if self.fail_state && key == "state" {
+            return Err(sightline_core::StoreError::QuotaExceeded);
+        }
+        self.inner.put(key, value)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, sightline_core::StoreError> {
+        self.inner.get(key)
+    }
+    fn remove(&mut self, key: &str) -> Result<(), sightline_core::StoreError> {
+        self.inner.remove(key)
+    }
+    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, sightline_core::StoreError> {
+        self.inner.keys(prefix)
+    }
+    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), sightline_core::StoreError> {
+        self.inner.journal_append(bytes)
+    }
+    fn journal_read(&mut self) -> Result<Vec<u8>, sightline_core::StoreError> {
+        self.inner.journal_read()
+    }
+    fn journal_clear(&mut self) -> Result<(), sightline_core::StoreError> {
+        self.inner.journal_clear()
+    }
+}
+
+#[test]
+fn impressions_journaled_again_are_counted_once_when_the_checkpoint_state_write_fails() {
+    let store = Rc::new(RefCell::new(StateFails::default()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    let mut seqs = record(&mut logger, 0, BATCH, T);
+    // Logged while the full batch is compressed: journaled in the old generation.
+    seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
+    logger.sync();
+    // The checkpoint after the batch is queued: its state write fails, so the journal is
+    // kept, and the five are journaled again in the new generation after it.
+    store.borrow_mut().fail_state = true;
+    let (_, upload) = step_until_upload(&mut logger, CLOSED + 3000);
+    assert_eq!(decode(&upload).1.len(), BATCH as usize);
+    logger.sync();
+    store.borrow_mut().fail_state = false;
+    drop(logger); // crash before any later state write
+
+    let mut restarted = logger_on(&store, cfg(), CLOSED + 9000);
+    restarted.flush(at(CLOSED + 9000));
+    let mut delivered = deliver_all(&mut restarted, CLOSED + 9000);
+    delivered.sort_unstable();
+    assert_eq!(delivered, seqs, "each seq once");
+    let stats = restarted.stats().clone();
+    assert_eq!(stats.delivered, u64::from(BATCH + 5), "{stats:?}");
+    assert_eq!(
+        stats.dropped.total(),
+        stats.dropped.journal_lost,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.recorded,
+        u64::from(BATCH + 5) + stats.dropped.journal_lost,
+        "counted once: {stats:?}"
+    );
+    assert_eq!(restarted.pending(), 0);
+}

@@ -269,6 +269,13 @@ impl Logger {
                     }
                 }
                 Entry::Impression(imp) => {
+                    // Journaled again by a checkpoint whose state write failed (the open
+                    // batch of a sealing close): already replayed from the older generation.
+                    // Under `compact` nothing is journaled again.
+                    #[cfg(not(feature = "compact"))]
+                    if imp.seq <= journaled_through {
+                        continue;
+                    }
                     self.stats.recorded += 1;
                     // Raised as replay goes, so a batch sealed here has counters that
                     // cover its seqs.
