@@ -10,6 +10,11 @@
 //! 413 split (it shares the compressor) and a purge (which drops it). Until it is stored,
 //! its impressions live in the journal, as the open batch's do: no checkpoint is taken
 //! while a batch is sealing.
+//!
+//! Known window: the checkpoint after a sealed batch is queued clears the journal, then
+//! journals the open batch again in a second store operation. A crash between the two
+//! loses the impressions logged while the batch sealed; they are counted as `journal_lost`
+//! at the next start (the state reserves their seqs), never lost silently.
 
 use super::*;
 
