@@ -67,11 +67,6 @@ impl Interner {
         index
     }
 
-    /// The index of `s`, if interned.
-    pub fn find(&self, s: &str) -> Option<u32> {
-        self.find_key(Key::new(s))
-    }
-
     /// The index of `key`, if interned.
     pub fn find_key(&self, key: Key<'_>) -> Option<u32> {
         if self.slots.is_empty() {
@@ -163,9 +158,9 @@ mod tests {
             assert_eq!(t.intern(&format!("s{i}")), i);
         }
         for i in 0..5000 {
-            assert_eq!(t.find(&format!("s{i}")), Some(i));
+            assert_eq!(t.find_key(Key::new(&format!("s{i}"))), Some(i));
         }
-        assert_eq!(t.find("missing"), None);
+        assert_eq!(t.find_key(Key::new("missing")), None);
     }
 
     #[test]
@@ -177,7 +172,7 @@ mod tests {
         let reserved = t.heap_bytes();
         t.clear();
         assert!(t.is_empty());
-        assert_eq!(t.find("s1"), None);
+        assert_eq!(t.find_key(Key::new("s1")), None);
         assert_eq!(t.heap_bytes(), reserved);
         assert_eq!(t.intern("s1"), 0);
     }

@@ -257,40 +257,10 @@ impl CompactGzipper {
         deflater.deflate_into(data, out);
         write_trailer(out, data);
     }
-
-    /// Starts a gzip member, to be fed with [`Self::step`]; `level` is ignored
-    /// (one setting), as for [`Self::gzip_into`] at any level but 0.
-    pub fn begin(&mut self, _level: u8, out: &mut Vec<u8>) -> Member {
-        let member = Member::new(out.len());
-        // XFL 0: neither the fastest nor the strongest setting.
-        write_header(out, 0);
-        member
-    }
-
-    /// Takes the next `budget` bytes of `data` (the whole input, the same slice at
-    /// every step) into the member; true once the member is complete, after as
-    /// many steps as [`MinizGzipper::step`] takes. The compact encoder compresses
-    /// the whole input, and checksums it, in the last step.
-    pub fn step(
-        &mut self,
-        member: &mut Member,
-        data: &[u8],
-        budget: usize,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        if !member.take(data, budget).1 {
-            return false;
-        }
-        let deflater = self.deflater.get_or_insert_with(compact::Deflater::new);
-        deflater.deflate_into(data, out);
-        member.finish(data, out);
-        true
-    }
 }
 
 /// A gzip member being written a step at a time (see [`MinizGzipper::step`]). A
-/// member of `n` input bytes is complete after `max(1, ceil(n / budget))` steps,
-/// whichever encoder makes it.
+/// member of `n` input bytes is complete after `max(1, ceil(n / budget))` steps.
 #[derive(Debug)]
 pub struct Member {
     /// Where the member starts in the output, for a stored fallback.
@@ -322,10 +292,7 @@ impl Member {
     }
 
     fn finish(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        #[cfg(not(feature = "compact"))]
         let crc = core::mem::replace(&mut self.crc, Crc32::new()).finish();
-        #[cfg(feature = "compact")]
-        let crc = crc32(data);
         out.extend_from_slice(&crc.to_le_bytes());
         // ISIZE is the length modulo 2^32 by definition, so truncation is intended.
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -491,11 +458,10 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     CRC32.checksum(bytes)
 }
 
-/// [`crc32`] over bytes that arrive in pieces.
-#[cfg(not(feature = "compact"))]
+/// [`crc32`] over bytes that arrive in pieces: `crc32fast`, whose value is the same.
+/// Only [`MinizGzipper`] steps members, and the `compact` builds never link it.
 struct Crc32(crc32fast::Hasher);
 
-#[cfg(not(feature = "compact"))]
 impl Crc32 {
     fn new() -> Self {
         Crc32(crc32fast::Hasher::new())
@@ -508,20 +474,6 @@ impl Crc32 {
     fn finish(self) -> u32 {
         self.0.finalize()
     }
-}
-
-/// Under `compact` the member is compressed in its last step, and its checksum with it:
-/// one bitwise pass either way, with no second CRC routine in flash.
-#[cfg(feature = "compact")]
-struct Crc32;
-
-#[cfg(feature = "compact")]
-impl Crc32 {
-    fn new() -> Self {
-        Crc32
-    }
-
-    fn update(&mut self, _bytes: &[u8]) {}
 }
 
 impl fmt::Debug for Crc32 {
@@ -824,7 +776,7 @@ mod tests {
     }
 
     /// A member made a step of `budget` bytes at a time, and the steps it took.
-    fn stepped(gzipper: &mut Gzipper, data: &[u8], budget: usize) -> (Vec<u8>, usize) {
+    fn stepped(gzipper: &mut MinizGzipper, data: &[u8], budget: usize) -> (Vec<u8>, usize) {
         let mut out = Vec::new();
         let mut member = gzipper.begin(GZIP_LEVEL, &mut out);
         let mut steps = 1;
@@ -836,7 +788,7 @@ mod tests {
 
     #[test]
     fn a_member_made_step_by_step_is_the_member_made_at_once_after_ceil_n_over_budget_steps() {
-        let mut gzipper = Gzipper::new();
+        let mut gzipper = MinizGzipper::new();
         let text = sample(3000);
         let noise = Rng(0x5eed).bytes(50_000);
         for data in [&text[..], &noise[..], &text[..1], &[][..]] {
