@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use prost::Message;
 use sightline_core::{Config, gzip, wire};
-use sightline_sim::collector::Collector as SimCollector;
-use sightline_sim::harness::{SimSpec, run_device};
-use sightline_sim::network::Faults;
+use sightline_sim::harness::healthy_bodies;
 use sightline_sim::workload::{WorkloadSpec, generate};
 
 /// Concurrent clients of each run.
@@ -121,20 +119,7 @@ fn workload() -> Vec<sightline_core::proto::Batch> {
         seed: 1,
         ..Config::default()
     };
-    let spec = SimSpec {
-        faults: Faults::none(),
-        crash_per_page: 0.0,
-        clock_jump_per_page: 0.0,
-        ..SimSpec::hostile(config)
-    };
-    let mut sim = SimCollector {
-        keep_bodies: true,
-        ..SimCollector::default()
-    };
-    for (i, pages) in workload.by_session().iter().enumerate() {
-        run_device(&spec, i as u64, pages, &mut sim);
-    }
-    sim.bodies
+    healthy_bodies(&workload, config)
         .iter()
         .filter_map(|b| wire::decode_gzip_batch(b).ok())
         .collect()

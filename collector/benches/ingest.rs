@@ -11,9 +11,7 @@ use std::time::Instant;
 
 use sightline_collector::ingest::Ingestor;
 use sightline_core::{Config, Contract};
-use sightline_sim::collector::Collector;
-use sightline_sim::harness::{SimSpec, run_device};
-use sightline_sim::network::Faults;
+use sightline_sim::harness::healthy_bodies;
 use sightline_sim::workload::{WorkloadSpec, generate};
 
 /// The allocator of the collector binary, so the bench measures what it runs.
@@ -69,20 +67,7 @@ fn main() {
         seed: 1,
         ..Config::default()
     };
-    let spec = SimSpec {
-        faults: Faults::none(),
-        crash_per_page: 0.0,
-        clock_jump_per_page: 0.0,
-        ..SimSpec::hostile(config)
-    };
-    let mut collector = Collector {
-        keep_bodies: true,
-        ..Collector::default()
-    };
-    for (i, pages) in workload.by_session().iter().enumerate() {
-        run_device(&spec, i as u64, pages, &mut collector);
-    }
-    let bodies = collector.bodies;
+    let bodies = healthy_bodies(&workload, config);
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     let decoder = Ingestor::new(Contract::default()).decoder();
     let raws: Vec<Vec<u8>> = bodies

@@ -13,7 +13,7 @@ use crate::feed::{self, Step};
 use crate::network::{Exchange, Faults, Network};
 use crate::rng::Rng;
 use crate::store::SharedStore;
-use crate::workload::Page;
+use crate::workload::{Page, Workload};
 
 /// Wall-clock start of every simulated session (2026-01-01).
 pub const WALL0: u64 = 1_767_225_600_000;
@@ -344,4 +344,24 @@ pub fn check(report: &DeviceReport, collector: &Collector) -> Result<(), String>
         return fail("batch counters ahead of the device");
     }
     Ok(())
+}
+
+/// Every session of `workload` through a real logger with `config` on a healthy network
+/// (no faults, crashes or clock jumps), one device per session seeded by its index: the
+/// upload bodies exactly as the SDK sent them, for the collector's benches.
+pub fn healthy_bodies(workload: &Workload, config: Config) -> Vec<Vec<u8>> {
+    let spec = SimSpec {
+        faults: Faults::none(),
+        crash_per_page: 0.0,
+        clock_jump_per_page: 0.0,
+        ..SimSpec::hostile(config)
+    };
+    let mut collector = Collector {
+        keep_bodies: true,
+        ..Collector::default()
+    };
+    for (i, pages) in workload.by_session().iter().enumerate() {
+        run_device(&spec, i as u64, pages, &mut collector);
+    }
+    collector.bodies
 }
