@@ -10,8 +10,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use common::*;
+use sightline_core::gzip::BLOCK_BYTES;
 use sightline_core::logger::sealing::{SEAL_STEP_BYTES, SEAL_STEP_MS};
-use sightline_core::{Logger, MemoryStore, Recorded, Store, Upload};
+use sightline_core::{Logger, MemoryStore, Recorded, Store, StoreError, Upload};
 
 /// Batch size of these specs: a full batch of UUID-shaped ids encodes to many steps.
 const BATCH: u32 = 400;
@@ -98,11 +99,11 @@ fn a_batch_bigger_than_a_step_is_sent_only_after_a_step_per_handle_timeout() {
         .expect("a flushed batch is ready at once");
     let (batch, rows) = decode(&flushed);
     assert_eq!(rows.len(), BATCH as usize);
-    // The close took the first step.
+    // The close took the first step; each block boundary is a step of its own.
     let encoded = prost::Message::encoded_len(&batch);
     assert_eq!(
         steps + 1,
-        encoded.div_ceil(SEAL_STEP_BYTES),
+        encoded.div_ceil(SEAL_STEP_BYTES) + (encoded - 1) / BLOCK_BYTES,
         "{encoded} encoded bytes"
     );
     assert!(steps >= 5, "a batch of UUID-shaped ids is many steps");
@@ -138,7 +139,8 @@ fn a_crash_while_a_batch_seals_loses_nothing_its_journal_holds_it() {
 }
 
 #[test]
-fn impressions_logged_while_a_batch_seals_are_journaled_again_and_counted_once_after_a_crash() {
+fn impressions_logged_while_a_batch_seals_close_into_their_own_batch_and_count_once_after_a_crash()
+{
     let store = Rc::new(RefCell::new(MemoryStore::new()));
     let mut logger = logger_on(&store, cfg(), 0);
     let mut seqs = record(&mut logger, 0, BATCH, T);
@@ -183,14 +185,112 @@ fn a_purge_while_a_batch_seals_counts_it_purged_and_sends_nothing() {
 }
 
 #[test]
-fn going_to_the_background_finishes_a_sealing_batch_in_the_call() {
+fn going_to_the_background_returns_after_a_step_and_both_batches_follow_a_step_per_call() {
     let store = Rc::new(RefCell::new(MemoryStore::new()));
     let mut logger = logger_on(&store, cfg(), 0);
     let mut seqs = record(&mut logger, 0, BATCH, T);
+    // Logged while the full batch seals.
     seqs.extend(record(&mut logger, BATCH, BATCH + 3, CLOSED));
-    logger.handle_app_hidden(at(CLOSED + 3000));
-    let delivered = deliver_all(&mut logger, CLOSED + 3000);
-    assert_eq!(delivered, seqs, "both batches ready without a timeout");
+    let hidden = CLOSED + 3000;
+    logger.handle_app_hidden(at(hidden));
+    assert!(
+        logger.poll_upload(at(hidden)).is_none(),
+        "hiding returns after a step, the full batch still sealing"
+    );
+    let (steps, first) = step_until_upload(&mut logger, hidden);
+    assert!(
+        steps >= 5,
+        "a full batch of UUID-shaped ids is many calls, not one"
+    );
+    logger
+        .handle_upload_result(first.id, ok(), at(hidden + 1000))
+        .unwrap();
+    let mut delivered: Vec<u64> = decode(&first).1.iter().map(|r| r.seq).collect();
+    // The three closed into a batch of their own as the first was queued.
+    delivered.extend(deliver_all(&mut logger, hidden + 1000));
+    assert_eq!(delivered, seqs);
+}
+
+/// A store that, once armed, dies (every operation fails, as no write lands after a kill)
+/// as soon as its journal is cleared.
+#[derive(Default)]
+struct DiesAfterJournalClear {
+    inner: MemoryStore,
+    armed: bool,
+    dead: bool,
+}
+
+impl DiesAfterJournalClear {
+    fn alive(&self) -> Result<(), StoreError> {
+        if self.dead {
+            return Err(StoreError::Io("killed".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Store for DiesAfterJournalClear {
+    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.alive()?;
+        self.inner.put(key, value)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+        self.alive()?;
+        self.inner.remove(key)
+    }
+    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.keys(prefix)
+    }
+    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.alive()?;
+        self.inner.journal_append(bytes)
+    }
+    fn journal_read(&mut self) -> Result<Vec<u8>, StoreError> {
+        self.inner.journal_read()
+    }
+    fn journal_clear(&mut self) -> Result<(), StoreError> {
+        self.alive()?;
+        self.dead = self.armed;
+        self.inner.journal_clear()
+    }
+}
+
+#[test]
+fn a_kill_right_after_the_journal_is_cleared_loses_nothing_logged_while_the_batch_sealed() {
+    let store = Rc::new(RefCell::new(DiesAfterJournalClear::default()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    let mut seqs = record(&mut logger, 0, BATCH, T);
+    // Journaled (the host was told) while the full batch is compressed.
+    seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
+    logger.sync();
+    store.borrow_mut().armed = true;
+    // Sealing ends, the checkpoint clears the journal, and the process dies right there.
+    let mut now = CLOSED + 3000;
+    while !store.borrow().dead {
+        assert!(now < CLOSED + 10_000, "the batch seals and checkpoints");
+        logger.handle_timeout(at(now));
+        logger.sync();
+        now += 1;
+    }
+    drop(logger);
+    let mut store_after = store.borrow_mut();
+    (store_after.armed, store_after.dead) = (false, false);
+    drop(store_after);
+
+    let mut restarted = logger_on(&store, cfg(), now + 5000);
+    let mut delivered = deliver_all(&mut restarted, now + 5000);
+    delivered.sort_unstable();
+    assert_eq!(delivered, seqs, "each journaled impression once");
+    let stats = restarted.stats();
+    assert_eq!(
+        stats.dropped.total(),
+        stats.dropped.journal_lost,
+        "{stats:?}"
+    );
+    assert_eq!(restarted.pending(), 0);
 }
 
 /// A memory store whose `state` writes fail while `fail_state` is set.
@@ -228,15 +328,15 @@ impl Store for StateFails {
 }
 
 #[test]
-fn impressions_journaled_again_are_counted_once_when_the_checkpoint_state_write_fails() {
+fn impressions_logged_while_a_batch_seals_are_counted_once_when_the_checkpoint_state_write_fails() {
     let store = Rc::new(RefCell::new(StateFails::default()));
     let mut logger = logger_on(&store, cfg(), 0);
     let mut seqs = record(&mut logger, 0, BATCH, T);
-    // Logged while the full batch is compressed: journaled in the old generation.
+    // Logged while the full batch is compressed; they close into a batch of their own.
     seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
     logger.sync();
-    // The checkpoint after the batch is queued: its state write fails, so the journal is
-    // kept, and the five are journaled again in the new generation after it.
+    // The checkpoint after both are queued: its state write fails, so the journal is kept,
+    // holding both batches' impressions as well as their stored copies do.
     store.borrow_mut().fail_state = true;
     let (_, upload) = step_until_upload(&mut logger, CLOSED + 3000);
     assert_eq!(decode(&upload).1.len(), BATCH as usize);

@@ -514,8 +514,10 @@ impl Logger {
     }
 
     /// The app or tab went to the background: timers pause, qualified exposures are
-    /// logged, and the open batch is closed (compressed in this call) so it is durable and
-    /// can be sent.
+    /// logged, and the open batch is closed so it can be sent. Like any close it is
+    /// compressed a step per `handle_timeout` (each due a millisecond after the last), so
+    /// this call stays short; the journal holds the batch until it is stored, so an app
+    /// suspended or killed first loses nothing.
     pub fn handle_app_hidden(&mut self, now: Now) {
         self.tick(now);
         self.hidden = true;
@@ -527,9 +529,7 @@ impl Logger {
                 .hide(min_ms, now, &mut self.qualified);
             self.admit_qualified(i);
         }
-        // Compressed in this call: a hidden app may be suspended before another.
-        self.close_batch();
-        self.finish_sealing();
+        self.close_batch_after_sealing();
     }
 
     /// The app or tab is visible again: timers resume.
@@ -616,7 +616,10 @@ impl Logger {
     }
 
     /// Closes the open batch now (explicit flush), making it durable and ready to send:
-    /// it is compressed in this call, not a step at a time.
+    /// it is compressed in this call, not a step at a time, so the call costs up to a
+    /// batch's whole deflate (milliseconds for a full batch of UUID-shaped ids). Hosts on a
+    /// UI thread let batches close by size and age, or use `handle_app_hidden`, which
+    /// return after a step.
     pub fn flush(&mut self, now: Now) {
         self.tick(now);
         self.close_batch();

@@ -172,17 +172,11 @@ impl Logger {
     /// be written, the journal is kept: it is then the only record of its events.
     pub(super) fn checkpoint(&mut self) {
         self.generation = self.generation.saturating_add(1);
-        // Every seq issued so far is in a batch planned before this state, or in the open
-        // batch, which is journaled again below in the new generation: the state counts
-        // what came before the open batch, so a replay counts its impressions once (and a
-        // lost journal counts them as `journal_lost`).
+        // Every seq issued so far is in a batch planned before this state: a checkpoint is
+        // taken only with nothing open or sealing (see `sealing`), so the journal it clears
+        // holds nothing else.
+        debug_assert!(self.open.is_empty(), "a checkpoint with an open batch");
         self.reserved = self.stats.issued;
-        // Under `compact` a batch seals in the call that closes it, so the open batch is
-        // empty at every checkpoint.
-        #[cfg(not(feature = "compact"))]
-        let open = self.open.len() as u64;
-        #[cfg(feature = "compact")]
-        let open = 0;
         let s = &self.stats;
         // Written over the last checkpoint's state in place (its session id's buffer
         // reused), then planned from there.
@@ -193,10 +187,10 @@ impl Logger {
         state.next_batch_id = self.next_batch_id;
         state.next_batch_no = self.next_batch_no;
         state.next_page_view = self.next_page_view;
-        state.recorded = s.recorded.saturating_sub(open);
+        state.recorded = s.recorded;
         state.sampled_out = s.sampled_out;
         state.deduped = s.deduped;
-        state.issued = s.issued.saturating_sub(open);
+        state.issued = s.issued;
         state.invalid = s.invalid;
         state.invalid_by_rule = s.invalid_by_rule.to_stored();
         state.reserved_through = self.reserved;
@@ -224,61 +218,6 @@ impl Logger {
                 self.generation,
                 &entry,
             );
-        }
-        // Under `compact` a batch seals in the call that closes it: nothing is logged
-        // meanwhile.
-        #[cfg(not(feature = "compact"))]
-        self.rejournal_open();
-    }
-
-    /// Journals the open batch's impressions again, with the page views they need that
-    /// have ended (their start, and their end after the impressions, as replay applies an
-    /// end to the batch it rebuilds). Only a checkpoint taken as a sealed batch is queued
-    /// finds impressions here: those logged while it was compressed.
-    #[cfg(not(feature = "compact"))]
-    fn rejournal_open(&mut self) {
-        let (open, live) = (&self.open, &self.page_views);
-        let ended = || {
-            open.page_views
-                .iter()
-                .filter(|b| !live.iter().any(|p| p.ordinal == b.ordinal))
-        };
-        let (outbox, bytes, generation) =
-            (&mut self.outbox, &mut self.journal_bytes, self.generation);
-        for b in ended() {
-            let entry = Entry::PageViewStart {
-                ordinal: b.ordinal,
-                start_mono: b.start_mono,
-                start_wall: b.start_wall,
-                page: open.strings.get(b.page),
-                request_id: b.request_id.checked_sub(1).map(|r| open.strings.get(r)),
-            };
-            journal_into(outbox, bytes, generation, &entry);
-        }
-        for (seq, p) in (open.first_seq..).zip(&open.impressions) {
-            let Some(pv) = open.page_views.get(usize::from(p.page_view)) else {
-                continue;
-            };
-            let entry = Entry::Impression(JournalImpression {
-                seq,
-                page_view: pv.ordinal,
-                item: open.items.get(p.item),
-                artwork: p.artwork.checked_sub(1).map(|a| open.artworks.get(a)),
-                row: p.row,
-                column: p.column,
-                first_visible_ms: p.first_visible_ms,
-                visible_ms: p.visible_ms,
-                focused_ms: p.focused_ms,
-                max_visible_pct: p.max_visible_pct,
-            });
-            journal_into(outbox, bytes, generation, &entry);
-        }
-        for b in ended().filter(|b| b.ended) {
-            let entry = Entry::PageViewEnd {
-                ordinal: b.ordinal,
-                duration_ms: b.duration_ms,
-            };
-            journal_into(outbox, bytes, generation, &entry);
         }
     }
 
