@@ -139,8 +139,7 @@ fn a_crash_while_a_batch_seals_loses_nothing_its_journal_holds_it() {
 }
 
 #[test]
-fn impressions_logged_while_a_batch_seals_close_into_their_own_batch_and_count_once_after_a_crash()
-{
+fn impressions_logged_while_a_batch_seals_wait_in_the_journal_and_count_once_after_a_crash() {
     let store = Rc::new(RefCell::new(MemoryStore::new()));
     let mut logger = logger_on(&store, cfg(), 0);
     let mut seqs = record(&mut logger, 0, BATCH, T);
@@ -211,6 +210,41 @@ fn going_to_the_background_returns_after_a_step_and_both_batches_follow_a_step_p
     assert_eq!(delivered, seqs);
 }
 
+#[test]
+fn a_journal_past_its_bound_while_batches_seal_back_to_back_is_checkpointed_all_the_same() {
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    let (mut t, mut seqs, mut delivered) = (T, Vec::new(), Vec::new());
+    // Every batch seals with impressions logged meanwhile, so no close finds the open batch
+    // empty; unbounded, the journal would grow by a full batch a round.
+    for round in 0..30 {
+        let from = round * (BATCH + 3);
+        seqs.extend(record(&mut logger, from, from + BATCH, t));
+        seqs.extend(record(
+            &mut logger,
+            from + BATCH,
+            from + BATCH + 3,
+            t + 3000,
+        ));
+        let (_, upload) = step_until_upload(&mut logger, t + 6000);
+        delivered.extend(decode(&upload).1.iter().map(|r| r.seq));
+        logger
+            .handle_upload_result(upload.id, ok(), at(t + 7000))
+            .unwrap();
+        delivered.extend(deliver_all(&mut logger, t + 7000));
+        t += 10_000;
+    }
+    logger.sync();
+    let journal = store.borrow_mut().journal_read().unwrap().len();
+    assert!(
+        journal < 512 * 1024,
+        "the journal holds {journal} bytes after 30 rounds"
+    );
+    logger.flush(at(t));
+    delivered.extend(deliver_all(&mut logger, t));
+    assert_eq!(delivered, seqs, "each seq once, in order");
+}
+
 /// A store that, once armed, dies (every operation fails, as no write lands after a kill)
 /// as soon as its journal is cleared.
 #[derive(Default)]
@@ -267,14 +301,20 @@ fn a_kill_right_after_the_journal_is_cleared_loses_nothing_logged_while_the_batc
     seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
     logger.sync();
     store.borrow_mut().armed = true;
-    // Sealing ends, the checkpoint clears the journal, and the process dies right there.
+    // Sealing ends, then the next close's checkpoint clears the journal, and the process
+    // dies right there.
     let mut now = CLOSED + 3000;
-    while !store.borrow().dead {
-        assert!(now < CLOSED + 10_000, "the batch seals and checkpoints");
+    while !store.borrow().dead && logger.queued_bytes() == 0 {
+        assert!(now < CLOSED + 10_000, "the batch seals");
         logger.handle_timeout(at(now));
         logger.sync();
         now += 1;
     }
+    if !store.borrow().dead {
+        logger.flush(at(now));
+        logger.sync();
+    }
+    assert!(store.borrow().dead, "a checkpoint cleared the journal");
     drop(logger);
     let mut store_after = store.borrow_mut();
     (store_after.armed, store_after.dead) = (false, false);
@@ -332,11 +372,10 @@ fn impressions_logged_while_a_batch_seals_are_counted_once_when_the_checkpoint_s
     let store = Rc::new(RefCell::new(StateFails::default()));
     let mut logger = logger_on(&store, cfg(), 0);
     let mut seqs = record(&mut logger, 0, BATCH, T);
-    // Logged while the full batch is compressed; they close into a batch of their own.
+    // Logged while the full batch is compressed: open, so in the journal only.
     seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
     logger.sync();
-    // The checkpoint after both are queued: its state write fails, so the journal is kept,
-    // holding both batches' impressions as well as their stored copies do.
+    // Every state write fails from here: the journal is the only record of what follows.
     store.borrow_mut().fail_state = true;
     let (_, upload) = step_until_upload(&mut logger, CLOSED + 3000);
     assert_eq!(decode(&upload).1.len(), BATCH as usize);

@@ -812,7 +812,13 @@ mod tests {
         let mut gzipper = MinizGzipper::new();
         let text = sample(3000);
         let noise = Rng(0x5eed).bytes(50_000);
-        for data in [&text[..], &noise[..], &text[..1], &[][..]] {
+        for data in [
+            &text[..],
+            &noise[..],
+            &text[..2 * BLOCK_BYTES],
+            &text[..1],
+            &[][..],
+        ] {
             let mut whole = Vec::new();
             gzipper.gzip_into(data, GZIP_LEVEL, &mut whole);
             // Budgets that divide a block, or span one or more.
@@ -827,6 +833,11 @@ mod tests {
                     "{} bytes by {budget}",
                     data.len()
                 );
+            }
+            // Budgets that straddle block boundaries: the same bytes all the same.
+            for budget in [7usize, 3000] {
+                let (out, _) = stepped(&mut gzipper, data, budget);
+                assert_eq!(out, whole, "{} bytes in steps of {budget}", data.len());
             }
         }
         assert_eq!(flate2_gunzip(&stepped(&mut gzipper, &noise, 2048).0), noise);

@@ -71,6 +71,12 @@ const SPARE_PAGE_VIEWS: usize = 4;
 /// Journal size that forces a checkpoint even with nothing to batch (a sampled-out install
 /// journals every impression and never closes a batch): bounds the journal a start reads.
 const JOURNAL_CHECKPOINT_BYTES: usize = 16 * 1024;
+/// Journal size past which a sealed batch's checkpoint no longer waits for the next close
+/// (impressions were logged while it sealed): the open batch then closes in the call so the
+/// checkpoint can follow. A quarter of the store's allowance (`STORE_ALLOWANCE_BYTES`),
+/// room for about three full batches of UUID-shaped ids.
+#[cfg(not(feature = "compact"))]
+const JOURNAL_DEFER_BYTES: usize = 256 * 1024;
 /// A monotonic clock that goes back further than this was reset (suspend, firmware clock
 /// restart), not jittered.
 const CLOCK_RESET_MS: u64 = 60_000;

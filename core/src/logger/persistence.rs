@@ -176,6 +176,10 @@ impl Logger {
         // taken only with nothing open or sealing (see `sealing`), so the journal it clears
         // holds nothing else.
         debug_assert!(self.open.is_empty(), "a checkpoint with an open batch");
+        debug_assert!(
+            self.sealing.deadline().is_none(),
+            "a checkpoint while sealing"
+        );
         self.reserved = self.stats.issued;
         let s = &self.stats;
         // Written over the last checkpoint's state in place (its session id's buffer

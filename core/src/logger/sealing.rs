@@ -2,21 +2,22 @@
 //! its encoding at a time, one step per `handle_timeout`, so a batch close never holds the
 //! host's thread for the whole deflate (milliseconds for a batch of UUID-shaped ids). While
 //! a batch is sealing the logger asks to be called back [`SEAL_STEP_MS`] later; once
-//! compressed it is stored, queued and checkpointed as a batch closed at once would be. A
-//! batch whose encoding fits one step is sealed in the call that closed it.
+//! compressed it is stored and queued, then checkpointed (see below). A batch whose
+//! encoding fits one step is sealed in the call that closed it.
 //!
 //! `handle_app_hidden` closes the open batch the same way, a step per call; if a batch is
 //! sealing already, the open batch closes as that one is queued. Calls that need the batch
-//! now finish it in the call:
-//! `flush` (the host asked for it), a second close (the batch filled again while one
-//! sealed), a 413 split (it shares the compressor) and a purge (which drops it).
+//! now finish it in the call: `flush` (the host asked for it), a second close (the batch
+//! filled again while one sealed), a 413 split (it shares the compressor) and a purge
+//! (which drops it).
 //!
 //! Until it is stored, a sealing batch's impressions live in the journal, as the open
 //! batch's do, so an app killed meanwhile loses nothing. The checkpoint that clears the
-//! journal is taken only when every impression it holds is in a stored batch: impressions
-//! logged while a batch sealed close into a batch of their own as it is queued, and the
-//! checkpoint follows the last batch of that chain. A chain ends, as each
-//! link seals what was logged while the one before it sealed.
+//! journal is taken only when every impression it holds is in a stored batch: if
+//! impressions were logged while a batch sealed, its checkpoint waits for a later close
+//! (replay skips the seqs of stored batches, and counts the rest once), unless the journal
+//! has grown past `JOURNAL_DEFER_BYTES`; then the open batch closes and seals in the call,
+//! and the checkpoint follows it.
 
 use super::*;
 
@@ -40,6 +41,9 @@ pub(super) struct Sealing {
     /// its arrival causes can be encoded into it again.
     pub(super) batch: OpenBatch,
     active: bool,
+    /// The app went to the background while this batch sealed: the open batch closes as
+    /// this one is queued.
+    close_next: bool,
     /// A checkpoint follows once the batch is queued (not during recovery's replay).
     checkpoint: bool,
     epoch: u32,
@@ -78,8 +82,13 @@ impl Logger {
     /// Closes the open batch (if any) under `epoch` and starts sealing it; its first step
     /// runs now. A batch still sealing is finished first.
     pub(super) fn begin_sealing(&mut self, epoch: u32, checkpoint: bool) {
+        if self.open.is_empty() {
+            return;
+        }
+        // This close is the one a hidden app waited for, if any.
+        self.sealing.close_next = false;
         self.finish_sealing();
-        // Finishing the batch before closed the open one too, if it held anything.
+        // Finishing the batch before may have closed the open one too.
         if self.open.is_empty() {
             return;
         }
@@ -103,7 +112,9 @@ impl Logger {
     /// Closes the open batch doing no more in this call than a step: if a batch is sealing,
     /// the open one closes as that one is queued.
     pub(super) fn close_batch_after_sealing(&mut self) {
-        if !self.sealing.active {
+        if self.sealing.active {
+            self.sealing.close_next = true;
+        } else {
             self.begin_sealing(self.starts, true);
         }
     }
@@ -140,6 +151,7 @@ impl Logger {
             s.body.clear();
             s.member = None;
             s.active = false;
+            s.close_next = false;
         }
     }
 
@@ -162,8 +174,8 @@ impl Logger {
         s.body = body;
     }
 
-    /// Makes room in the queue for the compressed batch and queues it, then checkpoints or
-    /// closes what was logged meanwhile (see the module doc). Room is made before
+    /// Makes room in the queue for the compressed batch and queues it, then checkpoints
+    /// when nothing was logged meanwhile (see the module doc). Room is made before
     /// the batch is final, so the batch that causes an overflow drop reports it: when one
     /// is evicted, the batch is encoded and compressed again with the new counters.
     fn complete_sealing(&mut self) {
@@ -195,18 +207,23 @@ impl Logger {
         s.batch.clear();
         s.member = None;
         s.active = false;
-        let checkpoint = s.checkpoint;
+        let (checkpoint, close_next) = (s.checkpoint, core::mem::take(&mut s.close_next));
         self.enqueue_closed(closed);
         if !checkpoint {
             return;
         }
         if self.open.is_empty() {
             self.checkpoint();
-            return;
+        } else if close_next {
+            // Its own checkpoint follows, as here.
+            self.begin_sealing(self.starts, true);
+        } else if self.journal_bytes > JOURNAL_DEFER_BYTES {
+            // Nothing is logged within a call: once this seals, the open batch is empty.
+            self.begin_sealing(self.starts, true);
+            self.finish_sealing();
         }
-        // Logged while this batch sealed: only in the journal, which the checkpoint would
-        // clear. Their own batch comes first; its checkpoint covers both.
-        self.begin_sealing(self.starts, true);
+        // Otherwise what was logged while this batch sealed is only in the journal, which
+        // a checkpoint would clear: the checkpoint waits for a later close.
     }
 }
 
