@@ -5,6 +5,7 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use common::faulty::Faulty;
 use common::*;
 use prost::Message;
 use sightline_core::logger::SEQ_RESERVE;
@@ -14,83 +15,8 @@ use sightline_core::store::frame_into;
 use sightline_core::wire;
 use sightline_core::{
     Config, ConfigError, Contract, ItemRef, Logger, MemoryStore, Recorded, StartError, Store,
-    StoreError, Stored, UploadOutcome, proto,
+    Stored, UploadOutcome, proto,
 };
-
-/// A memory store with injectable faults, shared across "process restarts".
-#[derive(Default)]
-struct Faulty {
-    inner: MemoryStore,
-    /// `put` fails for keys starting with this prefix.
-    fail_put: Option<&'static str>,
-    /// `get` fails for keys starting with this prefix.
-    fail_get: Option<&'static str>,
-    fail_append: bool,
-    fail_journal_read: bool,
-    /// Mutating operations left before the "process dies": afterwards writes are lost.
-    budget: Option<usize>,
-}
-
-impl Faulty {
-    fn alive(&mut self) -> bool {
-        match &mut self.budget {
-            None => true,
-            Some(0) => false,
-            Some(n) => {
-                *n -= 1;
-                true
-            }
-        }
-    }
-}
-
-impl Store for Faulty {
-    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        if self.fail_put.is_some_and(|p| key.starts_with(p)) {
-            return Err(StoreError::QuotaExceeded);
-        }
-        if !self.alive() {
-            return Ok(());
-        }
-        self.inner.put(key, value)
-    }
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if self.fail_get.is_some_and(|p| key.starts_with(p)) {
-            return Err(StoreError::Io("flaky".into()));
-        }
-        self.inner.get(key)
-    }
-    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
-        if !self.alive() {
-            return Ok(());
-        }
-        self.inner.remove(key)
-    }
-    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.keys(prefix)
-    }
-    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        if self.fail_append {
-            return Err(StoreError::Io("flaky".into()));
-        }
-        if !self.alive() {
-            return Ok(());
-        }
-        self.inner.journal_append(bytes)
-    }
-    fn journal_read(&mut self) -> Result<Vec<u8>, StoreError> {
-        if self.fail_journal_read {
-            return Err(StoreError::Io("flaky".into()));
-        }
-        self.inner.journal_read()
-    }
-    fn journal_clear(&mut self) -> Result<(), StoreError> {
-        if !self.alive() {
-            return Ok(());
-        }
-        self.inner.journal_clear()
-    }
-}
 
 type Shared = Rc<RefCell<Faulty>>;
 

@@ -9,10 +9,11 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use common::faulty::Faulty;
 use common::*;
 use sightline_core::gzip::BLOCK_BYTES;
 use sightline_core::logger::sealing::{SEAL_STEP_BYTES, SEAL_STEP_MS};
-use sightline_core::{Logger, MemoryStore, Recorded, Store, StoreError, Upload};
+use sightline_core::{Logger, MemoryStore, Recorded, Store, Upload};
 
 /// Batch size of these specs: a full batch of UUID-shaped ids encodes to many steps.
 const BATCH: u32 = 400;
@@ -245,79 +246,32 @@ fn a_journal_past_its_bound_while_batches_seal_back_to_back_is_checkpointed_all_
     assert_eq!(delivered, seqs, "each seq once, in order");
 }
 
-/// A store that, once armed, dies (every operation fails, as no write lands after a kill)
-/// as soon as its journal is cleared.
-#[derive(Default)]
-struct DiesAfterJournalClear {
-    inner: MemoryStore,
-    armed: bool,
-    dead: bool,
-}
-
-impl DiesAfterJournalClear {
-    fn alive(&self) -> Result<(), StoreError> {
-        if self.dead {
-            return Err(StoreError::Io("killed".into()));
-        }
-        Ok(())
-    }
-}
-
-impl Store for DiesAfterJournalClear {
-    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.alive()?;
-        self.inner.put(key, value)
-    }
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
-        self.alive()?;
-        self.inner.remove(key)
-    }
-    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.keys(prefix)
-    }
-    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.alive()?;
-        self.inner.journal_append(bytes)
-    }
-    fn journal_read(&mut self) -> Result<Vec<u8>, StoreError> {
-        self.inner.journal_read()
-    }
-    fn journal_clear(&mut self) -> Result<(), StoreError> {
-        self.alive()?;
-        self.dead = self.armed;
-        self.inner.journal_clear()
-    }
-}
-
 #[test]
 fn a_kill_right_after_the_journal_is_cleared_loses_nothing_logged_while_the_batch_sealed() {
-    let store = Rc::new(RefCell::new(DiesAfterJournalClear::default()));
+    let store = Rc::new(RefCell::new(Faulty::default()));
     let mut logger = logger_on(&store, cfg(), 0);
     let mut seqs = record(&mut logger, 0, BATCH, T);
     // Journaled (the host was told) while the full batch is compressed.
     seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
     logger.sync();
-    store.borrow_mut().armed = true;
+    store.borrow_mut().die_after_journal_clear = true;
     // Sealing ends, then the next close's checkpoint clears the journal, and the process
     // dies right there.
     let mut now = CLOSED + 3000;
-    while !store.borrow().dead && logger.queued_bytes() == 0 {
+    while !store.borrow().dead() && logger.queued_bytes() == 0 {
         assert!(now < CLOSED + 10_000, "the batch seals");
         logger.handle_timeout(at(now));
         logger.sync();
         now += 1;
     }
-    if !store.borrow().dead {
+    if !store.borrow().dead() {
         logger.flush(at(now));
         logger.sync();
     }
-    assert!(store.borrow().dead, "a checkpoint cleared the journal");
+    assert!(store.borrow().dead(), "a checkpoint cleared the journal");
     drop(logger);
     let mut store_after = store.borrow_mut();
-    (store_after.armed, store_after.dead) = (false, false);
+    (store_after.die_after_journal_clear, store_after.budget) = (false, None);
     drop(store_after);
 
     let mut restarted = logger_on(&store, cfg(), now + 5000);
@@ -333,59 +287,33 @@ fn a_kill_right_after_the_journal_is_cleared_loses_nothing_logged_while_the_batc
     assert_eq!(restarted.pending(), 0);
 }
 
-/// A memory store whose `state` writes fail while `fail_state` is set.
-#[derive(Default)]
-struct StateFails {
-    inner: MemoryStore,
-    fail_state: bool,
-}
-
-impl Store for StateFails {
-    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), sightline_core::StoreError> {
-        if self.fail_state && key == "state" {
-            return Err(sightline_core::StoreError::QuotaExceeded);
-        }
-        self.inner.put(key, value)
-    }
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, sightline_core::StoreError> {
-        self.inner.get(key)
-    }
-    fn remove(&mut self, key: &str) -> Result<(), sightline_core::StoreError> {
-        self.inner.remove(key)
-    }
-    fn keys(&mut self, prefix: &str) -> Result<Vec<String>, sightline_core::StoreError> {
-        self.inner.keys(prefix)
-    }
-    fn journal_append(&mut self, bytes: &[u8]) -> Result<(), sightline_core::StoreError> {
-        self.inner.journal_append(bytes)
-    }
-    fn journal_read(&mut self) -> Result<Vec<u8>, sightline_core::StoreError> {
-        self.inner.journal_read()
-    }
-    fn journal_clear(&mut self) -> Result<(), sightline_core::StoreError> {
-        self.inner.journal_clear()
-    }
-}
-
 #[test]
 fn impressions_logged_while_a_batch_seals_are_counted_once_when_the_checkpoint_state_write_fails() {
-    let store = Rc::new(RefCell::new(StateFails::default()));
+    let store = Rc::new(RefCell::new(Faulty::default()));
     let mut logger = logger_on(&store, cfg(), 0);
     let mut seqs = record(&mut logger, 0, BATCH, T);
     // Logged while the full batch is compressed: open, so in the journal only.
     seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
     logger.sync();
     // Every state write fails from here: the journal is the only record of what follows.
-    store.borrow_mut().fail_state = true;
+    store.borrow_mut().fail_put = Some("state");
     let (_, upload) = step_until_upload(&mut logger, CLOSED + 3000);
     assert_eq!(decode(&upload).1.len(), BATCH as usize);
+    // The five close: the checkpoint after them fails its state write, so the journal
+    // stays, holding every impression that the two stored batches hold too.
+    logger.flush(at(CLOSED + 4000));
     logger.sync();
-    store.borrow_mut().fail_state = false;
+    store.borrow_mut().fail_put = None;
     drop(logger); // crash before any later state write
 
     let mut restarted = logger_on(&store, cfg(), CLOSED + 9000);
     restarted.flush(at(CLOSED + 9000));
-    let mut delivered = deliver_all(&mut restarted, CLOSED + 9000);
+    // The upload in flight at the crash counts as an attempt: the retry waits its backoff.
+    let retry = restarted
+        .poll_timeout()
+        .expect("a retry is due")
+        .max(CLOSED + 9000);
+    let mut delivered = deliver_all(&mut restarted, retry);
     delivered.sort_unstable();
     assert_eq!(delivered, seqs, "each seq once");
     let stats = restarted.stats().clone();

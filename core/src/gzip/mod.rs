@@ -273,9 +273,9 @@ impl CompactGzipper {
 }
 
 /// A gzip member being written a step at a time (see [`MinizGzipper::step`]). With a
-/// `budget` that divides [`BLOCK_BYTES`], a member of `n` input bytes is complete after
-/// `max(1, ceil(n / budget))` steps plus one per block boundary inside it
-/// (`n.saturating_sub(1) / BLOCK_BYTES`).
+/// `budget` that divides [`BLOCK_BYTES`] or is a multiple of it, a member of `n` input
+/// bytes is complete after `max(1, ceil(n / min(budget, BLOCK_BYTES)))` steps plus one per
+/// block boundary inside it (`n.saturating_sub(1) / BLOCK_BYTES`).
 #[derive(Debug)]
 pub struct Member {
     /// Where the member starts in the output, for a stored fallback.

@@ -73,8 +73,9 @@ const SPARE_PAGE_VIEWS: usize = 4;
 const JOURNAL_CHECKPOINT_BYTES: usize = 16 * 1024;
 /// Journal size past which a sealed batch's checkpoint no longer waits for the next close
 /// (impressions were logged while it sealed): the open batch then closes in the call so the
-/// checkpoint can follow. A quarter of the store's allowance (`STORE_ALLOWANCE_BYTES`),
-/// room for about three full batches of UUID-shaped ids.
+/// checkpoint can follow. A quarter of the store's allowance (`STORE_ALLOWANCE_BYTES`):
+/// at the 88 B of journal per UUID-shaped impression measured in `sealing_spec`, about
+/// three full batches.
 #[cfg(not(feature = "compact"))]
 const JOURNAL_DEFER_BYTES: usize = 256 * 1024;
 /// A monotonic clock that goes back further than this was reset (suspend, firmware clock

@@ -13,6 +13,8 @@ use sightline_core::{
 };
 use std::ops::{Deref, DerefMut};
 
+pub mod faulty;
+
 pub const WALL0: u64 = 1_700_000_000_000;
 
 /// Both clocks at virtual monotonic time `ms`.
