@@ -256,7 +256,7 @@ fn the_batch_that_causes_an_overflow_drop_reports_it_in_its_counters() {
         logger.perform_store_ops(&mut store);
         // Offline, the host's loop wakes every millisecond for a while: a closed batch is
         // compressed a step per `handle_timeout`.
-        for now in t + 2000..t + 2100 {
+        for now in t + 2000..t + 2400 {
             logger.handle_timeout(at(now));
             logger.perform_store_ops(&mut store);
         }

@@ -1,9 +1,11 @@
-//! The batch being sealed: encoded when it closes, then compressed [`SEAL_STEP_BYTES`] of
-//! its encoding at a time, one step per `handle_timeout`, so a batch close never holds the
-//! host's thread for the whole deflate (milliseconds for a batch of UUID-shaped ids). While
-//! a batch is sealing the logger asks to be called back [`SEAL_STEP_MS`] later; once
-//! compressed it is stored and queued, then checkpointed (see below). A batch whose
-//! encoding fits one step is sealed in the call that closed it.
+//! The batch being sealed, a step per `handle_timeout`, so no host call does a batch's
+//! deflate (milliseconds for a batch of UUID-shaped ids). The close only writes the header
+//! and copies the columns the batch keeps encoded; then, each a step of its own: readying the compressor, compressing the next
+//! [`SEAL_STEP_BYTES`] of the encoding (its string tables encoded as far as that step
+//! reads), each deflate block boundary, the end of the stream, and storing and queueing the
+//! batch, then its checkpoint (see below). While a batch is sealing the logger asks to be
+//! called back [`SEAL_STEP_MS`] later. A batch whose encoding is at most
+//! [`SEAL_IN_CALL_BYTES`] is sealed in the call that closed it.
 //!
 //! `handle_app_hidden` closes the open batch the same way, a step per call; if a batch is
 //! sealing already, the open batch closes as that one is queued. Calls that need the batch
@@ -21,12 +23,17 @@
 
 use super::*;
 
-/// Encoded bytes compressed per step: measured on this project's bench machine with
-/// UUID-shaped ids, 512 B steps cost a median 13-19 us and a p99 of 36-54 us against
-/// 108-136 us p99 for 1 KiB, for a stall budget of 50 us; a block boundary
-/// ([`gzip::BLOCK_BYTES`]) is a step of its own. A full batch of 60 KiB takes about 150.
+/// Encoded bytes compressed per step, for a stall budget of 50 us: measured on this
+/// project's bench machine with UUID-shaped ids, 256 B steps cost a median 7.6 us (p99 17)
+/// against 13-19 us (p99 36-54) for 512 B; a block boundary ([`gzip::BLOCK_BYTES`]) is a
+/// step of its own. A full batch of 60 KiB takes about 300 steps.
 #[cfg(not(feature = "compact"))]
-pub const SEAL_STEP_BYTES: usize = 512;
+pub const SEAL_STEP_BYTES: usize = 256;
+/// A batch whose encoding is at most this seals in the call that closes it: readying the
+/// compressor, one small block and queueing cost about two steps, and a small batch is
+/// ready to send at once.
+#[cfg(not(feature = "compact"))]
+pub const SEAL_IN_CALL_BYTES: usize = 512;
 /// Under `compact` (firmware, wasm) nothing steps: a batch seals in the call that closes
 /// it, as the compact encoder is not incremental.
 #[cfg(feature = "compact")]
@@ -54,10 +61,25 @@ pub(super) struct Sealing {
     stats: Stats,
     /// Monotonic and wall time of the close.
     closed_at: (u64, u64),
-    member: Option<gzip::Member>,
+    phase: Phase,
+    /// How far the string tables are encoded: the steps encode them as they compress.
+    tables: crate::batch::Tables,
     body: Vec<u8>,
     /// Logger time of the next step.
     next_step_at: u64,
+}
+
+/// Where the sealing batch is; each phase change is a step of its own.
+#[cfg(not(feature = "compact"))]
+#[derive(Default)]
+enum Phase {
+    /// Encoded but for its string tables; the compressor is readied next (which clears
+    /// some 200 KiB of its tables).
+    #[default]
+    Encoded,
+    Compressing(gzip::Member),
+    /// Its gzip member is complete: it is queued next.
+    Compressed,
 }
 
 #[cfg(not(feature = "compact"))]
@@ -106,7 +128,16 @@ impl Logger {
         self.next_batch_id += 1;
         self.next_batch_no += 1;
         self.encode_sealing();
-        self.step_sealing(SEAL_STEP_BYTES);
+        let s = &mut self.sealing;
+        let small = s
+            .batch
+            .encode_tables(&mut s.tables, SEAL_IN_CALL_BYTES, &mut self.encode_buf)
+            && self.encode_buf.len() <= SEAL_IN_CALL_BYTES;
+        if small {
+            self.finish_sealing();
+        } else {
+            s.next_step_at = self.now.saturating_add(SEAL_STEP_MS);
+        }
     }
 
     /// Closes the open batch doing no more in this call than a step: if a batch is sealing,
@@ -126,18 +157,37 @@ impl Logger {
         }
     }
 
-    /// Compresses the next `budget` bytes of the sealing batch; queues it once done.
+    /// Runs the sealing batch's next step (see [`Phase`]): readying the compressor, a
+    /// step of its gzip member over the next `budget` bytes (encoding the string tables as
+    /// far as that reads), or queueing it. With an unlimited budget, the steps run to the
+    /// end.
     pub(super) fn step_sealing(&mut self, budget: usize) {
-        let s = &mut self.sealing;
-        let Some(member) = s.member.as_mut().filter(|_| s.active) else {
-            return;
-        };
-        let done = self
-            .gzipper
-            .step(member, &self.encode_buf, budget, &mut s.body);
-        s.next_step_at = self.now.saturating_add(SEAL_STEP_MS);
-        if done {
-            self.complete_sealing();
+        loop {
+            let s = &mut self.sealing;
+            if !s.active {
+                return;
+            }
+            s.next_step_at = self.now.saturating_add(SEAL_STEP_MS);
+            match &mut s.phase {
+                Phase::Encoded => {
+                    s.phase = Phase::Compressing(self.gzipper.begin(gzip::GZIP_LEVEL, &mut s.body));
+                }
+                Phase::Compressing(member) => {
+                    let upto = member.reads_up_to(budget);
+                    s.batch
+                        .encode_tables(&mut s.tables, upto, &mut self.encode_buf);
+                    if self
+                        .gzipper
+                        .step(member, &self.encode_buf, budget, &mut s.body)
+                    {
+                        s.phase = Phase::Compressed;
+                    }
+                }
+                Phase::Compressed => self.complete_sealing(),
+            }
+            if budget != usize::MAX {
+                return;
+            }
         }
     }
 
@@ -149,14 +199,14 @@ impl Logger {
             self.stats.dropped.add(DropReason::Purged, count);
             s.batch.clear();
             s.body.clear();
-            s.member = None;
+            s.phase = Phase::Encoded;
             s.active = false;
             s.close_next = false;
         }
     }
 
-    /// Encodes the sealing batch with its header into the encode buffer and starts its
-    /// gzip member.
+    /// Encodes the sealing batch's header and columns into the encode buffer (its string
+    /// tables follow as the steps need them); its gzip member starts with the next step.
     fn encode_sealing(&mut self) {
         let s = &mut self.sealing;
         let header = batch_header(
@@ -167,11 +217,10 @@ impl Logger {
             s.closed_at,
         );
         self.encode_buf.clear();
-        s.batch.encode_into(header, s.epoch, &mut self.encode_buf);
+        s.tables = s.batch.encode_head(header, s.epoch, &mut self.encode_buf);
         // Room for a typical batch's compressed size; the body grows if needed.
-        let mut body = Vec::with_capacity(self.encode_buf.len() / 2);
-        s.member = Some(self.gzipper.begin(gzip::GZIP_LEVEL, &mut body));
-        s.body = body;
+        s.body = Vec::with_capacity(s.batch.encoded_estimate() / 2);
+        s.phase = Phase::Encoded;
     }
 
     /// Makes room in the queue for the compressed batch and queues it, then checkpoints
@@ -205,7 +254,7 @@ impl Logger {
             body,
         );
         s.batch.clear();
-        s.member = None;
+        s.phase = Phase::Encoded;
         s.active = false;
         let (checkpoint, close_next) = (s.checkpoint, core::mem::take(&mut s.close_next));
         self.enqueue_closed(closed);

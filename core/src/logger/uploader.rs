@@ -220,10 +220,8 @@ impl Logger {
         // Push the right half first so the left half ends up in front.
         for (slot, half_id) in halves.iter_mut().enumerate() {
             let half = if slot == 0 { right } else { left };
-            let mut part = crate::batch::subset(&proto_batch, half);
-            part.batch_no = self.next_batch_no;
             raw.clear();
-            part.encode_raw(&mut raw);
+            crate::batch::subset_into(&proto_batch, half, self.next_batch_no, &mut raw);
             let body = self.compress(&raw);
             let (id, no) = (self.next_batch_id, self.next_batch_no);
             let mut closed = ClosedBatch::new(id, no, half[0].seq, half.len() as u32, body);

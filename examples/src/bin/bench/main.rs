@@ -33,7 +33,6 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use prost::Message;
 use serde_json::json;
-use sightline_core::batch::Pending;
 use sightline_core::civil::Utc;
 use sightline_core::gzip::{CompactGzipper, GZIP_LEVEL as CORE_GZIP_LEVEL};
 use sightline_core::json::platform_name;
@@ -1044,10 +1043,10 @@ fn memory_section(workload: &Workload) {
         ControlFlow::Continue(())
     });
     let open = logger.open_batch_len();
-    let open_bytes = logger.open_batch_heap_bytes() as f64 / open as f64;
+    let (heap, columns) = logger.open_batch_heap_bytes();
+    let (open_bytes, column_bytes) = (heap as f64 / open as f64, columns as f64 / open as f64);
     logger.flush(now);
     let queued = logger.queued_bytes() as f64 / logger.pending() as f64;
-    let record = std::mem::size_of::<Pending>() as f64;
     println!();
     println!(
         "D. Memory per buffered impression (target <= {TARGET_BUFFERED_BYTES} B; open batch of {open}, limit {MEMORY_BATCH_IMPRESSIONS})"
@@ -1058,7 +1057,7 @@ fn memory_section(workload: &Workload) {
             "open batch heap / impressions (strings included)",
             open_bytes,
         ),
-        ("fixed record, size_of::<Pending>()", record),
+        ("  of which the encoded impression columns", column_bytes),
         ("closed and queued: gzip body / impressions", queued),
     ] {
         println!(

@@ -1,12 +1,17 @@
 //! Batches: the open batch that impressions accumulate in, the rule that closes it (count,
 //! bytes, age, explicit flush), and its encoding into the hoisted, columnar wire format.
-//! The open batch keeps each impression in a fixed 32-byte record and its strings in one
-//! interner, so recording allocates nothing once capacities have grown.
+//! The open batch keeps its impressions encoded, column by column (`columns`), and its
+//! strings in interners, so recording allocates nothing once capacities have grown and a
+//! close copies bytes rather than encoding every impression.
+
+mod columns;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use prost::Message;
+
+pub use columns::Columns;
 
 use crate::intern::{Interner, Key};
 use crate::proto;
@@ -29,7 +34,8 @@ pub const MAX_PAGE_VIEWS_PER_BATCH: usize = 1024;
 /// Fixed encoded cost of a page view entry, for the size estimate.
 const PAGE_VIEW_BYTES: usize = 40;
 
-/// One buffered impression: 32 bytes, ids interned in the batch.
+/// One impression as the logger hands it to the batch (which keeps it encoded), its ids
+/// interned in the batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pending {
     /// Index into the batch's item ids.
@@ -79,7 +85,7 @@ pub struct OpenBatch {
     /// Artwork ids, in order of first use.
     pub artworks: Interner,
     pub page_views: Vec<BatchPageView>,
-    pub impressions: Vec<Pending>,
+    columns: Columns,
     /// Seq of the first impression; the rest follow without gaps.
     pub first_seq: u64,
     /// Monotonic time the first impression arrived.
@@ -90,12 +96,12 @@ pub struct OpenBatch {
 impl OpenBatch {
     /// True when nothing is buffered.
     pub fn is_empty(&self) -> bool {
-        self.impressions.is_empty()
+        self.columns.is_empty()
     }
 
     /// Number of buffered impressions.
     pub fn len(&self) -> usize {
-        self.impressions.len()
+        self.columns.len() as usize
     }
 
     /// The batch-local index of a page view, adding it if new; `None` when the batch has no
@@ -147,7 +153,7 @@ impl OpenBatch {
 
     /// Buffers an impression; `seq` must be the next seq after the buffered ones.
     pub fn push(&mut self, seq: u64, now: u64, p: Pending) {
-        if self.impressions.is_empty() {
+        if self.columns.is_empty() {
             self.first_seq = seq;
             self.opened_at = now;
         }
@@ -159,13 +165,29 @@ impl OpenBatch {
             + varint_len(u64::from(p.visible_ms))
             + varint_len(u64::from(p.focused_ms))
             + 3;
-        self.impressions.push(p);
+        self.columns.push(&DecodedImpression {
+            seq,
+            page_view: usize::from(p.page_view),
+            item: p.item,
+            artwork: p.artwork.checked_sub(1),
+            row: p.row,
+            column: p.column,
+            first_visible_ms: i64::from(p.first_visible_ms),
+            visible_ms: p.visible_ms,
+            max_visible_pct: u32::from(p.max_visible_pct),
+            focused_ms: p.focused_ms,
+        });
+    }
+
+    /// About how many bytes the batch encodes to (at most [`MAX_BATCH_ENCODED_BYTES`]).
+    pub fn encoded_estimate(&self) -> usize {
+        self.encoded_estimate
     }
 
     /// True when the batch must close before another impression with ids of at most
     /// `max_id_len` bytes is added.
     pub fn full(&self, max_impressions: usize, max_id_len: u32) -> bool {
-        self.impressions.len() >= max_impressions
+        self.len() >= max_impressions
             || self.encoded_estimate + max_impression_growth(max_id_len) >= MAX_BATCH_ENCODED_BYTES
     }
 
@@ -175,8 +197,13 @@ impl OpenBatch {
         self.items.clear();
         self.artworks.clear();
         self.page_views.clear();
-        self.impressions.clear();
+        self.columns.clear();
         self.encoded_estimate = 0;
+    }
+
+    /// Heap bytes reserved by the encoded impression columns.
+    pub fn column_heap_bytes(&self) -> usize {
+        self.columns.heap_bytes()
     }
 
     /// Heap bytes reserved by the batch, for memory accounting.
@@ -185,14 +212,26 @@ impl OpenBatch {
             + self.items.heap_bytes()
             + self.artworks.heap_bytes()
             + self.page_views.capacity() * core::mem::size_of::<BatchPageView>()
-            + self.impressions.capacity() * core::mem::size_of::<Pending>()
+            + self.columns.heap_bytes()
     }
 
     /// The wire form: `header` supplies the hoisted fields, this batch the tables and columns.
     /// Appends the encoded batch to `out`. The string tables are written straight from the
-    /// interners (protobuf fields may come in any order), so closing a batch allocates no
-    /// string per id.
-    pub fn encode_into(&self, mut header: proto::Batch, mono_epoch: u32, out: &mut Vec<u8>) {
+    /// interners and the columns as they were kept (protobuf fields may come in any order),
+    /// so closing a batch allocates no string per id and encodes no impression again.
+    pub fn encode_into(&self, header: proto::Batch, mono_epoch: u32, out: &mut Vec<u8>) {
+        let mut tables = self.encode_head(header, mono_epoch, out);
+        self.encode_tables(&mut tables, usize::MAX, out);
+    }
+
+    /// Appends all of the wire form but the string tables, which follow it (by
+    /// [`Self::encode_tables`], from where the returned cursor says).
+    pub fn encode_head(
+        &self,
+        mut header: proto::Batch,
+        mono_epoch: u32,
+        out: &mut Vec<u8>,
+    ) -> Tables {
         let base = self
             .page_views
             .iter()
@@ -216,30 +255,59 @@ impl OpenBatch {
                 duration_ms: p.duration_ms,
             })
             .collect();
-        let mut cols = Columns::new(self.first_seq, self.impressions.len());
-        for (i, p) in self.impressions.iter().enumerate() {
-            cols.push(&DecodedImpression {
-                seq: self.first_seq + i as u64,
-                page_view: usize::from(p.page_view),
-                item: p.item,
-                artwork: p.artwork.checked_sub(1),
-                row: p.row,
-                column: p.column,
-                first_visible_ms: i64::from(p.first_visible_ms),
-                visible_ms: p.visible_ms,
-                max_visible_pct: u32::from(p.max_visible_pct),
-                focused_ms: p.focused_ms,
-            });
-        }
-        header.impressions = Some(cols.finish());
         let clock = header.clock.get_or_insert_with(Default::default);
         clock.mono_epoch = mono_epoch;
         clock.mono_base_ms = base;
-        header.encode_raw(out);
-        encode_table(STRINGS_TAG, &self.strings, 0, out);
-        encode_table(ITEM_IDS_TAG, &self.items, item_prefix, out);
-        encode_table(ARTWORK_IDS_TAG, &self.artworks, artwork_prefix, out);
+        encode_with_columns(&header, &self.columns, out);
+        Tables {
+            table: 0,
+            next: 0,
+            item_prefix,
+            artwork_prefix,
+        }
     }
+
+    /// Appends the string tables' next entries (each its own field) until `out` holds
+    /// more than `upto` bytes; true once every entry is written. The batch must not
+    /// change between its [`Self::encode_head`] and the last of these calls.
+    pub fn encode_tables(&self, tables: &mut Tables, upto: usize, out: &mut Vec<u8>) -> bool {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        loop {
+            let (tag, table, skip) = match tables.table {
+                0 => (STRINGS_TAG, &self.strings, 0),
+                1 => (ITEM_IDS_TAG, &self.items, tables.item_prefix),
+                2 => (ARTWORK_IDS_TAG, &self.artworks, tables.artwork_prefix),
+                _ => return true,
+            };
+            if tables.next as usize >= table.len() {
+                tables.table += 1;
+                tables.next = 0;
+                continue;
+            }
+            if out.len() > upto {
+                return false;
+            }
+            let s = table
+                .get(tables.next)
+                .as_bytes()
+                .get(skip..)
+                .unwrap_or_default();
+            encode_key(tag, WireType::LengthDelimited, out);
+            encode_varint(s.len() as u64, out);
+            out.extend_from_slice(s);
+            tables.next += 1;
+        }
+    }
+}
+
+/// How far a batch's string tables are written: the table, its next entry, and the
+/// prefixes its item and artwork entries are written without.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tables {
+    table: u8,
+    next: u32,
+    item_prefix: usize,
+    artwork_prefix: usize,
 }
 
 /// Field numbers of `Batch.strings`, `Batch.item_ids` and `Batch.artwork_ids` in
@@ -247,17 +315,6 @@ impl OpenBatch {
 const STRINGS_TAG: u32 = 13;
 const ITEM_IDS_TAG: u32 = 20;
 const ARTWORK_IDS_TAG: u32 = 22;
-
-/// Writes every entry of `table`, less its first `skip` bytes, as repeated string field `tag`.
-fn encode_table(tag: u32, table: &Interner, skip: usize, out: &mut Vec<u8>) {
-    use prost::encoding::{WireType, encode_key, encode_varint};
-    for i in 0..table.len() as u32 {
-        let s = &table.get(i).as_bytes()[skip..];
-        encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(s.len() as u64, out);
-        out.extend_from_slice(s);
-    }
-}
 
 fn intern_counted(table: &mut Interner, estimate: &mut usize, key: Key<'_>) -> u32 {
     let before = table.len();
@@ -301,109 +358,23 @@ fn entries(table: &Interner, skip: usize) -> Vec<String> {
         .collect()
 }
 
-/// Builds the columnar impressions from rows, delta-coding and omitting all-zero columns.
-/// Item and artwork indices must refer to tables in first-use order.
-#[derive(Debug)]
-pub struct Columns {
-    out: proto::Impressions,
-    prev_seq: u64,
-    prev_page_view: i64,
-    prev_first_visible: i64,
-    items_used: u32,
-    artworks_used: u32,
+/// Writes `header` (which has no impressions) and `columns` as its impressions, after the
+/// header's fields: protobuf fields may come in any order, and splitting the header around
+/// field 15 to keep tag order would cost the firmware's flash a second message built.
+fn encode_with_columns(header: &proto::Batch, columns: &Columns, out: &mut Vec<u8>) {
+    header.encode_raw(out);
+    columns.encode_field(out);
 }
 
-impl Columns {
-    /// Columns for `n` impressions, the first with `first_seq` (sized once: no regrowth).
-    pub fn new(first_seq: u64, n: usize) -> Self {
-        Columns {
-            out: proto::Impressions {
-                first_seq,
-                seq_gap: Vec::with_capacity(n),
-                page_view_delta: Vec::with_capacity(n),
-                item: Vec::with_capacity(n),
-                artwork: Vec::with_capacity(n),
-                row: Vec::with_capacity(n),
-                column: Vec::with_capacity(n),
-                first_visible_delta_ms: Vec::with_capacity(n),
-                visible_ms: Vec::with_capacity(n),
-                max_visible_pct: Vec::with_capacity(n),
-                focused_ms: Vec::with_capacity(n),
-                ..Default::default()
-            },
-            prev_seq: first_seq,
-            prev_page_view: 0,
-            prev_first_visible: 0,
-            items_used: 0,
-            artworks_used: 0,
-        }
-    }
-
-    /// Appends one impression; seqs must increase.
-    pub fn push(&mut self, imp: &DecodedImpression) {
-        let o = &mut self.out;
-        let gap = if o.count == 0 {
-            0
-        } else {
-            imp.seq.saturating_sub(self.prev_seq + 1)
-        };
-        o.seq_gap.push(gap);
-        let pv = imp.page_view as i64;
-        o.page_view_delta.push((pv - self.prev_page_view) as i32);
-        o.count += 1;
-        o.item.push(if imp.item == self.items_used {
-            self.items_used += 1;
-            0
-        } else {
-            imp.item + 1
-        });
-        o.artwork.push(match imp.artwork {
-            None => 0,
-            Some(a) if a == self.artworks_used => {
-                self.artworks_used += 1;
-                1
-            }
-            Some(a) => a + 2,
-        });
-        o.row.push(imp.row);
-        o.column.push(imp.column);
-        o.first_visible_delta_ms
-            .push(imp.first_visible_ms - self.prev_first_visible);
-        o.visible_ms.push(imp.visible_ms);
-        o.max_visible_pct.push(imp.max_visible_pct);
-        o.focused_ms.push(imp.focused_ms);
-        self.prev_seq = imp.seq;
-        self.prev_page_view = pv;
-        self.prev_first_visible = imp.first_visible_ms;
-    }
-
-    /// The finished columns, with all-zero columns left empty.
-    pub fn finish(mut self) -> proto::Impressions {
-        let o = &mut self.out;
-        drop_if_zero(&mut o.seq_gap);
-        drop_if_zero(&mut o.page_view_delta);
-        drop_if_zero(&mut o.item);
-        drop_if_zero(&mut o.artwork);
-        drop_if_zero(&mut o.row);
-        drop_if_zero(&mut o.column);
-        drop_if_zero(&mut o.first_visible_delta_ms);
-        drop_if_zero(&mut o.visible_ms);
-        drop_if_zero(&mut o.max_visible_pct);
-        drop_if_zero(&mut o.focused_ms);
-        self.out
-    }
-}
-
-fn drop_if_zero<T: Default + PartialEq>(column: &mut Vec<T>) {
-    if column.iter().all(|v| *v == T::default()) {
-        column.clear();
-    }
-}
-
-/// Rebuilds a batch holding only `rows` of `source` (whose strings and page views they
-/// index), with its own minimal string table: used to split a batch the collector refused
-/// as too large.
-pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch {
+/// Encodes, as batch `batch_no`, a batch holding only `rows` of `source` (whose strings
+/// and page views they index), with its own minimal string table: used to split a batch
+/// the collector refused as too large. Appends the encoding to `out`.
+pub fn subset_into(
+    source: &proto::Batch,
+    rows: &[DecodedImpression],
+    batch_no: u64,
+    out: &mut Vec<u8>,
+) {
     let ids = crate::wire::Ids::of(source);
     let mut strings = Interner::default();
     let mut items = Interner::default();
@@ -411,7 +382,7 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
     let mut page_views: Vec<proto::PageView> = Vec::new();
     let mut pv_map: Vec<(usize, usize)> = Vec::new();
     let text = |i: u32| source.strings.get(i as usize).map_or("", String::as_str);
-    let mut cols = Columns::new(rows.first().map_or(0, |r| r.seq), rows.len());
+    let mut cols = Columns::default();
     for row in rows {
         let pv = match pv_map.iter().find(|(old, _)| *old == row.page_view) {
             Some(&(_, new)) => new,
@@ -441,7 +412,7 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
     let (item_prefix, artwork_prefix) = (common_prefix_len(&items), common_prefix_len(&artworks));
     // The header copied field by field: cloning the whole source would copy its tables and
     // columns only to replace them.
-    proto::Batch {
+    let header = proto::Batch {
         schema_version: source.schema_version,
         sdk_name: source.sdk_name.clone(),
         sdk_version: source.sdk_version.clone(),
@@ -451,12 +422,12 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
         device: source.device.clone(),
         install_id: source.install_id.clone(),
         session_id: source.session_id.clone(),
-        batch_no: source.batch_no,
+        batch_no,
         contract_version: source.contract_version,
         sample_rate_ppm: source.sample_rate_ppm,
         strings: entries(&strings, 0),
         page_views,
-        impressions: Some(cols.finish()),
+        impressions: None,
         counters: source.counters,
         clock: source.clock,
         send: None,
@@ -465,7 +436,8 @@ pub fn subset(source: &proto::Batch, rows: &[DecodedImpression]) -> proto::Batch
         artwork_prefix: prefix(&artworks, artwork_prefix).to_string(),
         artwork_ids: entries(&artworks, artwork_prefix),
         reentry: source.reentry,
-    }
+    };
+    encode_with_columns(&header, &cols, out);
 }
 
 fn varint_len(v: u64) -> usize {
@@ -520,8 +492,88 @@ mod tests {
     }
 
     #[test]
-    fn a_buffered_impression_takes_32_bytes() {
-        assert!(core::mem::size_of::<Pending>() <= 32);
+    fn tables_encoded_a_piece_at_a_time_are_the_bytes_encoded_at_once() {
+        let mut b = filled(40);
+        for i in 0..30 {
+            b.intern_artwork(Key::new(&alloc::format!("art/{i}")));
+        }
+        // Not decoded: the decoder refuses artwork ids no impression uses.
+        let mut whole = Vec::new();
+        b.encode_into(proto::Batch::default(), 2, &mut whole);
+        for step in [1, 10, 64, 100_000] {
+            let mut out = Vec::new();
+            let mut tables = b.encode_head(proto::Batch::default(), 2, &mut out);
+            let mut calls = 0;
+            while !b.encode_tables(&mut tables, out.len() + step, &mut out) {
+                calls += 1;
+            }
+            assert_eq!(out, whole, "pieces of {step} bytes");
+            assert!(
+                step > 1000 || calls > 0,
+                "{step} bytes at a time in one call"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_is_its_header_then_its_columns_then_its_string_tables() {
+        let b = filled(25);
+        let every_field = proto::Batch {
+            schema_version: 1,
+            sdk_name: "sdk".into(),
+            sdk_version: "1.2".into(),
+            app_id: "app".into(),
+            app_version: "3".into(),
+            platform: 2,
+            device: "tv".into(),
+            install_id: "i".into(),
+            session_id: "s".into(),
+            batch_no: 9,
+            contract_version: 4,
+            sample_rate_ppm: 500_000,
+            counters: Some(proto::Counters {
+                recorded: 25,
+                ..Default::default()
+            }),
+            clock: Some(proto::BatchClock {
+                closed_at_wall_ms: 77,
+                ..Default::default()
+            }),
+            send: Some(proto::SendInfo {
+                attempt: 2,
+                ..Default::default()
+            }),
+            reentry: 1,
+            ..Default::default()
+        };
+        let mut bytes = Vec::new();
+        b.encode_into(every_field.clone(), 3, &mut bytes);
+        let decoded = wire::decode_batch(&bytes).unwrap();
+        assert_eq!(decoded.sdk_name, every_field.sdk_name);
+        assert_eq!(decoded.send, every_field.send);
+        assert_eq!(decoded.reentry, 1);
+        assert_eq!(decoded.item_prefix, "title:");
+        // Each part as prost writes it, every header field included.
+        let mut expected = Vec::new();
+        proto::Batch {
+            strings: Vec::new(),
+            item_ids: Vec::new(),
+            impressions: None,
+            ..decoded.clone()
+        }
+        .encode_raw(&mut expected);
+        proto::Batch {
+            impressions: decoded.impressions,
+            ..Default::default()
+        }
+        .encode_raw(&mut expected);
+        proto::Batch {
+            strings: decoded.strings,
+            item_ids: decoded.item_ids,
+            ..Default::default()
+        }
+        .encode_raw(&mut expected);
+        assert_eq!(bytes, expected);
     }
 
     #[test]
@@ -655,7 +707,10 @@ mod tests {
     fn a_subset_keeps_only_the_strings_and_page_views_it_uses() {
         let full = encoded(&filled(30), 0).1;
         let rows = wire::impressions(&full).unwrap();
-        let half = subset(&full, &rows[20..]);
+        let mut bytes = Vec::new();
+        subset_into(&full, &rows[20..], 8, &mut bytes);
+        let half = wire::decode_batch(&bytes).unwrap();
+        assert_eq!(half.batch_no, 8);
         let back = wire::impressions(&half).unwrap();
         assert_eq!(back.len(), 10);
         assert_eq!(back[0].seq, 120);
