@@ -12,7 +12,7 @@ use std::rc::Rc;
 use common::faulty::Faulty;
 use common::*;
 use sightline_core::gzip::BLOCK_BYTES;
-use sightline_core::logger::sealing::{SEAL_STEP_BYTES, SEAL_STEP_MS};
+use sightline_core::logger::sealing::{SEAL_IN_CALL_BYTES, SEAL_STEP_BYTES, SEAL_STEP_MS};
 use sightline_core::{Logger, MemoryStore, Recorded, Store, Upload, proto};
 
 /// Batch size of these specs: a full batch of UUID-shaped ids encodes to many steps.
@@ -115,12 +115,45 @@ fn a_batch_bigger_than_a_step_is_sent_only_after_a_step_per_handle_timeout() {
     assert!(steps >= 5, "a batch of UUID-shaped ids is many steps");
     let (sealed, sealed_rows) = decode(&stepped);
     assert_eq!(sealed_rows, rows, "the same impressions either way");
-    assert_eq!(sealed.counters, batch.counters);
+    assert_eq!(
+        proto::Batch {
+            send: None,
+            ..sealed.clone()
+        },
+        proto::Batch {
+            send: None,
+            ..batch
+        },
+        "the same batch either way, but for when it was sent"
+    );
     assert_eq!(
         sealed.clock.map(|c| c.closed_at_mono_ms),
         Some(CLOSED),
         "closed when it filled"
     );
+}
+
+#[test]
+fn a_batch_of_at_most_seal_in_call_bytes_is_ready_once_the_closing_call_returns() {
+    for (impressions, at_once) in [(2, true), (20, false)] {
+        let store = Rc::new(RefCell::new(MemoryStore::new()));
+        let mut logger = logger_on(&store, cfg(), 0);
+        record(&mut logger, 0, impressions, T);
+        logger.handle_app_hidden(at(CLOSED));
+        let upload = logger.poll_upload(at(CLOSED));
+        assert_eq!(upload.is_some(), at_once, "{impressions} impressions");
+        let upload = upload.unwrap_or_else(|| step_until_upload(&mut logger, CLOSED).1);
+        let (batch, _) = decode(&upload);
+        let encoded = prost::Message::encoded_len(&proto::Batch {
+            send: None,
+            ..batch
+        });
+        assert_eq!(
+            encoded <= SEAL_IN_CALL_BYTES,
+            at_once,
+            "{encoded} encoded bytes"
+        );
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ const FIRST_COLUMN_TAG: u32 = 2;
 /// in core/proto.
 const FIRST_SEQ_TAG: u32 = 1;
 const COUNT_TAG: u32 = 12;
-pub(super) const IMPRESSIONS_TAG: u32 = 15;
+const IMPRESSIONS_TAG: u32 = 15;
 
 /// Column positions, by field.
 const SEQ_GAP: usize = 0;

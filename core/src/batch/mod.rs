@@ -362,13 +362,18 @@ fn entries(table: &Interner, skip: usize) -> Vec<String> {
 /// header's fields: protobuf fields may come in any order, and splitting the header around
 /// field 15 to keep tag order would cost the firmware's flash a second message built.
 fn encode_with_columns(header: &proto::Batch, columns: &Columns, out: &mut Vec<u8>) {
+    debug_assert!(
+        header.impressions.is_none(),
+        "the columns are the impressions"
+    );
     header.encode_raw(out);
     columns.encode_field(out);
 }
 
 /// Encodes, as batch `batch_no`, a batch holding only `rows` of `source` (whose strings
 /// and page views they index), with its own minimal string table: used to split a batch
-/// the collector refused as too large. Appends the encoding to `out`.
+/// the collector refused as too large. Appends the encoding to `out`: the header with its
+/// tables, then the impressions (a cold path, so its tables go through prost).
 pub fn subset_into(
     source: &proto::Batch,
     rows: &[DecodedImpression],
@@ -517,7 +522,27 @@ mod tests {
 
     #[test]
     fn a_batch_is_its_header_then_its_columns_then_its_string_tables() {
-        let b = filled(25);
+        let mut b = filled(25);
+        // Artwork ids too, so all three tables are written.
+        for i in 0..5u32 {
+            let item = b.intern_item(Key::new("title:9"));
+            let artwork = b.intern_artwork(Key::new(&alloc::format!("art/{}", i % 3))) + 1;
+            b.push(
+                125 + u64::from(i),
+                0,
+                Pending {
+                    item,
+                    artwork,
+                    row: 9,
+                    column: i,
+                    first_visible_ms: 300,
+                    visible_ms: 1500,
+                    focused_ms: 0,
+                    page_view: 2,
+                    max_visible_pct: 100,
+                },
+            );
+        }
         let every_field = proto::Batch {
             schema_version: 1,
             sdk_name: "sdk".into(),
@@ -558,6 +583,7 @@ mod tests {
         proto::Batch {
             strings: Vec::new(),
             item_ids: Vec::new(),
+            artwork_ids: Vec::new(),
             impressions: None,
             ..decoded.clone()
         }
@@ -567,9 +593,11 @@ mod tests {
             ..Default::default()
         }
         .encode_raw(&mut expected);
+        assert_eq!(decoded.artwork_ids.len(), 3);
         proto::Batch {
             strings: decoded.strings,
             item_ids: decoded.item_ids,
+            artwork_ids: decoded.artwork_ids,
             ..Default::default()
         }
         .encode_raw(&mut expected);

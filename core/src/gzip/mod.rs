@@ -192,8 +192,10 @@ impl MinizGzipper {
         member
     }
 
-    /// Runs the member's next step over `data` (the whole input, the same slice at
-    /// every step); true once the member is complete. A step either compresses up to
+    /// Runs the member's next step over `data`, the input so far: it may grow between
+    /// steps if it stays longer than [`Member::reads_up_to`] the step's budget, and is
+    /// complete from the step that takes its end (whose checksum, length and any stored
+    /// fallback cover it). True once the member is complete. A step either compresses up to
     /// `budget` bytes, stopping at the next block boundary, or ends the block at that
     /// boundary (a sync flush, every [`BLOCK_BYTES`] of input), or, once all input is
     /// taken, ends the stream, so no step costs more than `budget` bytes of deflate or one

@@ -354,10 +354,15 @@ impl Logger {
         self.queue.bytes()
     }
 
-    /// Heap bytes reserved by the open batch, for memory accounting: in all, and of that
-    /// its encoded impression columns (the rest is its strings and page views).
-    pub fn open_batch_heap_bytes(&self) -> (usize, usize) {
-        (self.open.heap_bytes(), self.open.column_heap_bytes())
+    /// Heap bytes reserved by the open batch, for memory accounting.
+    pub fn open_batch_heap_bytes(&self) -> usize {
+        self.open.heap_bytes()
+    }
+
+    /// Of [`Self::open_batch_heap_bytes`], those of its encoded impression columns (the
+    /// rest is its strings and page views).
+    pub fn open_batch_column_heap_bytes(&self) -> usize {
+        self.open.column_heap_bytes()
     }
 
     /// Impressions in the open batch.

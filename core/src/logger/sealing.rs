@@ -1,6 +1,6 @@
 //! The batch being sealed, a step per `handle_timeout`, so no host call does a batch's
-//! deflate (milliseconds for a batch of UUID-shaped ids). The close only writes the header
-//! and copies the columns the batch keeps encoded; then, each a step of its own: readying the compressor, compressing the next
+//! deflate (milliseconds for a batch of UUID-shaped ids). The close only writes the
+//! header and copies the columns the batch keeps encoded; then, each a step of its own: readying the compressor, compressing the next
 //! [`SEAL_STEP_BYTES`] of the encoding (its string tables encoded as far as that step
 //! reads), each deflate block boundary, the end of the stream, and storing and queueing the
 //! batch, then its checkpoint (see below). While a batch is sealing the logger asks to be
@@ -73,8 +73,8 @@ pub(super) struct Sealing {
 #[cfg(not(feature = "compact"))]
 #[derive(Default)]
 enum Phase {
-    /// Encoded but for its string tables; the compressor is readied next (which clears
-    /// some 200 KiB of its tables).
+    /// Encoded but for (the rest of) its string tables; the compressor is readied next
+    /// (which clears some 200 KiB of its tables).
     #[default]
     Encoded,
     Compressing(gzip::Member),
@@ -101,8 +101,9 @@ impl Sealing {
 
 #[cfg(not(feature = "compact"))]
 impl Logger {
-    /// Closes the open batch (if any) under `epoch` and starts sealing it; its first step
-    /// runs now. A batch still sealing is finished first.
+    /// Closes the open batch (if any) under `epoch` and starts sealing it: its steps
+    /// follow from the next `handle_timeout`, or it seals now if its encoding is at most
+    /// [`SEAL_IN_CALL_BYTES`]. A batch still sealing is finished first.
     pub(super) fn begin_sealing(&mut self, epoch: u32, checkpoint: bool) {
         if self.open.is_empty() {
             return;

@@ -1043,7 +1043,10 @@ fn memory_section(workload: &Workload) {
         ControlFlow::Continue(())
     });
     let open = logger.open_batch_len();
-    let (heap, columns) = logger.open_batch_heap_bytes();
+    let (heap, columns) = (
+        logger.open_batch_heap_bytes(),
+        logger.open_batch_column_heap_bytes(),
+    );
     let (open_bytes, column_bytes) = (heap as f64 / open as f64, columns as f64 / open as f64);
     logger.flush(now);
     let queued = logger.queued_bytes() as f64 / logger.pending() as f64;
