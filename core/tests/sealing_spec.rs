@@ -157,6 +157,37 @@ fn a_batch_of_at_most_seal_in_call_bytes_is_ready_once_the_closing_call_returns(
 }
 
 #[test]
+fn a_host_whose_timer_never_runs_has_the_closed_batch_sealed_by_the_impressions_after_half_a_batch()
+{
+    let store = Rc::new(RefCell::new(MemoryStore::new()));
+    let mut logger = logger_on(&store, cfg(), 0);
+    let first = record(&mut logger, 0, BATCH, T);
+    // No handle_timeout at all: the closed batch waits while the open one is under half.
+    record(&mut logger, BATCH, BATCH + BATCH / 2 - 1, T + 4000);
+    assert!(
+        logger.poll_upload(at(T + 7000)).is_none(),
+        "nothing steps yet"
+    );
+    // Past half, each impression pays a step; a batch of UUID-shaped ids needs about 90.
+    record(
+        &mut logger,
+        BATCH + BATCH / 2 - 1,
+        BATCH + BATCH / 2 + 120,
+        T + 8000,
+    );
+    let upload = logger
+        .poll_upload(at(T + 11_000))
+        .expect("sealed before the open batch filled");
+    let (_, rows) = decode(&upload);
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), first);
+    assert_eq!(
+        logger.open_batch_len(),
+        (BATCH / 2 + 120) as usize,
+        "still open"
+    );
+}
+
+#[test]
 fn a_crash_while_a_batch_seals_loses_nothing_its_journal_holds_it() {
     let store = Rc::new(RefCell::new(MemoryStore::new()));
     let mut logger = logger_on(&store, cfg(), 0);

@@ -184,6 +184,11 @@ impl OpenBatch {
         self.encoded_estimate
     }
 
+    /// True when the batch holds half of what it may (by count or encoded bytes).
+    pub fn half_full(&self, max_impressions: usize) -> bool {
+        2 * self.len() >= max_impressions || 2 * self.encoded_estimate >= MAX_BATCH_ENCODED_BYTES
+    }
+
     /// True when the batch must close before another impression with ids of at most
     /// `max_id_len` bytes is added.
     pub fn full(&self, max_impressions: usize, max_id_len: u32) -> bool {

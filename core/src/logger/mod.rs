@@ -706,6 +706,7 @@ impl Logger {
         }
         self.now = self.now.max(now.mono_ms.saturating_add(self.mono_offset));
         self.wall = now.wall_ms;
+        self.sealing.new_call();
     }
 
     /// A host monotonic time on the logger's clock.
@@ -920,8 +921,10 @@ impl Logger {
         seq
     }
 
-    /// Closes the open batch if the age rule says so, and bounds the journal.
+    /// Runs a sealing step the host's timer is behind on (see [`sealing`]), closes the
+    /// open batch if the age rule says so, and bounds the journal.
     fn drive(&mut self) {
+        self.catch_up_sealing();
         let age = self.config.max_batch_age_ms;
         if !self.open.is_empty() && self.now >= self.open.opened_at.saturating_add(age) {
             self.close_batch();

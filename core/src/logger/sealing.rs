@@ -7,6 +7,12 @@
 //! called back [`SEAL_STEP_MS`] later. A batch whose encoding is at most
 //! [`SEAL_IN_CALL_BYTES`] is sealed in the call that closed it.
 //!
+//! A host whose timer falls behind while it keeps logging (a busy UI thread, or many
+//! impressions at once) would let the open batch fill while the last one still seals, and
+//! the close would then finish that one in the call. So once the open batch is half full,
+//! an input that took no step takes one: a batch takes about one step per 200 B of its
+//! encoding, so the closed one is normally sealed before the open one fills.
+//!
 //! `handle_app_hidden` closes the open batch the same way, a step per call; if a batch is
 //! sealing already, the open batch closes as that one is queued. Calls that need the batch
 //! now finish it in the call: `flush` (the host asked for it), a second close (the batch
@@ -67,6 +73,8 @@ pub(super) struct Sealing {
     body: Vec<u8>,
     /// Logger time of the next step.
     next_step_at: u64,
+    /// A step ran in the host's current call.
+    stepped: bool,
 }
 
 /// Where the sealing batch is; each phase change is a step of its own.
@@ -96,6 +104,11 @@ impl Sealing {
     /// True when a step is due at `now`.
     pub(super) fn due(&self, now: u64) -> bool {
         self.active && now >= self.next_step_at
+    }
+
+    /// A host call begins: it has taken no step yet.
+    pub(super) fn new_call(&mut self) {
+        self.stepped = false;
     }
 }
 
@@ -151,6 +164,15 @@ impl Logger {
         }
     }
 
+    /// Takes a step of the sealing batch if the open batch is half full and this call took
+    /// none (see the module doc).
+    pub(super) fn catch_up_sealing(&mut self) {
+        let max = self.config.max_batch_impressions as usize;
+        if self.sealing.active && !self.sealing.stepped && self.open.half_full(max) {
+            self.step_sealing(SEAL_STEP_BYTES);
+        }
+    }
+
     /// Runs the sealing batch to the end, in this call.
     pub(super) fn finish_sealing(&mut self) {
         while self.sealing.active {
@@ -168,6 +190,7 @@ impl Logger {
             if !s.active {
                 return;
             }
+            s.stepped = true;
             s.next_step_at = self.now.saturating_add(SEAL_STEP_MS);
             match &mut s.phase {
                 Phase::Encoded => {
@@ -295,6 +318,8 @@ impl Sealing {
     pub(super) fn due(&self, _now: u64) -> bool {
         false
     }
+
+    pub(super) fn new_call(&mut self) {}
 }
 
 #[cfg(feature = "compact")]
@@ -355,6 +380,8 @@ impl Logger {
 
     /// Nothing seals past the call that closed it.
     pub(super) fn finish_sealing(&mut self) {}
+
+    pub(super) fn catch_up_sealing(&mut self) {}
 
     pub(super) fn step_sealing(&mut self, _budget: usize) {}
 

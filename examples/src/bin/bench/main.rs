@@ -82,6 +82,10 @@ const PAGE_SPAN_MS: u64 = VISIBLE_MS.1;
 /// A page view starts this often: 15 are open at once (the core allows 16), and a batch
 /// fills by count (1000 impressions in about 21 s) long before its age limit closes it.
 const PAGE_STEP_MS: u64 = 2_000;
+/// Time between two page views of the visibility path, for the host's timer.
+const TIMER_GAP_MS: u64 = 500;
+/// Timer wake-ups between two inputs at most: a full batch seals in about 300 steps.
+const MAX_TIMER_WAKEUPS: usize = 10_000;
 /// Page views timed on the visibility path, and its warm-up.
 const VISIBILITY_PAGES: usize = 1_000;
 const VISIBILITY_WARMUP_PAGES: usize = 100;
@@ -755,7 +759,7 @@ impl Window {
             logger
                 .end_page_view(pv, now)
                 .expect("the page view is open");
-            deliver(logger, now);
+            deliver(logger, now, now.mono_ms + PAGE_STEP_MS - 1);
         }
         if let Some((page, _)) = pages.get(k) {
             let pv = logger
@@ -767,15 +771,27 @@ impl Window {
     }
 }
 
-/// Uploads every queued batch and acknowledges it at once: a host on a healthy network.
-fn deliver(logger: &mut Logger, now: Now) {
-    // A host without persistence: its store operations succeed and keep nothing.
-    logger.perform_store_ops(&mut MemoryStore::new());
-    while let Some(upload) = logger.poll_upload(now) {
-        logger
-            .handle_upload_result(upload.id, UploadOutcome::status(200), now)
-            .expect("the upload is in flight");
+/// Between two inputs, from `now` to `until` (monotonic ms), what a host on a healthy
+/// network does, untimed: runs its timer at every deadline (a sealing batch's steps come
+/// due a millisecond apart), uploads every queued batch and acknowledges it at once.
+fn deliver(logger: &mut Logger, now: Now, until: u64) {
+    let mut t = now;
+    for _ in 0..MAX_TIMER_WAKEUPS {
+        // A host without persistence: its store operations succeed and keep nothing.
         logger.perform_store_ops(&mut MemoryStore::new());
+        while let Some(upload) = logger.poll_upload(t) {
+            logger
+                .handle_upload_result(upload.id, UploadOutcome::status(200), t)
+                .expect("the upload is in flight");
+            logger.perform_store_ops(&mut MemoryStore::new());
+        }
+        match logger.poll_timeout() {
+            Some(deadline) if deadline <= until => {
+                t = at(deadline.max(t.mono_ms));
+                logger.handle_timeout(t);
+            }
+            _ => break,
+        }
     }
 }
 
@@ -875,7 +891,8 @@ fn visibility_blocks(workload: &Workload) -> Vec<Block> {
                 column,
             })
             .collect();
-        let (shown, hidden) = (at(k as u64 * EXPOSURE_MS), at((k as u64 + 1) * EXPOSURE_MS));
+        let start = k as u64 * (EXPOSURE_MS + TIMER_GAP_MS);
+        let (shown, hidden) = (at(start), at(start + EXPOSURE_MS));
         let pv = logger
             .start_page_view(page.page_name, Some(&page.request_id), None, shown)
             .expect("workload pages are valid");
@@ -888,7 +905,7 @@ fn visibility_blocks(workload: &Workload) -> Vec<Block> {
         logger
             .end_page_view(pv, hidden)
             .expect("the page view is open");
-        deliver(&mut logger, hidden);
+        deliver(&mut logger, hidden, start + EXPOSURE_MS + TIMER_GAP_MS - 1);
         if k >= VISIBILITY_WARMUP_PAGES {
             blocks.push(Block {
                 ops: enter.ops,
@@ -966,7 +983,7 @@ fn recording_section(workload: &Workload) {
     let pairs = summarise(&visibility_blocks(workload));
     println!();
     println!(
-        "B/C. Recording in steady state (default config, MemoryStore, batches delivered between page views)"
+        "B/C. Recording in steady state (default config, MemoryStore; between page views, untimed, the host's timer runs and batches are delivered)"
     );
     println!(
         "   {:<27} {:>8} {:>6} {:>6} {:>8} {:>8} {:>11} {:>11} {:>9}",

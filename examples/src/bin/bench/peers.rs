@@ -81,8 +81,9 @@ pub fn race(recorders: &mut [&mut dyn Recorder], warmup: usize, pages: usize) ->
     blocks
 }
 
-/// Sightline on the rolling window of section B: the host's page views stay open PAGE_SPAN_MS,
-/// closed batches are delivered between page views, outside the timed calls.
+/// Sightline on the rolling window of section B: the host's page views stay open PAGE_SPAN_MS;
+/// between page views, outside the timed calls, its timer runs (the sealing steps) and
+/// closed batches are delivered, as the peers' export threads work outside them.
 pub struct Sightline<'p, 'w> {
     logger: Logger,
     window: Window,
