@@ -60,6 +60,14 @@ fn record(logger: &mut Logger, from: u32, to: u32, start: u64) -> Vec<u64> {
     seqs
 }
 
+/// Records a full batch, which closes, then five impressions while it is compressed; the
+/// seqs of all.
+fn a_full_batch_then_five_while_it_seals(logger: &mut Logger) -> Vec<u64> {
+    let mut seqs = record(logger, 0, BATCH, T);
+    seqs.extend(record(logger, BATCH, BATCH + 5, CLOSED));
+    seqs
+}
+
 /// Handles each deadline as it comes, from `now`, until an upload is due: the steps it
 /// took and the upload.
 fn step_until_upload<S: Store>(logger: &mut Dev<S>, mut now: u64) -> (usize, Upload) {
@@ -212,9 +220,8 @@ fn a_crash_while_a_batch_seals_loses_nothing_its_journal_holds_it() {
 fn impressions_logged_while_a_batch_seals_wait_in_the_journal_and_count_once_after_a_crash() {
     let store = Rc::new(RefCell::new(MemoryStore::new()));
     let mut logger = logger_on(&store, cfg(), 0);
-    let mut seqs = record(&mut logger, 0, BATCH, T);
-    // Logged while the full batch is compressed, on a page view that then ends.
-    seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
+    // The five are logged on a page view that then ends.
+    let seqs = a_full_batch_then_five_while_it_seals(&mut logger);
     let (_, upload) = step_until_upload(&mut logger, CLOSED + 3000);
     assert_eq!(decode(&upload).1.len(), BATCH as usize);
     logger.sync();
@@ -319,9 +326,8 @@ fn a_journal_past_its_bound_while_batches_seal_back_to_back_is_checkpointed_all_
 fn a_kill_right_after_the_journal_is_cleared_loses_nothing_logged_while_the_batch_sealed() {
     let store = Rc::new(RefCell::new(Faulty::default()));
     let mut logger = logger_on(&store, cfg(), 0);
-    let mut seqs = record(&mut logger, 0, BATCH, T);
-    // Journaled (the host was told) while the full batch is compressed.
-    seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
+    // The five are journaled: the host was told.
+    let seqs = a_full_batch_then_five_while_it_seals(&mut logger);
     logger.sync();
     store.borrow_mut().die_after_journal_clear = true;
     // Sealing ends, then the next close's checkpoint clears the journal, and the process
@@ -360,9 +366,8 @@ fn a_kill_right_after_the_journal_is_cleared_loses_nothing_logged_while_the_batc
 fn impressions_logged_while_a_batch_seals_are_counted_once_when_the_checkpoint_state_write_fails() {
     let store = Rc::new(RefCell::new(Faulty::default()));
     let mut logger = logger_on(&store, cfg(), 0);
-    let mut seqs = record(&mut logger, 0, BATCH, T);
-    // Logged while the full batch is compressed: open, so in the journal only.
-    seqs.extend(record(&mut logger, BATCH, BATCH + 5, CLOSED));
+    // The five are open, so in the journal only.
+    let seqs = a_full_batch_then_five_while_it_seals(&mut logger);
     logger.sync();
     // Every state write fails from here: the journal is the only record of what follows.
     store.borrow_mut().fail_put = Some("state");

@@ -55,6 +55,11 @@ impl Columns {
         self.count
     }
 
+    /// Seq of the first impression (0 when empty).
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
     /// True when no impression was pushed.
     pub fn is_empty(&self) -> bool {
         self.count == 0

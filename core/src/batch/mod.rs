@@ -86,8 +86,6 @@ pub struct OpenBatch {
     pub artworks: Interner,
     pub page_views: Vec<BatchPageView>,
     columns: Columns,
-    /// Seq of the first impression; the rest follow without gaps.
-    pub first_seq: u64,
     /// Monotonic time the first impression arrived.
     pub opened_at: u64,
     encoded_estimate: usize,
@@ -102,6 +100,11 @@ impl OpenBatch {
     /// Number of buffered impressions.
     pub fn len(&self) -> usize {
         self.columns.len() as usize
+    }
+
+    /// Seq of the first impression; the rest follow without gaps.
+    pub fn first_seq(&self) -> u64 {
+        self.columns.first_seq()
     }
 
     /// The batch-local index of a page view, adding it if new; `None` when the batch has no
@@ -154,7 +157,6 @@ impl OpenBatch {
     /// Buffers an impression; `seq` must be the next seq after the buffered ones.
     pub fn push(&mut self, seq: u64, now: u64, p: Pending) {
         if self.columns.is_empty() {
-            self.first_seq = seq;
             self.opened_at = now;
         }
         self.encoded_estimate += varint_len(u64::from(p.item))

@@ -290,7 +290,7 @@ impl Logger {
                         continue;
                     };
                     // Seqs in a batch are contiguous: a record lost in between starts another.
-                    let next = self.open.first_seq + self.open.len() as u64;
+                    let next = self.open.first_seq() + self.open.len() as u64;
                     if self.open.full(
                         self.config.max_batch_impressions as usize,
                         self.config.contract.max_id_len,

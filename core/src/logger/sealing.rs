@@ -1,9 +1,9 @@
 //! The batch being sealed, a step per `handle_timeout`, so no host call does a batch's
 //! deflate (milliseconds for a batch of UUID-shaped ids). The close only writes the
-//! header and copies the columns the batch keeps encoded; then, each a step of its own: readying the compressor, compressing the next
-//! [`SEAL_STEP_BYTES`] of the encoding (its string tables encoded as far as that step
-//! reads), each deflate block boundary, the end of the stream, and storing and queueing the
-//! batch, then its checkpoint (see below). While a batch is sealing the logger asks to be
+//! header and copies the columns the batch keeps encoded; then, each a step of its own:
+//! readying the compressor, compressing the next [`SEAL_STEP_BYTES`] of the encoding (its
+//! string tables encoded as far as that step reads), each deflate block boundary, the end
+//! of the stream, and storing and queueing the batch, then its checkpoint (see below). While a batch is sealing the logger asks to be
 //! called back [`SEAL_STEP_MS`] later. A batch whose encoding is at most
 //! [`SEAL_IN_CALL_BYTES`] is sealed in the call that closed it.
 //!
@@ -11,7 +11,8 @@
 //! impressions at once) would let the open batch fill while the last one still seals, and
 //! the close would then finish that one in the call. So once the open batch is half full,
 //! an input that took no step takes one: a batch takes about one step per 200 B of its
-//! encoding, so the closed one is normally sealed before the open one fills.
+//! encoding, so the closed one is usually sealed before the open one fills (in the bench
+//! run without a timer, 152 of 821 such closes remain, batches that fill by bytes).
 //!
 //! `handle_app_hidden` closes the open batch the same way, a step per call; if a batch is
 //! sealing already, the open batch closes as that one is queued. Calls that need the batch
@@ -35,9 +36,9 @@ use super::*;
 /// step of its own. A full batch of 60 KiB takes about 300 steps.
 #[cfg(not(feature = "compact"))]
 pub const SEAL_STEP_BYTES: usize = 256;
-/// A batch whose encoding is at most this seals in the call that closes it: readying the
-/// compressor, one small block and queueing cost about two steps, and a small batch is
-/// ready to send at once.
+/// A batch whose encoding is at most this seals in the call that closes it, so a small
+/// batch is ready to send at once; the call then also readies the compressor (a median
+/// 8 us measured) and compresses one small block.
 #[cfg(not(feature = "compact"))]
 pub const SEAL_IN_CALL_BYTES: usize = 512;
 /// Under `compact` (firmware, wasm) nothing steps: a batch seals in the call that closes
@@ -273,7 +274,7 @@ impl Logger {
         let closed = ClosedBatch::new(
             s.id,
             s.batch_no,
-            s.batch.first_seq,
+            s.batch.first_seq(),
             s.batch.len() as u32,
             body,
         );
@@ -359,7 +360,7 @@ impl Logger {
         let closed = ClosedBatch::new(
             self.next_batch_id,
             batch_no,
-            self.open.first_seq,
+            self.open.first_seq(),
             self.open.len() as u32,
             body,
         );
